@@ -1,0 +1,104 @@
+import type { V1Container, V1EnvVar, V1SecurityContext, V1Volume } from '@kubernetes/client-node';
+import type { MutationConfig } from './config.js';
+import {
+  AGENT_STATE_DIR,
+  AGENT_STATE_VOLUME,
+  AGENT_TMP_VOLUME,
+  HYDRATE_CONTAINER,
+  INTEGRATION_SECRET,
+  SYNC_CONTAINER,
+  WORKSPACE_DIR,
+} from './names.js';
+
+export interface AgentSpecInput {
+  config: MutationConfig;
+  session: string;
+  /** name of the pod volume holding the session's state */
+  stateVolume: string;
+  /** SYNC_PATHS after mapping `.claude` to the runner's subPath */
+  syncPaths: string;
+  /** whether the secret has S3_REGION; otherwise the configured default is used */
+  secretHasRegion: boolean;
+  runAsUser: number;
+  runAsGroup: number | undefined;
+}
+
+export interface AgentSpecs {
+  hydrate: V1Container;
+  sync: V1Container;
+  volumes: V1Volume[];
+}
+
+// The only place the injected containers are described: what the agent reads from its
+// environment here is the contract with src/agent.
+export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
+  const { config } = input;
+  const env = agentEnv(input);
+  const base = {
+    image: config.agentImage,
+    imagePullPolicy: config.agentImagePullPolicy,
+    env,
+    resources: {
+      requests: { ...config.resources.requests },
+      limits: { ...config.resources.limits },
+    },
+    securityContext: securityContext(input.runAsUser, input.runAsGroup),
+    volumeMounts: [
+      { name: input.stateVolume, mountPath: WORKSPACE_DIR },
+      { name: AGENT_STATE_VOLUME, mountPath: AGENT_STATE_DIR },
+      { name: AGENT_TMP_VOLUME, mountPath: '/tmp' },
+    ],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  } satisfies Omit<V1Container, 'name'>;
+  const hydrate: V1Container = { name: HYDRATE_CONTAINER, ...structuredClone(base), args: ['hydrate'] };
+  const sync: V1Container = { name: SYNC_CONTAINER, ...structuredClone(base), args: ['sync'] };
+  if (config.sidecarMode === 'native') sync.restartPolicy = 'Always';
+  return {
+    hydrate,
+    sync,
+    volumes: [
+      { name: AGENT_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
+      { name: AGENT_TMP_VOLUME, emptyDir: { sizeLimit: '512Mi' } },
+    ],
+  };
+}
+
+function secretRef(name: string, key: string): V1EnvVar {
+  return { name, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key } } };
+}
+
+function agentEnv(input: AgentSpecInput): V1EnvVar[] {
+  const { config } = input;
+  return [
+    secretRef('S3_ENDPOINT', 'S3_ENDPOINT'),
+    secretRef('S3_BUCKET', 'S3_BUCKET'),
+    input.secretHasRegion
+      ? secretRef('S3_REGION', 'S3_REGION')
+      : { name: 'S3_REGION', value: config.defaultRegion },
+    secretRef('AWS_ACCESS_KEY_ID', 'S3_ACCESS_KEY'),
+    secretRef('AWS_SECRET_ACCESS_KEY', 'S3_SECRET_KEY'),
+    { name: 'NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'SESSION_NAME', value: input.session },
+    { name: 'WORKSPACE_DIR', value: WORKSPACE_DIR },
+    { name: 'SYNC_PATHS', value: input.syncPaths },
+    { name: 'SYNC_EXCLUDE', value: config.syncExclude },
+    { name: 'SYNC_INTERVAL', value: String(config.syncInterval) },
+    { name: 'MAX_SYNC_SIZE', value: config.maxSyncSize },
+    { name: 'HYDRATE_TIMEOUT_SECONDS', value: String(config.hydrateTimeoutSeconds) },
+    { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
+    { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
+  ];
+}
+
+// Pod Security "restricted" plus a read-only root: the agent writes only to its mounts.
+function securityContext(runAsUser: number, runAsGroup: number | undefined): V1SecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser,
+    ...(runAsGroup === undefined ? {} : { runAsGroup }),
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}

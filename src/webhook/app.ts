@@ -1,0 +1,107 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../shared/logger.js';
+import type { AdmissionDeps } from './admission.js';
+import type { WebhookMetrics } from './metrics.js';
+import { BadReview, reviewAdmission } from './review.js';
+
+export interface AppOptions {
+  deps: AdmissionDeps;
+  metrics: WebhookMetrics;
+  logger: Logger;
+  bodyLimit: string;
+  /** TLS material loaded and secret cache synced */
+  ready: () => boolean;
+}
+
+/** The HTTP surface: POST /mutate, /healthz, /readyz, /metrics. Transport only. */
+export function createApp(options: AppOptions): express.Express {
+  const { deps, metrics, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+  app.get('/readyz', (_req, res) => {
+    const ready = options.ready();
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready' : 'not ready');
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const reject = (res: Response, code: number, reason: string, message: string, started: bigint) => {
+    metrics.reviews.inc({ outcome: 'rejected', reason });
+    metrics.latency.observe({ outcome: 'rejected' }, seconds(started));
+    logger.warn({ outcome: 'rejected', reason, code }, message);
+    res.status(code).type('text/plain').send(`${message}\n`);
+  };
+
+  app.post(
+    '/mutate',
+    (req, res, next) => {
+      res.locals.started = process.hrtime.bigint();
+      if (!req.is('application/json')) {
+        reject(res, 415, 'unsupported-media-type', `unsupported content type "${req.get('content-type') ?? ''}": expected application/json`, res.locals.started as bigint);
+        return;
+      }
+      next();
+    },
+    express.json({ limit: options.bodyLimit, strict: true }),
+    async (req, res) => {
+      const started = res.locals.started as bigint;
+      try {
+        const review = await reviewAdmission(req.body, deps);
+        metrics.reviews.inc({ outcome: review.outcome, reason: review.reason });
+        metrics.latency.observe({ outcome: review.outcome }, seconds(started));
+        logger.info(
+          {
+            uid: review.uid,
+            namespace: review.namespace,
+            pod: review.podName,
+            outcome: review.outcome,
+            reason: review.reason,
+            ...(review.warnings.length > 0 ? { warnings: review.warnings } : {}),
+            ...(review.message ? { denial: review.message } : {}),
+            ms: Number(seconds(started) * 1000).toFixed(2),
+          },
+          'admission decision',
+        );
+        res.json(review.response);
+      } catch (error) {
+        if (error instanceof BadReview) {
+          reject(res, 400, 'malformed-review', error.message, started);
+          return;
+        }
+        throw error;
+      }
+    },
+  );
+
+  // body-parser's errors carry the HTTP status they stand for.
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const started = (res.locals.started as bigint | undefined) ?? process.hrtime.bigint();
+    const parserError = error as { type?: string; status?: number; limit?: number };
+    if (parserError.type === 'entity.too.large') {
+      reject(res, 413, 'too-large', `request body exceeds the ${options.bodyLimit} limit`, started);
+    } else if (parserError.type === 'entity.parse.failed') {
+      reject(res, 400, 'malformed-review', 'malformed AdmissionReview: body is not valid JSON', started);
+    } else if (parserError.status !== undefined && parserError.status >= 400 && parserError.status < 500) {
+      reject(res, parserError.status, 'bad-request', (error as Error).message, started);
+    } else {
+      logger.error({ err: error }, 'unexpected error answering a review');
+      metrics.reviews.inc({ outcome: 'rejected', reason: 'internal-error' });
+      res.status(500).type('text/plain').send('internal error\n');
+    }
+  });
+
+  return app;
+}
+
+function seconds(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}

@@ -1,0 +1,68 @@
+import { createLogger } from '../shared/logger.js';
+import { ConfigError, loadConfig } from './config.js';
+import { KubeSecretSource } from './kube-secret-source.js';
+import { createMetrics } from './metrics.js';
+import { ManifestError, ManifestSecretSource, type SecretSource } from './secret-source.js';
+import { startWebhookServer } from './server.js';
+
+export interface WebhookCommandOptions {
+  secretFiles: string[];
+}
+
+/** `session-storage webhook`: wiring only (config, secret source, server, signals). */
+export async function runWebhook(options: WebhookCommandOptions): Promise<void> {
+  const logger = createLogger('webhook');
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+  const metrics = createMetrics();
+
+  let secrets: SecretSource;
+  if (options.secretFiles.length > 0) {
+    try {
+      secrets = await ManifestSecretSource.fromFiles(options.secretFiles);
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  } else {
+    const kube = new KubeSecretSource({
+      logger,
+      getTimeoutMs: config.server.secretGetTimeoutMs,
+      getsPerSecond: config.server.secretGetPerSecond,
+      onLookup: (result) => metrics.secretCache.inc({ result }),
+    });
+    kube.start();
+    secrets = kube;
+  }
+
+  const running = await startWebhookServer({
+    server: config.server,
+    deps: { config: config.mutation, policy: config.policy, secrets },
+    metrics,
+    logger,
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining before exit');
+    void running.shutdown().then(() => {
+      logger.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import type { S3Policy } from './s3-settings.js';
+import { VERSION } from '../shared/version.js';
+
+export type SidecarMode = 'native' | 'legacy';
+
+/** Everything the pure mutation needs; no I/O settings. */
+export interface MutationConfig {
+  agentImage: string;
+  agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  sidecarMode: SidecarMode;
+  stateVolume: string;
+  emptyDirSizeLimit: string;
+  syncInterval: number;
+  maxSyncSize: string;
+  syncExclude: string;
+  syncPaths: string;
+  hydrateTimeoutSeconds: number;
+  finalSyncTimeoutSeconds: number;
+  gracePeriodMarginSeconds: number;
+  defaultRegion: string;
+  agentRunAsUser: number;
+  resources: {
+    requests: { cpu: string; memory: string };
+    limits: { cpu: string; memory: string };
+  };
+}
+
+export interface ServerConfig {
+  address: string;
+  port: number;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  bodyLimit: string;
+  shutdownDelaySeconds: number;
+  drainTimeoutSeconds: number;
+  secretGetTimeoutMs: number;
+  secretGetPerSecond: number;
+}
+
+export interface WebhookConfig {
+  mutation: MutationConfig;
+  policy: S3Policy;
+  server: ServerConfig;
+}
+
+const quantity = z
+  .string()
+  .regex(/^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/, 'must be a Kubernetes quantity like 10Gi or 500m');
+const seconds = z.coerce.number().int('must be a whole number').positive('must be positive');
+const policy = z.enum(['deny', 'ephemeral']);
+
+// The same names the agent reads, so one value means the same on both sides.
+const schema = z.object({
+  AGENT_IMAGE: z.string().min(1).default(`ambient-session-storage:${VERSION}`),
+  AGENT_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  SIDECAR_MODE: z.enum(['native', 'legacy']).default('native'),
+  STATE_VOLUME: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a volume name (DNS label)')
+    .default('workspace'),
+  EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),
+  SYNC_INTERVAL: seconds.default(60),
+  MAX_SYNC_SIZE: z
+    .string()
+    .regex(/^\d+(K|M|G|Ki|Mi|Gi)?$/, 'must be bytes, optionally with K, M, G, Ki, Mi or Gi')
+    .default('1Gi'),
+  SYNC_EXCLUDE: z.string().default('repos/**,node_modules/**,.venv/**,__pycache__/**'),
+  SYNC_PATHS: z
+    .string()
+    .regex(
+      /^[^,=\s]+(=[^,=\s]+)?(,[^,=\s]+(=[^,=\s]+)?)*$/,
+      'must be comma-separated entries "name" or "name=relative/path"',
+    )
+    .default('.claude,artifacts,uploads'),
+  HYDRATE_TIMEOUT_SECONDS: seconds.default(120),
+  FINAL_SYNC_TIMEOUT_SECONDS: seconds.default(45),
+  GRACE_PERIOD_MARGIN_SECONDS: seconds.default(15),
+  DEFAULT_S3_REGION: z.string().min(1).default('us-east-1'),
+  AGENT_RUN_AS_USER: z.coerce.number().int().min(1, 'must be a non-root uid').default(1001),
+  AGENT_CPU_REQUEST: quantity.default('100m'),
+  AGENT_MEMORY_REQUEST: quantity.default('128Mi'),
+  AGENT_CPU_LIMIT: quantity.default('1'),
+  AGENT_MEMORY_LIMIT: quantity.default('1Gi'),
+  ON_INCOMPLETE: policy.default('deny'),
+  ON_SECRET_ERROR: policy.default('deny'),
+  ADDRESS: z.string().min(1).default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8443),
+  TLS_CERT_FILE: z.string().min(1).default('/etc/webhook/certs/tls.crt'),
+  TLS_KEY_FILE: z.string().min(1).default('/etc/webhook/certs/tls.key'),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be like 3mb or 512kb').default('3mb'),
+  SHUTDOWN_DELAY_SECONDS: z.coerce.number().min(0).default(5),
+  DRAIN_TIMEOUT_SECONDS: z.coerce.number().min(0).default(20),
+  SECRET_GET_TIMEOUT_MS: z.coerce.number().int().positive().default(2000),
+  SECRET_GET_PER_SECOND: z.coerce.number().positive().default(5),
+});
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the webhook's settings; throws a ConfigError with a one-line message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
+  const known = Object.fromEntries(
+    Object.keys(schema.shape).flatMap((key) => {
+      const value = env[key];
+      return value === undefined || value === '' ? [] : [[key, value]];
+    }),
+  );
+  const parsed = schema.safeParse(known);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid webhook configuration: ${problems.join('; ')}`);
+  }
+  const c = parsed.data;
+  return {
+    mutation: {
+      agentImage: c.AGENT_IMAGE,
+      agentImagePullPolicy: c.AGENT_IMAGE_PULL_POLICY,
+      sidecarMode: c.SIDECAR_MODE,
+      stateVolume: c.STATE_VOLUME,
+      emptyDirSizeLimit: c.EMPTYDIR_SIZE_LIMIT,
+      syncInterval: c.SYNC_INTERVAL,
+      maxSyncSize: c.MAX_SYNC_SIZE,
+      syncExclude: c.SYNC_EXCLUDE,
+      syncPaths: c.SYNC_PATHS,
+      hydrateTimeoutSeconds: c.HYDRATE_TIMEOUT_SECONDS,
+      finalSyncTimeoutSeconds: c.FINAL_SYNC_TIMEOUT_SECONDS,
+      gracePeriodMarginSeconds: c.GRACE_PERIOD_MARGIN_SECONDS,
+      defaultRegion: c.DEFAULT_S3_REGION,
+      agentRunAsUser: c.AGENT_RUN_AS_USER,
+      resources: {
+        requests: { cpu: c.AGENT_CPU_REQUEST, memory: c.AGENT_MEMORY_REQUEST },
+        limits: { cpu: c.AGENT_CPU_LIMIT, memory: c.AGENT_MEMORY_LIMIT },
+      },
+    },
+    policy: { onIncomplete: c.ON_INCOMPLETE, onSecretError: c.ON_SECRET_ERROR },
+    server: {
+      address: c.ADDRESS,
+      port: c.PORT,
+      tlsCertFile: c.TLS_CERT_FILE,
+      tlsKeyFile: c.TLS_KEY_FILE,
+      bodyLimit: c.BODY_LIMIT,
+      shutdownDelaySeconds: c.SHUTDOWN_DELAY_SECONDS,
+      drainTimeoutSeconds: c.DRAIN_TIMEOUT_SECONDS,
+      secretGetTimeoutMs: c.SECRET_GET_TIMEOUT_MS,
+      secretGetPerSecond: c.SECRET_GET_PER_SECOND,
+    },
+  };
+}

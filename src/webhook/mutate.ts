@@ -1,0 +1,221 @@
+import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { MutationConfig } from './config.js';
+import type { S3Decision } from './s3-settings.js';
+import { buildAgentSpecs } from './agent-containers.js';
+import {
+  HYDRATE_CONTAINER,
+  OPT_OUT_ANNOTATION,
+  SESSION_LABEL,
+  SESSION_NAME_ANNOTATION,
+  STATUS_ANNOTATION,
+  SYNC_CONTAINER,
+} from './names.js';
+import { VERSION } from '../shared/version.js';
+
+export type Classification =
+  | { kind: 'skip'; reason: 'not-session-pod' | 'opted-out' }
+  | { kind: 'reinvocation' }
+  | { kind: 'invalid-session'; message: string }
+  | { kind: 'session'; session: string };
+
+export interface StatusAnnotation {
+  mode: 'sync' | 'ephemeral';
+  reason: string;
+  injected: string[];
+  version: string;
+}
+
+export type MutationResult =
+  | { outcome: 'allowed'; reason: string; pod: V1Pod; warnings: string[] }
+  | { outcome: 'patched'; reason: string; pod: V1Pod; warnings: string[]; status: StatusAnnotation }
+  | { outcome: 'denied'; reason: string; message: string; warnings: string[] };
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Decides what kind of pod this is, before anything is looked up for it. */
+export function classify(pod: V1Pod): Classification {
+  const labels = pod.metadata?.labels ?? {};
+  const annotations = pod.metadata?.annotations ?? {};
+  const session = labels[SESSION_LABEL] ?? annotations[SESSION_NAME_ANNOTATION];
+  if (session === undefined) return { kind: 'skip', reason: 'not-session-pod' };
+  if (annotations[OPT_OUT_ANNOTATION]?.trim().toLowerCase() === 'disabled') {
+    return { kind: 'skip', reason: 'opted-out' };
+  }
+  if (isAlreadyMutated(pod)) return { kind: 'reinvocation' };
+  if (session.length > 63 || !DNS_LABEL.test(session)) {
+    return {
+      kind: 'invalid-session',
+      message:
+        `invalid session name "${session}": it becomes part of S3 keys and must be a DNS label ` +
+        '(lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters)',
+    };
+  }
+  return { kind: 'session', session };
+}
+
+/**
+ * The whole mutation, with no I/O. `s3` is the decision for the pod's namespace; it is
+ * only consulted for pods `classify` calls sessions, so callers may pass null otherwise.
+ */
+export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null): MutationResult {
+  const classification = classify(pod);
+  switch (classification.kind) {
+    case 'skip':
+      return { outcome: 'allowed', reason: classification.reason, pod, warnings: [] };
+    case 'reinvocation':
+      return { outcome: 'allowed', reason: 'reinvocation', pod, warnings: [] };
+    case 'invalid-session':
+      return { outcome: 'denied', reason: 'invalid-session-name', message: classification.message, warnings: [] };
+    case 'session':
+      break;
+  }
+  if (s3 === null) throw new Error('mutate: a session pod needs an S3 decision');
+  if (s3.kind === 'deny') return { outcome: 'denied', reason: s3.reason, message: s3.message, warnings: [] };
+
+  const mutated = structuredClone(pod);
+  const spec = (mutated.spec ??= { containers: [] });
+  const warnings: string[] = [];
+  const injected: string[] = [];
+
+  const swapped = swapClaims(spec.volumes ?? [], config.emptyDirSizeLimit);
+  injected.push(...swapped.map((name) => `emptyDir:${name}`));
+
+  let mode: StatusAnnotation['mode'] = 'ephemeral';
+  let reason: string = s3.reason;
+  if (s3.kind === 'ephemeral') {
+    warnings.push(s3.warning);
+  } else {
+    const stateVolume = findStateVolume(spec.volumes ?? [], config.stateVolume, swapped);
+    if (stateVolume === undefined) {
+      reason = 'no-state-volume';
+      warnings.push(`no state volume "${config.stateVolume}" in the pod: session state is ephemeral`);
+    } else {
+      mode = 'sync';
+      injected.push(...injectAgent(mutated, config, classification.session, stateVolume, s3.hasRegion, warnings));
+    }
+  }
+
+  const status: StatusAnnotation = { mode, reason, injected, version: VERSION };
+  const metadata = (mutated.metadata ??= {});
+  metadata.annotations = { ...metadata.annotations, [STATUS_ANNOTATION]: JSON.stringify(status) };
+  return { outcome: 'patched', reason, pod: mutated, warnings, status };
+}
+
+function swapClaims(volumes: V1Volume[], sizeLimit: string): string[] {
+  const swapped: string[] = [];
+  volumes.forEach((volume, index) => {
+    if (volume.persistentVolumeClaim === undefined) return;
+    // Same name, so every existing volumeMount keeps pointing at it.
+    volumes[index] = { name: volume.name, emptyDir: { sizeLimit } };
+    swapped.push(volume.name);
+  });
+  return swapped;
+}
+
+function findStateVolume(volumes: V1Volume[], preferred: string, swapped: string[]): string | undefined {
+  if (volumes.some((volume) => volume.name === preferred)) return preferred;
+  return swapped.length === 1 ? swapped[0] : undefined;
+}
+
+function injectAgent(
+  pod: V1Pod,
+  config: MutationConfig,
+  session: string,
+  stateVolume: string,
+  secretHasRegion: boolean,
+  warnings: string[],
+): string[] {
+  const spec = pod.spec!;
+  const runner = findRunner(spec.containers, stateVolume);
+  const identity = runnerIdentity(pod, runner);
+  if (identity.runAsUser === undefined) {
+    warnings.push(
+      `runner declares no non-root runAsUser: agent containers run as uid ${config.agentRunAsUser} ` +
+        'and may not read files the runner keeps private',
+    );
+  }
+  const specs = buildAgentSpecs({
+    config,
+    session,
+    stateVolume,
+    syncPaths: mapClaudePath(config.syncPaths, spec.containers, stateVolume),
+    secretHasRegion,
+    runAsUser: identity.runAsUser ?? config.agentRunAsUser,
+    runAsGroup: identity.runAsGroup,
+  });
+
+  const ours = new Set([HYDRATE_CONTAINER, SYNC_CONTAINER]);
+  const initContainers = (spec.initContainers ?? []).filter((c) => !ours.has(c.name));
+  const containers = spec.containers.filter((c) => !ours.has(c.name));
+  // Appended after other injectors' init containers and native sidecars, so a mesh
+  // proxy sidecar is already up when hydrate needs the network.
+  initContainers.push(specs.hydrate);
+  if (config.sidecarMode === 'native') initContainers.push(specs.sync);
+  else containers.push(specs.sync);
+  spec.initContainers = initContainers;
+  spec.containers = containers;
+
+  const volumeNames = new Set(specs.volumes.map((volume) => volume.name));
+  spec.volumes = [...(spec.volumes ?? []).filter((v) => !volumeNames.has(v.name)), ...specs.volumes];
+
+  const needed = config.finalSyncTimeoutSeconds + config.gracePeriodMarginSeconds;
+  spec.terminationGracePeriodSeconds = Math.max(spec.terminationGracePeriodSeconds ?? 30, needed);
+
+  const syncPlace = config.sidecarMode === 'native' ? 'initContainer' : 'container';
+  return [
+    ...specs.volumes.map((volume) => `volume:${volume.name}`),
+    `initContainer:${HYDRATE_CONTAINER}`,
+    `${syncPlace}:${SYNC_CONTAINER}`,
+  ];
+}
+
+function mountsOf(container: V1Container, volume: string) {
+  return (container.volumeMounts ?? []).filter((mount) => mount.name === volume);
+}
+
+function findRunner(containers: V1Container[], stateVolume: string): V1Container | undefined {
+  return containers.find((c) => mountsOf(c, stateVolume).length > 0) ?? containers[0];
+}
+
+function runnerIdentity(pod: V1Pod, runner: V1Container | undefined) {
+  const own = runner?.securityContext;
+  const podLevel = pod.spec?.securityContext;
+  const uid = own?.runAsUser ?? podLevel?.runAsUser;
+  return {
+    runAsUser: uid === undefined || uid === 0 ? undefined : uid,
+    runAsGroup: own?.runAsGroup ?? podLevel?.runAsGroup,
+  };
+}
+
+// The platform mounts `.claude` from a subPath of the workspace volume; the agent must
+// sync that directory under the `.claude/` prefix.
+function mapClaudePath(syncPaths: string, containers: V1Container[], stateVolume: string): string {
+  const subPath = containers
+    .flatMap((c) => mountsOf(c, stateVolume))
+    .map((mount) => mount.subPath?.replace(/\/+$/, ''))
+    .find((path) => path !== undefined && (path === '.claude' || path.endsWith('/.claude')));
+  if (subPath === undefined || subPath === '.claude') return syncPaths;
+  return syncPaths
+    .split(',')
+    .map((entry) => (entry === '.claude' ? `.claude=${subPath}` : entry))
+    .join(',');
+}
+
+/** A pod we already mutated, seen again on reinvocation: its status annotation still holds. */
+export function isAlreadyMutated(pod: V1Pod): boolean {
+  const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
+  if (raw === undefined) return false;
+  let status: Partial<StatusAnnotation>;
+  try {
+    status = JSON.parse(raw) as Partial<StatusAnnotation>;
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(status.injected)) return false;
+  const spec = pod.spec;
+  if ((spec?.volumes ?? []).some((volume) => volume.persistentVolumeClaim !== undefined)) return false;
+  const names = new Set([...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.name));
+  return status.injected
+    .filter((item) => item.startsWith('initContainer:') || item.startsWith('container:'))
+    .every((item) => names.has(item.slice(item.indexOf(':') + 1)));
+}

@@ -1,0 +1,28 @@
+// The fixed names of DESIGN.md: users, manifests and the agent depend on them.
+export const SESSION_LABEL = 'agentic-session';
+export const SESSION_NAME_ANNOTATION = 'ambient-code.io/session-name';
+export const OPT_OUT_ANNOTATION = 'ambient-code.io/session-storage';
+export const STATUS_ANNOTATION = 'ambient-code.io/session-storage-status';
+export const INTEGRATION_SECRET = 'ambient-non-vertex-integrations';
+
+export const HYDRATE_CONTAINER = 'init-hydrate';
+export const SYNC_CONTAINER = 'state-sync';
+export const AGENT_STATE_VOLUME = 'session-storage-state';
+export const AGENT_TMP_VOLUME = 'session-storage-tmp';
+export const AGENT_STATE_DIR = '/var/lib/session-storage';
+export const WORKSPACE_DIR = '/workspace';
+
+export const S3_KEYS = [
+  'S3_ENABLED',
+  'S3_ENDPOINT',
+  'S3_BUCKET',
+  'S3_REGION',
+  'S3_ACCESS_KEY',
+  'S3_SECRET_KEY',
+] as const;
+export type S3Key = (typeof S3_KEYS)[number];
+
+// The keys whose values the webhook may keep in memory; the credentials are only ever
+// recorded as present or absent.
+export const NON_SECRET_KEYS = ['S3_ENABLED', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION'] as const;
+export type NonSecretKey = (typeof NON_SECRET_KEYS)[number];

@@ -1,0 +1,97 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import jsonPatch from 'fast-json-patch';
+import { z } from 'zod';
+import { admitPod, type AdmissionDeps } from './admission.js';
+
+const reviewSchema = z.object({
+  apiVersion: z.enum(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1']),
+  kind: z.literal('AdmissionReview'),
+  request: z.object({
+    uid: z.string().min(1),
+    kind: z.object({ group: z.string(), version: z.string(), kind: z.string() }),
+    operation: z.string(),
+    namespace: z.string().optional(),
+    subResource: z.string().optional(),
+    object: z.record(z.string(), z.unknown()).nullable().optional(),
+  }),
+});
+
+export class BadReview extends Error {}
+
+export interface ReviewOutcome {
+  /** allowed (no patch), patched, or denied */
+  outcome: 'allowed' | 'patched' | 'denied';
+  reason: string;
+  uid: string;
+  namespace: string;
+  podName: string;
+  warnings: string[];
+  message?: string;
+  response: unknown;
+}
+
+/** AdmissionReview in, AdmissionReview out; throws BadReview on a malformed request. */
+export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promise<ReviewOutcome> {
+  const parsed = reviewSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadReview(
+      `malformed AdmissionReview: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+    );
+  }
+  const { apiVersion, request } = parsed.data;
+  const pod = request.object as V1Pod | null | undefined;
+  const namespace = request.namespace ?? pod?.metadata?.namespace ?? '';
+  const podName = pod?.metadata?.name ?? (pod?.metadata?.generateName ? `${pod.metadata.generateName}*` : '');
+  const base = { uid: request.uid, namespace, podName, warnings: [] as string[] };
+  const reply = (response: Record<string, unknown>) => ({
+    apiVersion,
+    kind: 'AdmissionReview',
+    response: { uid: request.uid, ...response },
+  });
+
+  if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.subResource) {
+    return { ...base, outcome: 'allowed', reason: 'not-pod', response: reply({ allowed: true }) };
+  }
+  if (request.operation !== 'CREATE') {
+    return { ...base, outcome: 'allowed', reason: 'not-create', response: reply({ allowed: true }) };
+  }
+  if (pod === null || pod === undefined) {
+    throw new BadReview('malformed AdmissionReview: request.object: a CREATE of a Pod must carry the pod');
+  }
+
+  const result = await admitPod(pod, namespace, deps);
+  const warnings = result.warnings.length > 0 ? { warnings: result.warnings } : {};
+  if (result.outcome === 'denied') {
+    return {
+      ...base,
+      outcome: 'denied',
+      reason: result.reason,
+      message: result.message,
+      response: reply({ allowed: false, status: { code: 403, message: result.message } }),
+    };
+  }
+  const patch = jsonPatch.compare(withoutManagedFields(pod), withoutManagedFields(result.pod));
+  if (patch.length === 0) {
+    return { ...base, outcome: 'allowed', reason: result.reason, warnings: result.warnings, response: reply({ allowed: true, ...warnings }) };
+  }
+  return {
+    ...base,
+    outcome: 'patched',
+    reason: result.reason,
+    warnings: result.warnings,
+    response: reply({
+      allowed: true,
+      patchType: 'JSONPatch',
+      patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+      ...warnings,
+    }),
+  };
+}
+
+// managedFields is server bookkeeping; diffing it would only add noise to the patch.
+function withoutManagedFields(pod: V1Pod): V1Pod {
+  if (pod.metadata?.managedFields === undefined) return pod;
+  const { managedFields: _dropped, ...metadata } = pod.metadata;
+  return { ...pod, metadata };
+}

@@ -1,0 +1,128 @@
+import type { SecretSummary } from './secret-summary.js';
+import type { S3Key } from './names.js';
+
+export type FailurePolicy = 'deny' | 'ephemeral';
+
+export interface S3Policy {
+  /** incomplete or invalid S3 settings */
+  onIncomplete: FailurePolicy;
+  /** the secret could not be read (API error, RBAC, timeout) */
+  onSecretError: FailurePolicy;
+}
+
+export type S3Reason =
+  | 's3-configured'
+  | 'secret-absent'
+  | 's3-not-configured'
+  | 's3-disabled'
+  | 'incomplete'
+  | 'invalid'
+  | 'secret-error';
+
+export type S3Decision =
+  | { kind: 'sync'; reason: 's3-configured'; hasRegion: boolean }
+  | { kind: 'ephemeral'; reason: S3Reason; warning: string }
+  | { kind: 'deny'; reason: S3Reason; message: string };
+
+export const MESSAGES = {
+  absent: 'S3 not configured: session state is ephemeral',
+  disabled: 'S3 disabled in project settings',
+  incomplete: (missing: readonly S3Key[]) => `incomplete S3 configuration: missing ${missing.join(', ')}`,
+  invalid: (problems: readonly string[]) => `invalid S3 configuration: ${problems.join('; ')}`,
+  readError: (reason: string) => `failed to read project secret: ${reason}`,
+} as const;
+
+// Fixed order, so the message is stable whatever order the secret lists its keys in.
+const REQUIRED: readonly S3Key[] = ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'];
+
+/** DESIGN.md's decision table, from what is known about the namespace's secret. */
+export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
+  if (summary.kind === 'absent') {
+    return { kind: 'ephemeral', reason: 'secret-absent', warning: MESSAGES.absent };
+  }
+  if (summary.kind === 'error') {
+    return failure(policy.onSecretError, 'secret-error', MESSAGES.readError(summary.reason));
+  }
+  const { present, values } = summary;
+  // The secret holds every non-Vertex integration; one without any S3 key has simply not
+  // been set up for S3, which is the "not configured" row, not an incomplete one.
+  if (present.size === 0) {
+    return { kind: 'ephemeral', reason: 's3-not-configured', warning: MESSAGES.absent };
+  }
+  const enabled = values.S3_ENABLED;
+  if (enabled !== undefined) {
+    const parsed = parseBoolean(enabled);
+    if (parsed === undefined) {
+      return failure(
+        policy.onIncomplete,
+        'invalid',
+        MESSAGES.invalid([`S3_ENABLED must be "true" or "false" (got "${enabled}")`]),
+      );
+    }
+    if (!parsed) return { kind: 'ephemeral', reason: 's3-disabled', warning: MESSAGES.disabled };
+  }
+  const missing = REQUIRED.filter((key) => !present.has(key));
+  if (missing.length > 0) {
+    return failure(policy.onIncomplete, 'incomplete', MESSAGES.incomplete(missing));
+  }
+  const problems = [
+    endpointProblem(values.S3_ENDPOINT ?? ''),
+    bucketProblem(values.S3_BUCKET ?? ''),
+    values.S3_REGION === undefined ? undefined : regionProblem(values.S3_REGION),
+  ].filter((problem): problem is string => problem !== undefined);
+  if (problems.length > 0) {
+    return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid(problems));
+  }
+  return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined };
+}
+
+function failure(policy: FailurePolicy, reason: S3Reason, message: string): S3Decision {
+  return policy === 'deny'
+    ? { kind: 'deny', reason, message }
+    : { kind: 'ephemeral', reason, warning: `${message}: session state is ephemeral` };
+}
+
+function parseBoolean(value: string): boolean | undefined {
+  const normalized = value.trim().toLowerCase();
+  if (normalized === 'true') return true;
+  if (normalized === 'false') return false;
+  return undefined;
+}
+
+export function endpointProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `S3_ENDPOINT must be an http or https URL (got "${value}")`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `S3_ENDPOINT must be an http or https URL (got "${value}")`;
+  }
+  if (url.username !== '' || url.password !== '') {
+    return 'S3_ENDPOINT must not embed credentials';
+  }
+  if (url.search !== '' || url.hash !== '') {
+    return `S3_ENDPOINT must not have a query or fragment (got "${value}")`;
+  }
+  return undefined;
+}
+
+// S3's bucket naming rules, which MinIO and Ceph enforce as well.
+export function bucketProblem(value: string): string | undefined {
+  const why = (reason: string) => `S3_BUCKET "${value}" is not a legal bucket name: ${reason}`;
+  if (value.length < 3 || value.length > 63) return why('must be 3 to 63 characters long');
+  if (!/^[a-z0-9.-]+$/.test(value)) {
+    return why('only lowercase letters, digits, dots and hyphens are allowed');
+  }
+  if (!/^[a-z0-9].*[a-z0-9]$/.test(value)) return why('must begin and end with a letter or digit');
+  if (value.includes('..')) return why('must not contain two adjacent dots');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(value)) return why('must not be formatted as an IP address');
+  return undefined;
+}
+
+export function regionProblem(value: string): string | undefined {
+  return /^[a-z0-9]+(-[a-z0-9]+)*$/.test(value) && value.length <= 32
+    ? undefined
+    : `S3_REGION "${value}" is not a well-formed region (like us-east-1)`;
+}
