@@ -1,0 +1,31 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './env.js';
+import type { AgentLog } from './log.js';
+import type { RemoteTarget } from './remote.js';
+import { createS3Client } from './s3.js';
+
+// Enough parallel requests to hide per-request latency on many small files without
+// flooding a small S3-compatible server; the socket pool is sized to match.
+export const TRANSFER_WORKERS = 32;
+
+export interface AgentRuntime {
+  settings: AgentSettings;
+  client: S3Client;
+  target: RemoteTarget;
+}
+
+// Settings errors end the command with one line naming the setting.
+export function loadRuntime(env: NodeJS.ProcessEnv, log: AgentLog): AgentRuntime | undefined {
+  let settings: AgentSettings;
+  try {
+    settings = loadSettings(env);
+  } catch (error) {
+    if (error instanceof SettingsError || error instanceof Error) {
+      log.error(`invalid configuration: ${error.message}`);
+      return undefined;
+    }
+    throw error;
+  }
+  const client = createS3Client(settings, TRANSFER_WORKERS);
+  return { settings, client, target: { client, bucket: settings.bucket, prefix: sessionPrefix(settings) } };
+}

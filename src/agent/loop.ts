@@ -1,0 +1,92 @@
+import type { AgentLog } from './log.js';
+import type { CycleResult } from './sync.js';
+
+export interface SyncLoopOptions {
+  intervalSeconds: number;
+  finalSyncTimeoutSeconds: number;
+  log: AgentLog;
+  cycle: (signal: AbortSignal, final: boolean) => Promise<CycleResult>;
+  // Called on the second signal: the operator wants out now.
+  abortNow: (signal: NodeJS.Signals) => void;
+  signals?: NodeJS.Signals[];
+}
+
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 300_000;
+
+export function failureDelayMs(consecutiveFailures: number): number {
+  return Math.min(FIRST_BACKOFF_MS * 2 ** Math.max(0, consecutiveFailures - 1), MAX_BACKOFF_MS);
+}
+
+// Runs cycles every interval until SIGTERM/SIGINT. The first signal ends the wait at
+// once and starts the final-sync budget: a cycle already running finishes, then one final
+// cycle picks up whatever was written since its walk; both are aborted when the budget
+// runs out. A second signal aborts immediately.
+export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
+  const { log } = options;
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const wake = new AbortController();
+  const budget = new AbortController();
+  let stopping = false;
+  let budgetTimer: NodeJS.Timeout | undefined;
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.error(`received ${signal} again: aborting the final sync`);
+      budget.abort();
+      options.abortNow(signal);
+      return;
+    }
+    stopping = true;
+    log.info(`Received ${signal}: running the final sync (budget ${options.finalSyncTimeoutSeconds}s)`);
+    budgetTimer = setTimeout(() => budget.abort(), options.finalSyncTimeoutSeconds * 1000);
+    wake.abort();
+  };
+  for (const signal of signals) process.on(signal, onSignal);
+
+  try {
+    let failures = 0;
+    while (!stopping) {
+      const ok = await runCycle(options, budget.signal, false);
+      failures = ok ? 0 : failures + 1;
+      if (stopping) break;
+      const delay = ok ? options.intervalSeconds * 1000 : failureDelayMs(failures);
+      if (!ok) log.info(`next attempt in ${Math.round(delay / 1000)}s`);
+      await wait(delay, wake.signal);
+    }
+    const finalOk = await runCycle(options, budget.signal, true);
+    if (budget.signal.aborted) {
+      log.error(`final sync did not finish within FINAL_SYNC_TIMEOUT_SECONDS (${options.finalSyncTimeoutSeconds}s)`);
+      return false;
+    }
+    if (finalOk) log.info('Final sync complete, exiting');
+    return finalOk;
+  } finally {
+    clearTimeout(budgetTimer);
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
+// A cycle that throws (an unreadable workspace, a bug) is a failed cycle, not a crash:
+// the sidecar must keep the data and keep trying.
+async function runCycle(options: SyncLoopOptions, signal: AbortSignal, final: boolean): Promise<boolean> {
+  try {
+    return (await options.cycle(signal, final)).ok;
+  } catch (error) {
+    options.log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
+}
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, ms);
+    function finish() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', finish);
+      resolve();
+    }
+    signal.addEventListener('abort', finish, { once: true });
+  });
+}

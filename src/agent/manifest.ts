@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+// What the agent knows about one synced file: the local size, mtime and mode at the
+// moment it was uploaded or restored. Equal size and mtime mean "unchanged".
+export const fileEntrySchema = z.object({
+  size: z.number().int().nonnegative(),
+  mtimeMs: z.number(),
+  mode: z.number().int().nonnegative().optional(),
+});
+export type FileEntry = z.infer<typeof fileEntrySchema>;
+
+export type FileMap = Map<string, FileEntry>;
+
+export const skippedSchema = z.object({
+  path: z.string(),
+  size: z.number(),
+  reason: z.string(),
+});
+export type SkippedFile = z.infer<typeof skippedSchema>;
+
+// metadata.json: the upstream fields (lastSync, session, namespace, pathsSynced) plus
+// counts, skips and the manifest of synced files, so restores work without ListBucket.
+export const metadataSchema = z.object({
+  lastSync: z.string(),
+  session: z.string(),
+  namespace: z.string(),
+  pathsSynced: z.array(z.string()),
+  files: z.number().optional(),
+  bytes: z.number().optional(),
+  skipped: z.array(skippedSchema).optional(),
+  maxSyncSize: z.number().optional(),
+  agentVersion: z.string().optional(),
+  manifest: z.record(z.string(), fileEntrySchema).optional(),
+});
+export type Metadata = z.infer<typeof metadataSchema>;
+
+export const METADATA_KEY = 'metadata.json';
+
+export function sameFile(a: FileEntry | undefined, b: FileEntry): boolean {
+  return a !== undefined && a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1;
+}
+
+export function toRecord(files: FileMap): Record<string, FileEntry> {
+  return Object.fromEntries([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

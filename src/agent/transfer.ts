@@ -1,0 +1,107 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, readFile, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { FileEntry } from './manifest.js';
+import { PARTIAL_SUFFIX } from './walk.js';
+
+// Above this size a file goes up in parts, so a dropped connection costs one part, not the
+// whole file, and memory stays bounded (small files are read whole: one request each).
+export const MULTIPART_THRESHOLD = 16 * 2 ** 20;
+const PART_SIZE = 8 * 2 ** 20;
+const PART_QUEUE = 4;
+
+// The mtime is stored the way rclone stores it (seconds with a fraction, x-amz-meta-mtime)
+// so objects written by the shell version restore with their times too.
+function objectMetadata(entry: FileEntry): Record<string, string> {
+  const metadata: Record<string, string> = { mtime: (entry.mtimeMs / 1000).toFixed(6) };
+  if (entry.mode !== undefined) metadata.mode = (entry.mode & 0o777).toString(8);
+  return metadata;
+}
+
+export async function uploadFile(
+  client: S3Client,
+  bucket: string,
+  objectKey: string,
+  absolutePath: string,
+  entry: FileEntry,
+  signal: AbortSignal,
+): Promise<void> {
+  const Metadata = objectMetadata(entry);
+  if (entry.size < MULTIPART_THRESHOLD) {
+    const Body = await readFile(absolutePath, { signal });
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body, Metadata }), {
+      abortSignal: signal,
+    });
+    return;
+  }
+  const upload = new Upload({
+    client,
+    params: { Bucket: bucket, Key: objectKey, Body: createReadStream(absolutePath), Metadata },
+    partSize: PART_SIZE,
+    queueSize: PART_QUEUE,
+    leavePartsOnError: false,
+  });
+  const abort = () => void upload.abort();
+  signal.addEventListener('abort', abort, { once: true });
+  try {
+    await upload.done();
+  } finally {
+    signal.removeEventListener('abort', abort);
+  }
+}
+
+function parseMtime(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
+function parseMode(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[0-7]{1,4}$/.test(value)) return undefined;
+  return Number.parseInt(value, 8) & 0o777;
+}
+
+function isInside(root: string, candidate: string): boolean {
+  const relative = path.relative(root, candidate);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+// Downloads into "<name>.session-storage-partial" beside the target and renames it into
+// place, so the runner never sees a half-written file and a re-run starts clean.
+export async function downloadFile(
+  client: S3Client,
+  bucket: string,
+  objectKey: string,
+  localPath: string,
+  workspaceReal: string,
+  known: FileEntry | undefined,
+  signal: AbortSignal,
+): Promise<FileEntry> {
+  const dir = path.dirname(localPath);
+  await mkdir(dir, { recursive: true });
+  // A symlinked directory planted in the workspace must not redirect a restore elsewhere.
+  if (!isInside(workspaceReal, await realpath(dir))) {
+    throw new Error(`refusing to restore ${objectKey}: ${dir} resolves outside the workspace`);
+  }
+  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), {
+    abortSignal: signal,
+  });
+  const temp = `${localPath}${PARTIAL_SUFFIX}`;
+  try {
+    await pipeline(response.Body as Readable, createWriteStream(temp), { signal });
+    const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
+    const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
+    if (mode !== undefined) await chmod(temp, mode);
+    await utimes(temp, new Date(), mtimeMs / 1000);
+    await rename(temp, localPath);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  const info = await stat(localPath);
+  return { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };
+}

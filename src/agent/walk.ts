@@ -1,0 +1,165 @@
+import { lstat, opendir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { SyncPath } from './env.js';
+import { keyFor } from './keys.js';
+import type { FileEntry } from './manifest.js';
+import type { ExcludeMatcher } from './patterns.js';
+
+export const PARTIAL_SUFFIX = '.session-storage-partial';
+
+export interface LocalFile extends FileEntry {
+  key: string;
+  absolutePath: string;
+}
+
+export interface WalkResult {
+  files: Map<string, LocalFile>;
+  // Files found per sync path name; an empty path never triggers deletions.
+  counts: Map<string, number>;
+  // Directories that could not be read: their files may look deleted, so a cycle with
+  // errors propagates no deletions.
+  errors: string[];
+  symlinksSkipped: string[];
+}
+
+function isInside(root: string, candidate: string): boolean {
+  const relative = path.relative(root, candidate);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+// Walks each sync path, pruning excluded directories before reading them (node_modules
+// is never listed), and following a symlink only when it points at a file inside the
+// workspace.
+export async function walkSyncPaths(
+  workspaceDir: string,
+  syncPaths: readonly SyncPath[],
+  excludes: ExcludeMatcher,
+  onPath?: (syncPath: SyncPath) => void,
+): Promise<WalkResult> {
+  const result: WalkResult = { files: new Map(), counts: new Map(), errors: [], symlinksSkipped: [] };
+  let workspaceReal: string;
+  try {
+    workspaceReal = await realpath(workspaceDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      for (const syncPath of syncPaths) result.counts.set(syncPath.name, 0);
+      return result;
+    }
+    throw error;
+  }
+
+  for (const syncPath of syncPaths) {
+    onPath?.(syncPath);
+    await walkSyncPath(workspaceDir, workspaceReal, syncPath, excludes, result);
+  }
+  return result;
+}
+
+async function walkSyncPath(
+  workspaceDir: string,
+  workspaceReal: string,
+  syncPath: SyncPath,
+  excludes: ExcludeMatcher,
+  result: WalkResult,
+): Promise<void> {
+  const root = path.join(workspaceDir, syncPath.localDir);
+  const before = result.files.size;
+  let rootReal: string | undefined;
+  try {
+    rootReal = await realpath(root);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push(`${root}: ${String(error)}`);
+  }
+  if (rootReal !== undefined && !isInside(workspaceReal, rootReal)) {
+    result.symlinksSkipped.push(`${syncPath.name}/`);
+  } else if (rootReal !== undefined) {
+    await walkDir(root, '', syncPath, workspaceReal, excludes, result);
+  }
+  result.counts.set(syncPath.name, result.files.size - before);
+}
+
+async function walkDir(
+  dir: string,
+  relativeDir: string,
+  syncPath: SyncPath,
+  workspaceReal: string,
+  excludes: ExcludeMatcher,
+  result: WalkResult,
+): Promise<void> {
+  let handle;
+  try {
+    handle = await opendir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && relativeDir === '') return;
+    result.errors.push(`${dir}: ${code ?? String(error)}`);
+    return;
+  }
+  try {
+    for await (const entry of handle) {
+      const relativePath = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
+      const absolutePath = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!excludes.prunesDir(relativePath)) {
+          await walkDir(absolutePath, relativePath, syncPath, workspaceReal, excludes, result);
+        }
+        continue;
+      }
+      if (entry.name.endsWith(PARTIAL_SUFFIX) || excludes.excludesFile(relativePath)) continue;
+      if (entry.isSymbolicLink()) {
+        await addSymlink(absolutePath, relativePath, syncPath, workspaceReal, result);
+        continue;
+      }
+      if (!entry.isFile()) continue;
+      await addFile(absolutePath, relativePath, syncPath, result, lstat);
+    }
+  } catch (error) {
+    result.errors.push(`${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+async function addSymlink(
+  absolutePath: string,
+  relativePath: string,
+  syncPath: SyncPath,
+  workspaceReal: string,
+  result: WalkResult,
+): Promise<void> {
+  let target: string;
+  try {
+    target = await realpath(absolutePath);
+  } catch {
+    // Dangling links have nothing to upload.
+    return;
+  }
+  if (!isInside(workspaceReal, target)) {
+    result.symlinksSkipped.push(keyFor(syncPath, relativePath));
+    return;
+  }
+  await addFile(absolutePath, relativePath, syncPath, result, stat);
+}
+
+async function addFile(
+  absolutePath: string,
+  relativePath: string,
+  syncPath: SyncPath,
+  result: WalkResult,
+  statFn: typeof stat,
+): Promise<void> {
+  try {
+    const info = await statFn(absolutePath);
+    if (!info.isFile()) return;
+    const key = keyFor(syncPath, relativePath);
+    result.files.set(key, {
+      key,
+      absolutePath,
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      mode: info.mode & 0o7777,
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // A file removed between listing and stat is simply gone.
+    if (code !== 'ENOENT') result.errors.push(`${absolutePath}: ${code ?? String(error)}`);
+  }
+}
