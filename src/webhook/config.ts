@@ -52,7 +52,7 @@ const policy = z.enum(['deny', 'ephemeral']);
 
 // The same names the agent reads, so one value means the same on both sides.
 const schema = z.object({
-  AGENT_IMAGE: z.string().min(1).default(`ambient-session-storage:${VERSION}`),
+  AGENT_IMAGE: z.string().min(1).default(`ghcr.io/ambient-code/ambient-session-storage:${VERSION}`),
   AGENT_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   SIDECAR_MODE: z.enum(['native', 'legacy']).default('native'),
   STATE_VOLUME: z

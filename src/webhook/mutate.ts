@@ -78,7 +78,9 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
   const injected: string[] = [];
 
   const swapped = swapClaims(spec.volumes ?? [], config.emptyDirSizeLimit);
-  injected.push(...swapped.map((name) => `emptyDir:${name}`));
+  // Re-applied over a stale earlier injection, the claims it swapped are still ours.
+  const earlier = readStatus(pod)?.injected.filter((item) => item.startsWith('emptyDir:')) ?? [];
+  injected.push(...new Set([...earlier, ...swapped.map((name) => `emptyDir:${name}`)]));
 
   let mode: StatusAnnotation['mode'] = 'ephemeral';
   let reason: string = s3.reason;
@@ -203,19 +205,25 @@ function mapClaudePath(syncPaths: string, containers: V1Container[], stateVolume
 
 /** A pod we already mutated, seen again on reinvocation: its status annotation still holds. */
 export function isAlreadyMutated(pod: V1Pod): boolean {
-  const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
-  if (raw === undefined) return false;
-  let status: Partial<StatusAnnotation>;
-  try {
-    status = JSON.parse(raw) as Partial<StatusAnnotation>;
-  } catch {
-    return false;
-  }
-  if (!Array.isArray(status.injected)) return false;
+  const status = readStatus(pod);
+  if (status === undefined) return false;
   const spec = pod.spec;
   if ((spec?.volumes ?? []).some((volume) => volume.persistentVolumeClaim !== undefined)) return false;
   const names = new Set([...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.name));
   return status.injected
     .filter((item) => item.startsWith('initContainer:') || item.startsWith('container:'))
     .every((item) => names.has(item.slice(item.indexOf(':') + 1)));
+}
+
+function readStatus(pod: V1Pod): { injected: string[] } | undefined {
+  const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    const status = JSON.parse(raw) as Partial<StatusAnnotation>;
+    return Array.isArray(status.injected) && status.injected.every((item) => typeof item === 'string')
+      ? { injected: status.injected }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,0 +1,311 @@
+import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { mutate, type MutationResult } from '../../src/webhook/mutate.js';
+import { decideS3, type S3Decision } from '../../src/webhook/s3-settings.js';
+import { STATUS_ANNOTATION } from '../../src/webhook/names.js';
+import { VERSION } from '../../src/shared/version.js';
+import { defaultConfig, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
+
+const SYNC: S3Decision = { kind: 'sync', reason: 's3-configured', hasRegion: true };
+
+function run(pod: V1Pod, env: Record<string, string> = {}, s3: S3Decision = SYNC): MutationResult {
+  return mutate(pod, defaultConfig(env).mutation, s3);
+}
+
+function patched(pod: V1Pod, env: Record<string, string> = {}, s3: S3Decision = SYNC) {
+  const result = run(pod, env, s3);
+  if (result.outcome !== 'patched') throw new Error(`expected a patched pod, got ${result.outcome}`);
+  return result;
+}
+
+const byName = (containers: V1Container[] | undefined, name: string) => containers?.find((c) => c.name === name);
+const envOf = (container: V1Container | undefined) =>
+  Object.fromEntries((container?.env ?? []).map((e: V1EnvVar) => [e.name, e.value ?? e.valueFrom]));
+
+describe('which pods are mutated', () => {
+  it('leaves pods that are not session pods alone', () => {
+    const pod = loadPod('plain-pod');
+    expect(run(pod)).toEqual({ outcome: 'allowed', reason: 'not-session-pod', pod, warnings: [] });
+  });
+
+  it('leaves opted-out session pods alone, PVC included', () => {
+    const pod = loadPod('opted-out');
+    const result = run(pod);
+    expect(result).toMatchObject({ outcome: 'allowed', reason: 'opted-out' });
+    expect(result.outcome !== 'denied' && result.pod.spec?.volumes?.[0]?.persistentVolumeClaim).toBeTruthy();
+  });
+
+  it('denies session names that are not DNS labels, since they become S3 keys', () => {
+    expect(run(loadPod('bad-session-name'))).toEqual({
+      outcome: 'denied',
+      reason: 'invalid-session-name',
+      message:
+        'invalid session name "My_Session.v2": it becomes part of S3 keys and must be a DNS label ' +
+        '(lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters)',
+      warnings: [],
+    });
+  });
+
+  it('passes a denial of the S3 settings through with its message', () => {
+    const config = defaultConfig();
+    const s3 = decideS3(loadSecretSummary('incomplete'), config.policy);
+    expect(mutate(loadPod('session-runner'), config.mutation, s3)).toEqual({
+      outcome: 'denied',
+      reason: 'incomplete',
+      message: 'incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY',
+      warnings: [],
+    });
+  });
+
+  it('is idempotent: a reinvocation changes nothing', () => {
+    for (const fixture of ['session-runner', 'session-generate-name']) {
+      for (const mode of ['native', 'legacy']) {
+        const once = patched(loadPod(fixture), { SIDECAR_MODE: mode });
+        const twice = run(once.pod, { SIDECAR_MODE: mode });
+        expect(twice).toEqual({ outcome: 'allowed', reason: 'reinvocation', pod: once.pod, warnings: [] });
+      }
+    }
+  });
+
+  it('does not trust a status annotation whose injected containers are gone', () => {
+    const once = patched(loadPod('session-runner'));
+    const stripped = structuredClone(once.pod);
+    stripped.spec!.initContainers = [];
+    const again = patched(stripped);
+    expect(again.pod).toEqual(once.pod);
+  });
+
+  it('takes the session name from the label, else the annotation, never the pod name', () => {
+    expect(envOf(byName(patched(loadPod('session-runner')).pod.spec?.initContainers, 'init-hydrate')).SESSION_NAME).toBe('sess-7f3a');
+    expect(envOf(byName(patched(loadPod('session-generate-name')).pod.spec?.initContainers, 'init-hydrate')).SESSION_NAME).toBe('sess-b2');
+  });
+});
+
+describe('volumes', () => {
+  it('turns every PVC into an EmptyDir of the configured size, keeping names and mounts', () => {
+    const pod = loadPod('session-generate-name');
+    const result = patched(pod, { EMPTYDIR_SIZE_LIMIT: '20Gi' });
+    const volumes = result.pod.spec!.volumes!;
+    expect(volumes.slice(0, 3)).toEqual([
+      { name: 'workspace', emptyDir: { sizeLimit: '20Gi' } },
+      { name: 'cache', emptyDir: { sizeLimit: '20Gi' } },
+      { name: 'tools', emptyDir: {} },
+    ]);
+    expect(volumes.some((v) => v.persistentVolumeClaim)).toBe(false);
+    expect(byName(result.pod.spec!.containers, 'runner')!.volumeMounts).toEqual(pod.spec!.containers[0]!.volumeMounts);
+  });
+
+  it('swaps PVCs even when S3 is not configured, with the warning and no agent', () => {
+    const config = defaultConfig();
+    const result = patched(loadPod('session-runner'), {}, decideS3({ kind: 'absent' }, config.policy));
+    expect(result.warnings).toEqual(['S3 not configured: session state is ephemeral']);
+    expect(result.pod.spec!.volumes).toEqual([{ name: 'workspace', emptyDir: { sizeLimit: '10Gi' } }]);
+    expect(result.pod.spec!.initContainers).toBeUndefined();
+    expect(result.status).toEqual({ mode: 'ephemeral', reason: 'secret-absent', injected: ['emptyDir:workspace'], version: VERSION });
+  });
+
+  it('uses the only PVC as state volume when none has the configured name', () => {
+    const pod = loadPod('opted-out');
+    delete pod.metadata!.annotations;
+    pod.spec!.volumes![0]!.name = 'data';
+    pod.spec!.containers[0]!.volumeMounts![0]!.name = 'data';
+    const hydrate = byName(patched(pod).pod.spec!.initContainers, 'init-hydrate')!;
+    expect(hydrate.volumeMounts![0]).toEqual({ name: 'data', mountPath: '/workspace' });
+  });
+
+  it('honours STATE_VOLUME', () => {
+    const hydrate = byName(patched(loadPod('session-generate-name'), { STATE_VOLUME: 'cache' }).pod.spec!.initContainers, 'init-hydrate')!;
+    expect(hydrate.volumeMounts![0]).toEqual({ name: 'cache', mountPath: '/workspace' });
+  });
+
+  it('injects nothing and warns when there is no state volume to sync', () => {
+    const pod = loadPod('session-generate-name');
+    pod.spec!.volumes = pod.spec!.volumes!.map((v) => (v.name === 'workspace' ? { ...v, name: 'scratch' } : v));
+    const result = patched(pod);
+    expect(result.warnings).toEqual(['no state volume "workspace" in the pod: session state is ephemeral']);
+    expect(result.status.mode).toBe('ephemeral');
+    expect(result.pod.spec!.initContainers!.map((c) => c.name)).toEqual(['istio-proxy', 'fetch-tools']);
+  });
+
+  it('adds the pod-scoped agent state and tmp EmptyDirs, mounted into both agent containers', () => {
+    const spec = patched(loadPod('session-runner')).pod.spec!;
+    expect(spec.volumes!.map((v) => v.name)).toEqual(['workspace', 'session-storage-state', 'session-storage-tmp']);
+    for (const name of ['init-hydrate', 'state-sync']) {
+      expect(byName(spec.initContainers, name)!.volumeMounts).toEqual([
+        { name: 'workspace', mountPath: '/workspace' },
+        { name: 'session-storage-state', mountPath: '/var/lib/session-storage' },
+        { name: 'session-storage-tmp', mountPath: '/tmp' },
+      ]);
+    }
+  });
+});
+
+describe('injected containers', () => {
+  it('appends init-hydrate then the native state-sync sidecar after other init containers, in order', () => {
+    const spec = patched(loadPod('session-generate-name')).pod.spec!;
+    expect(spec.initContainers!.map((c) => [c.name, c.restartPolicy])).toEqual([
+      ['istio-proxy', 'Always'],
+      ['fetch-tools', undefined],
+      ['init-hydrate', undefined],
+      ['state-sync', 'Always'],
+    ]);
+    expect(byName(spec.initContainers, 'init-hydrate')!.args).toEqual(['hydrate']);
+    expect(byName(spec.initContainers, 'state-sync')!.args).toEqual(['sync']);
+    expect(byName(spec.initContainers, 'state-sync')!.command).toBeUndefined();
+  });
+
+  it('puts state-sync among the containers in legacy mode', () => {
+    const spec = patched(loadPod('session-runner'), { SIDECAR_MODE: 'legacy' }).pod.spec!;
+    expect(spec.initContainers!.map((c) => c.name)).toEqual(['init-hydrate']);
+    expect(spec.containers.map((c) => [c.name, c.restartPolicy])).toEqual([
+      ['ambient-code-runner', undefined],
+      ['state-sync', undefined],
+    ]);
+  });
+
+  it('replaces, never duplicates, stale containers with our names', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'old:1' }];
+    const spec = patched(pod).pod.spec!;
+    expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
+      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
+      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
+    ]);
+  });
+
+  it('passes credentials only through secretKeyRef and the namespace through fieldRef', () => {
+    const sync = byName(patched(loadPod('session-runner')).pod.spec!.initContainers, 'state-sync')!;
+    const env = envOf(sync);
+    const ref = (key: string) => ({ secretKeyRef: { name: 'ambient-non-vertex-integrations', key } });
+    expect(env).toMatchObject({
+      S3_ENDPOINT: ref('S3_ENDPOINT'),
+      S3_BUCKET: ref('S3_BUCKET'),
+      S3_REGION: ref('S3_REGION'),
+      AWS_ACCESS_KEY_ID: ref('S3_ACCESS_KEY'),
+      AWS_SECRET_ACCESS_KEY: ref('S3_SECRET_KEY'),
+      NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
+    });
+  });
+
+  it('writes no secret value anywhere in the pod', () => {
+    const config = defaultConfig();
+    const s3 = decideS3(loadSecretSummary('complete'), config.policy);
+    const result = mutate(loadPod('session-runner'), config.mutation, s3);
+    const text = JSON.stringify(result);
+    for (const value of ['AKIAEXAMPLEACCESSKEY', 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY', 'minio.ambient-system.svc', 'ambient-sessions']) {
+      expect(text).not.toContain(value);
+    }
+    expect(readFixture('secrets/complete.yaml')).toContain('S3_SECRET_KEY');
+  });
+
+  it('uses the configured default region when the secret has none', () => {
+    const hydrate = byName(
+      patched(loadPod('session-runner'), { DEFAULT_S3_REGION: 'eu-west-3' }, { kind: 'sync', reason: 's3-configured', hasRegion: false }).pod.spec!.initContainers,
+      'init-hydrate',
+    );
+    expect(envOf(hydrate).S3_REGION).toBe('eu-west-3');
+  });
+
+  it('hands the sync settings to the agent', () => {
+    const env = envOf(byName(
+      patched(loadPod('session-generate-name'), {
+        SYNC_INTERVAL: '15',
+        MAX_SYNC_SIZE: '500Mi',
+        SYNC_EXCLUDE: 'node_modules/**,*.tmp',
+        SYNC_PATHS: '.claude,artifacts',
+        HYDRATE_TIMEOUT_SECONDS: '300',
+      }).pod.spec!.initContainers,
+      'state-sync',
+    ));
+    expect(env).toMatchObject({
+      SYNC_INTERVAL: '15',
+      MAX_SYNC_SIZE: '500Mi',
+      SYNC_EXCLUDE: 'node_modules/**,*.tmp',
+      SYNC_PATHS: '.claude,artifacts',
+      HYDRATE_TIMEOUT_SECONDS: '300',
+      WORKSPACE_DIR: '/workspace',
+      AGENT_STATE_DIR: '/var/lib/session-storage',
+    });
+  });
+
+  it.each([
+    ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,artifacts,uploads'],
+    ['state/.claude/', '.claude=state/.claude,artifacts,uploads'],
+    ['.claude', '.claude,artifacts,uploads'],
+    ['claude-home', '.claude,artifacts,uploads'],
+  ])('maps .claude to the runner subPath %s', (subPath, expected) => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers[0]!.volumeMounts![1]!.subPath = subPath;
+    expect(envOf(byName(patched(pod).pod.spec!.initContainers, 'init-hydrate')).SYNC_PATHS).toBe(expected);
+  });
+
+  it('hardens both containers so the pod can pass Pod Security "restricted"', () => {
+    const spec = patched(loadPod('session-runner')).pod.spec!;
+    for (const name of ['init-hydrate', 'state-sync']) {
+      expect(byName(spec.initContainers, name)!.securityContext).toEqual({
+        runAsNonRoot: true,
+        runAsUser: 1001,
+        runAsGroup: 0,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+    }
+  });
+
+  it("runs as the runner's own uid and gid, container level before pod level", () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers[0]!.securityContext = { runAsUser: 2000, runAsGroup: 3000 };
+    const hydrate = byName(patched(pod).pod.spec!.initContainers, 'init-hydrate')!;
+    expect(hydrate.securityContext).toMatchObject({ runAsUser: 2000, runAsGroup: 3000 });
+  });
+
+  it('falls back to AGENT_RUN_AS_USER with a warning when the runner runs as root or declares nothing', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.securityContext = { runAsUser: 0 };
+    const result = patched(pod, { AGENT_RUN_AS_USER: '4242' });
+    expect(byName(result.pod.spec!.initContainers, 'state-sync')!.securityContext).toMatchObject({ runAsUser: 4242, runAsNonRoot: true });
+    expect(result.warnings).toEqual([
+      'runner declares no non-root runAsUser: agent containers run as uid 4242 and may not read files the runner keeps private',
+    ]);
+  });
+
+  it('applies the configured resources', () => {
+    const hydrate = byName(
+      patched(loadPod('session-runner'), { AGENT_CPU_REQUEST: '50m', AGENT_MEMORY_REQUEST: '64Mi', AGENT_CPU_LIMIT: '2', AGENT_MEMORY_LIMIT: '2Gi' }).pod.spec!.initContainers,
+      'init-hydrate',
+    )!;
+    expect(hydrate.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '2', memory: '2Gi' } });
+  });
+});
+
+describe('grace period', () => {
+  it.each([
+    [undefined, {}, 60],
+    [20, {}, 60],
+    [60, {}, 60],
+    [300, {}, 300],
+    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '100' }, 115],
+    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '30', GRACE_PERIOD_MARGIN_SECONDS: '5' }, 60],
+  ])('from %s with %o becomes %s, never lower, always above the final-sync budget', (before, env, after) => {
+    const pod = loadPod('session-runner');
+    pod.spec!.terminationGracePeriodSeconds = before;
+    const spec = patched(pod, env).pod.spec!;
+    expect(spec.terminationGracePeriodSeconds).toBe(after);
+    const budget = Number(envOf(byName(spec.initContainers, 'state-sync')).FINAL_SYNC_TIMEOUT_SECONDS);
+    expect(budget).toBeLessThan(after);
+  });
+});
+
+describe('status annotation', () => {
+  it('records mode, reason, what was injected and the version', () => {
+    const result = patched(loadPod('session-runner'), { SIDECAR_MODE: 'legacy' });
+    expect(JSON.parse(result.pod.metadata!.annotations![STATUS_ANNOTATION]!)).toEqual({
+      mode: 'sync',
+      reason: 's3-configured',
+      injected: ['emptyDir:workspace', 'volume:session-storage-state', 'volume:session-storage-tmp', 'initContainer:init-hydrate', 'container:state-sync'],
+      version: VERSION,
+    });
+  });
+});

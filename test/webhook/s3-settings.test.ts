@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { decideS3, type S3Policy } from '../../src/webhook/s3-settings.js';
+import { summarizeSecret, type SecretSummary } from '../../src/webhook/secret-summary.js';
+import { loadSecretSummary } from './fixtures.js';
+
+const deny: S3Policy = { onIncomplete: 'deny', onSecretError: 'deny' };
+const lenient: S3Policy = { onIncomplete: 'ephemeral', onSecretError: 'ephemeral' };
+
+const complete = {
+  S3_ENABLED: 'true',
+  S3_ENDPOINT: 'http://minio.ambient-system.svc:9000',
+  S3_BUCKET: 'ambient-sessions',
+  S3_REGION: 'us-east-1',
+  S3_ACCESS_KEY: 'AKIAEXAMPLE',
+  S3_SECRET_KEY: 'secret-example',
+};
+const withValues = (stringData: Record<string, string>): SecretSummary => summarizeSecret({ stringData });
+
+describe('the decision table of DESIGN.md', () => {
+  it.each([
+    ['secret absent', { kind: 'absent' } as SecretSummary, { kind: 'ephemeral', reason: 'secret-absent', warning: 'S3 not configured: session state is ephemeral' }],
+    ['secret without any S3 key', withValues({ GITHUB_TOKEN: 'ghp_x' }), { kind: 'ephemeral', reason: 's3-not-configured', warning: 'S3 not configured: session state is ephemeral' }],
+    ['S3_ENABLED false', loadSecretSummary('disabled'), { kind: 'ephemeral', reason: 's3-disabled', warning: 'S3 disabled in project settings' }],
+    ['S3_ENABLED FALSE, other keys missing', withValues({ S3_ENABLED: 'FALSE' }), { kind: 'ephemeral', reason: 's3-disabled', warning: 'S3 disabled in project settings' }],
+    ['complete (data, base64)', loadSecretSummary('complete'), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['complete (stringData), no region', loadSecretSummary('complete-stringdata'), { kind: 'sync', reason: 's3-configured', hasRegion: false }],
+    ['complete without S3_ENABLED', withValues({ ...complete, S3_ENABLED: '' }), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['empty bucket and no secret key', loadSecretSummary('incomplete'), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY' }],
+    ['only enabled', withValues({ S3_ENABLED: 'true' }), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY' }],
+    ['whitespace-only access key', withValues({ ...complete, S3_ACCESS_KEY: '  ' }), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_ACCESS_KEY' }],
+    ['endpoint not a URL, bucket illegal', loadSecretSummary('invalid-endpoint'), {
+      kind: 'deny',
+      reason: 'invalid',
+      message:
+        'invalid S3 configuration: S3_ENDPOINT must be an http or https URL (got "minio.ambient-system.svc:9000"); ' +
+        'S3_BUCKET "Ambient_Sessions" is not a legal bucket name: only lowercase letters, digits, dots and hyphens are allowed',
+    }],
+    ['ftp endpoint', withValues({ ...complete, S3_ENDPOINT: 'ftp://files.example.com' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ENDPOINT must be an http or https URL (got "ftp://files.example.com")' }],
+    ['endpoint with credentials', withValues({ ...complete, S3_ENDPOINT: 'https://user:pw@s3.example.com' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ENDPOINT must not embed credentials' }],
+    ['bucket too short', withValues({ ...complete, S3_BUCKET: 'ab' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "ab" is not a legal bucket name: must be 3 to 63 characters long' }],
+    ['bucket like an IP', withValues({ ...complete, S3_BUCKET: '192.168.1.10' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "192.168.1.10" is not a legal bucket name: must not be formatted as an IP address' }],
+    ['bucket with adjacent dots', withValues({ ...complete, S3_BUCKET: 'a..b' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "a..b" is not a legal bucket name: must not contain two adjacent dots' }],
+    ['region malformed', withValues({ ...complete, S3_REGION: 'US East 1' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_REGION "US East 1" is not a well-formed region (like us-east-1)' }],
+    ['S3_ENABLED not a boolean', withValues({ ...complete, S3_ENABLED: 'maybe' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ENABLED must be "true" or "false" (got "maybe")' }],
+    ['read error', { kind: 'error', reason: 'HTTP 403: secrets is forbidden' } as SecretSummary, { kind: 'deny', reason: 'secret-error', message: 'failed to read project secret: HTTP 403: secrets is forbidden' }],
+  ])('%s', (_name, summary, expected) => {
+    expect(decideS3(summary, deny)).toEqual(expected);
+  });
+
+  it('keeps the missing keys in a stable order whatever order the secret lists them in', () => {
+    const a = withValues({ S3_SECRET_KEY: 'x', S3_ENABLED: 'true', S3_ENDPOINT: 'http://a:9000' });
+    const b = withValues({ S3_ENDPOINT: 'http://a:9000', S3_ENABLED: 'true', S3_SECRET_KEY: 'x' });
+    expect(decideS3(a, deny)).toEqual(decideS3(b, deny));
+    expect(decideS3(a, deny)).toMatchObject({ message: 'incomplete S3 configuration: missing S3_BUCKET, S3_ACCESS_KEY' });
+  });
+
+  it.each([
+    ['incomplete', loadSecretSummary('incomplete'), 'incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY: session state is ephemeral'],
+    ['invalid', withValues({ ...complete, S3_BUCKET: 'ab' }), 'invalid S3 configuration: S3_BUCKET "ab" is not a legal bucket name: must be 3 to 63 characters long: session state is ephemeral'],
+    ['secret-error', { kind: 'error', reason: 'timed out after 2000 ms' } as SecretSummary, 'failed to read project secret: timed out after 2000 ms: session state is ephemeral'],
+  ])('the ephemeral policy turns a %s denial into a warning', (reason, summary, warning) => {
+    expect(decideS3(summary, lenient)).toEqual({ kind: 'ephemeral', reason, warning });
+  });
+
+  it('switches the two policies independently', () => {
+    const onlyErrors: S3Policy = { onIncomplete: 'deny', onSecretError: 'ephemeral' };
+    expect(decideS3(loadSecretSummary('incomplete'), onlyErrors).kind).toBe('deny');
+    expect(decideS3({ kind: 'error', reason: 'x' }, onlyErrors).kind).toBe('ephemeral');
+  });
+});
+
+describe('secret summaries', () => {
+  it('never keep credential values, only whether they are set', () => {
+    const summary = loadSecretSummary('complete');
+    expect(JSON.stringify([...(summary.kind === 'present' ? summary.present : [])])).toContain('S3_SECRET_KEY');
+    const serialized = JSON.stringify(summary, (_key, value: unknown) => (value instanceof Set ? [...value] : value));
+    expect(serialized).not.toContain('wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY');
+    expect(serialized).not.toContain('AKIAEXAMPLEACCESSKEY');
+    expect(summary).toMatchObject({ values: { S3_BUCKET: 'ambient-sessions', S3_ENDPOINT: 'http://minio.ambient-system.svc:9000' } });
+  });
+
+  it('read stringData over data, as the API server merges them', () => {
+    const summary = summarizeSecret({
+      data: { S3_BUCKET: Buffer.from('from-data').toString('base64') },
+      stringData: { S3_BUCKET: 'from-string-data' },
+    });
+    expect(summary).toMatchObject({ values: { S3_BUCKET: 'from-string-data' } });
+  });
+});
