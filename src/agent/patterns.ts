@@ -37,7 +37,7 @@ function tails(relativePath: string): string[] {
 
 function matches(compiled: Compiled, test: Test, relativePath: string): boolean {
   if (compiled.anchored) return test(relativePath);
-  return tails(relativePath).some(test);
+  return tails(relativePath).some((tail) => test(tail));
 }
 
 export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {

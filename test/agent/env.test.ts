@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { loadSettings, parseSyncPaths, SettingsError } from '../../src/agent/env.js';
+
+const base = {
+  S3_ENDPOINT: 'http://minio.ambient-code.svc:9000',
+  S3_BUCKET: 'ambient-sessions',
+  AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'secret-value',
+  NAMESPACE: 'project-a',
+  SESSION_NAME: 'session-1',
+};
+
+describe('agent settings', () => {
+  it('applies the documented defaults', () => {
+    const settings = loadSettings(base);
+    expect(settings).toMatchObject({
+      region: 'us-east-1',
+      workspaceDir: '/workspace',
+      syncIntervalSeconds: 60,
+      maxSyncSize: 2 ** 30,
+      hydrateTimeoutSeconds: 120,
+      finalSyncTimeoutSeconds: 45,
+      stateDir: '/var/lib/session-storage',
+      exclude: ['repos/**', 'node_modules/**', '.venv/**', '__pycache__/**'],
+    });
+    expect(settings.syncPaths).toEqual([
+      { name: '.claude', localDir: '.claude' },
+      { name: 'artifacts', localDir: 'artifacts' },
+      { name: 'uploads', localDir: 'uploads' },
+    ]);
+  });
+
+  it('reads every knob', () => {
+    const settings = loadSettings({
+      ...base,
+      S3_REGION: 'eu-west-1',
+      WORKSPACE_DIR: '/data',
+      SYNC_PATHS: '.claude=home/.claude, artifacts',
+      SYNC_EXCLUDE: '*.log, tmp/**',
+      SYNC_INTERVAL: '15',
+      MAX_SYNC_SIZE: '500Mi',
+      HYDRATE_TIMEOUT_SECONDS: '30',
+      FINAL_SYNC_TIMEOUT_SECONDS: '20',
+      AGENT_STATE_DIR: '/state',
+    });
+    expect(settings).toMatchObject({
+      region: 'eu-west-1',
+      workspaceDir: '/data',
+      syncPaths: [
+        { name: '.claude', localDir: 'home/.claude' },
+        { name: 'artifacts', localDir: 'artifacts' },
+      ],
+      exclude: ['*.log', 'tmp/**'],
+      syncIntervalSeconds: 15,
+      maxSyncSize: 500 * 2 ** 20,
+      hydrateTimeoutSeconds: 30,
+      finalSyncTimeoutSeconds: 20,
+      stateDir: '/state',
+    });
+  });
+
+  it('allows an empty exclude list', () => {
+    expect(loadSettings({ ...base, SYNC_EXCLUDE: '' }).exclude).toEqual([]);
+  });
+
+  it.each([
+    [{ S3_BUCKET: undefined }, 'S3_BUCKET is required'],
+    [{ AWS_SECRET_ACCESS_KEY: '' }, 'AWS_SECRET_ACCESS_KEY is required'],
+    [{ S3_ENDPOINT: 'minio:9000' }, 'S3_ENDPOINT must be an http(s) URL'],
+    [{ S3_BUCKET: 'Bad_Bucket' }, 'S3_BUCKET is not a valid bucket name'],
+    [{ NAMESPACE: 'Project_A' }, 'NAMESPACE must be a DNS label'],
+    [{ SESSION_NAME: '../etc' }, 'SESSION_NAME must be a DNS label'],
+    [{ SYNC_INTERVAL: 'soon' }, 'SYNC_INTERVAL must be a number of seconds >= 1, got "soon"'],
+    [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a size like 500Mi or 1G, got "1 lot"'],
+    [{ SYNC_PATHS: 'x=../outside' }, 'SYNC_PATHS entry "x=../outside": the local path must be relative and inside WORKSPACE_DIR'],
+    [{ SYNC_PATHS: 'a,a' }, 'SYNC_PATHS names "a" twice'],
+  ])('rejects %o with one clear line', (override, message) => {
+    expect(() => loadSettings({ ...base, ...override })).toThrow(message);
+  });
+
+  it('never echoes a credential in an error', () => {
+    try {
+      loadSettings({ ...base, S3_BUCKET: '' });
+    } catch (error) {
+      expect(String(error)).not.toContain('secret-value');
+      return;
+    }
+    throw new Error('expected a settings error');
+  });
+
+  it('refuses sync path names that cannot be S3 prefixes', () => {
+    expect(() => parseSyncPaths('a/b')).toThrow(SettingsError);
+    expect(() => parseSyncPaths('..')).toThrow(SettingsError);
+    expect(() => parseSyncPaths('metadata.json')).toThrow(SettingsError);
+    expect(() => parseSyncPaths(' , ')).toThrow('SYNC_PATHS must name at least one path');
+  });
+});

@@ -1,0 +1,157 @@
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/env.js';
+import { hydrate } from '../../src/agent/hydrate.js';
+import type { AgentLog } from '../../src/agent/log.js';
+import { createS3Client } from '../../src/agent/s3.js';
+import { Syncer, type CycleResult } from '../../src/agent/sync.js';
+import type { Metadata } from '../../src/agent/manifest.js';
+import type { MinioInfo } from '../support/minio.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/cli.js');
+
+export interface CapturedLog extends AgentLog {
+  lines: string[];
+  text(): string;
+}
+
+export function captureLog(): CapturedLog {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (message) => lines.push(`[info] ${message}`),
+    detail: (message) => lines.push(`  ${message}`),
+    warn: (message) => lines.push(`[warn] ${message}`),
+    error: (message) => lines.push(`[error] ${message}`),
+    text: () => lines.join('\n'),
+  };
+}
+
+export interface Pod {
+  env: Record<string, string>;
+  settings: AgentSettings;
+  workspace: string;
+  stateDir: string;
+  client: S3Client;
+  log: CapturedLog;
+  hydrate(): Promise<boolean>;
+  // One syncer per pod, like the sidecar's process.
+  sync(options?: { final?: boolean }): Promise<CycleResult>;
+  dispose(): Promise<void>;
+}
+
+let sessionCounter = 0;
+
+export function uniqueSession(): string {
+  sessionCounter += 1;
+  return `s-${process.pid}-${Date.now().toString(36)}-${sessionCounter}`;
+}
+
+export function agentEnv(
+  minio: MinioInfo,
+  bucket: string,
+  session: string,
+  overrides: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    S3_ENDPOINT: minio.endpoint,
+    S3_BUCKET: bucket,
+    S3_REGION: minio.region,
+    AWS_ACCESS_KEY_ID: minio.accessKey,
+    AWS_SECRET_ACCESS_KEY: minio.secretKey,
+    NAMESPACE: 'project-a',
+    SESSION_NAME: session,
+    HYDRATE_TIMEOUT_SECONDS: '3',
+    ...overrides,
+  };
+}
+
+// A pod: its own workspace and state EmptyDirs, the agent configured from env.
+export async function newPod(env: Record<string, string>): Promise<Pod> {
+  const workspace = await mkdtemp(path.join(tmpdir(), 'ws-'));
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'state-'));
+  const fullEnv = { WORKSPACE_DIR: workspace, AGENT_STATE_DIR: stateDir, ...env };
+  const settings = loadSettings(fullEnv);
+  const client = createS3Client(settings, 16);
+  const log = captureLog();
+  const target = { client, bucket: settings.bucket, prefix: sessionPrefix(settings) };
+  const syncer = new Syncer({ settings, target, log, workers: 16 });
+  return {
+    env: fullEnv,
+    settings,
+    workspace,
+    stateDir,
+    client,
+    log,
+    hydrate: () => hydrate({ settings, target, log, workers: 16 }),
+    sync: (options = {}) => syncer.cycle(new AbortController().signal, options),
+    dispose: async () => {
+      client.destroy();
+      await rm(workspace, { recursive: true, force: true });
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function listKeys(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key.slice(prefix.length));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys.sort();
+}
+
+export async function getText(client: S3Client, bucket: string, key: string): Promise<string> {
+  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await response.Body?.transformToString('utf8')) ?? '';
+}
+
+export async function getMetadata(client: S3Client, bucket: string, prefix: string): Promise<Metadata> {
+  return JSON.parse(await getText(client, bucket, `${prefix}metadata.json`)) as Metadata;
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export async function ensureBuilt(): Promise<void> {
+  try {
+    await readFile(CLI);
+  } catch {
+    throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+  }
+}
+
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliRun> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`session-storage ${args.join(' ')} did not exit within ${timeoutMs}ms:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}

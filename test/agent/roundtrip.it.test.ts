@@ -1,0 +1,132 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
+import { VERSION } from '../../src/shared/version.js';
+import { createBucket } from '../support/minio.js';
+import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+
+const minio = inject('minio');
+
+interface Fixture {
+  rel: string;
+  body: Buffer;
+  mode?: number;
+  mtime: Date;
+}
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+const fixtures: Fixture[] = [
+  { rel: '.claude/projects/-workspace/conversation 1.jsonl', body: Buffer.from('{"role":"user"}\n'), mtime: new Date('2024-03-01T10:00:00.123Z') },
+  { rel: '.claude/.credentials.json', body: Buffer.from('{"token":"x"}'), mode: 0o600, mtime: new Date('2024-03-02T11:00:00.456Z') },
+  { rel: 'artifacts/résumé ünïcode 日本語.txt', body: Buffer.from('unicode names survive'), mtime: new Date('2023-12-31T23:59:59.999Z') },
+  { rel: 'artifacts/a/b/c/d/e/f/g/h/i/j/deep.txt', body: Buffer.from('deep'), mtime: new Date('2022-06-15T08:30:00.000Z') },
+  { rel: 'uploads/empty.txt', body: Buffer.alloc(0), mtime: new Date('2021-01-01T00:00:00.000Z') },
+  { rel: 'uploads/with  two  spaces & symbols (1)+[x].md', body: Buffer.from('# doc'), mtime: new Date('2024-01-01T00:00:00.000Z') },
+  // Above the 16 MiB multipart threshold.
+  { rel: 'artifacts/large.bin', body: randomBytes(17 * 2 ** 20 + 123), mtime: new Date('2024-05-05T05:05:05.500Z') },
+];
+
+const excluded = [
+  'artifacts/node_modules/left-pad/index.js',
+  'artifacts/web/node_modules/react/index.js',
+  'artifacts/repos/platform/.git/HEAD',
+  '.claude/__pycache__/x.cpython-312.pyc',
+  'artifacts/.venv/bin/python',
+];
+
+async function writeFixtures(workspace: string): Promise<void> {
+  for (const fixture of fixtures) {
+    const file = path.join(workspace, fixture.rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, fixture.body);
+    if (fixture.mode !== undefined) await chmod(file, fixture.mode);
+    await utimes(file, fixture.mtime, fixture.mtime);
+  }
+  for (const rel of excluded) {
+    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
+    await writeFile(path.join(workspace, rel), 'excluded');
+  }
+}
+
+describe('hydrate and sync round trip', () => {
+  let bucket: string;
+  const session = uniqueSession();
+  const prefix = `project-a/${session}/`;
+  const pods: Pod[] = [];
+
+  beforeAll(async () => {
+    bucket = await createBucket(minio);
+  });
+  afterAll(async () => {
+    for (const pod of pods) await pod.dispose();
+  });
+
+  it('starts a new session fresh, uploads the workspace and restores it byte-identical with mtimes', async () => {
+    const first = await newPod(agentEnv(minio, bucket, session));
+    pods.push(first);
+    expect(await first.hydrate()).toBe(true);
+    expect(first.log.text()).toContain(FRESH_SESSION_MESSAGE);
+
+    await writeFixtures(first.workspace);
+    const result = await first.sync();
+    expect(result).toMatchObject({ ok: true, uploaded: fixtures.length, failed: 0 });
+    expect(first.log.lines).toContain('[info] Starting sync to S3...');
+    expect(first.log.lines).toContain('  Syncing .claude/...');
+    expect(first.log.lines).toContain('[info] Sync complete (3 paths synced)');
+
+    const keys = await listKeys(first.client, bucket, prefix);
+    expect(keys).toEqual([...fixtures.map((fixture) => fixture.rel), 'metadata.json'].sort());
+
+    const head = await first.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/large.bin` }));
+    expect(head.ETag).toMatch(/-\d+"$/);
+
+    const metadata = await getMetadata(first.client, bucket, prefix);
+    expect(metadata).toMatchObject({
+      session,
+      namespace: 'project-a',
+      pathsSynced: ['.claude', 'artifacts', 'uploads'],
+      files: fixtures.length,
+      bytes: fixtures.reduce((sum, fixture) => sum + fixture.body.length, 0),
+      skipped: [],
+      agentVersion: VERSION,
+    });
+    expect(Date.now() - Date.parse(metadata.lastSync)).toBeLessThan(60_000);
+    expect(Object.keys(metadata.manifest ?? {}).sort()).toEqual(fixtures.map((fixture) => fixture.rel).sort());
+
+    const second = await newPod(agentEnv(minio, bucket, session));
+    pods.push(second);
+    expect(await second.hydrate()).toBe(true);
+    for (const fixture of fixtures) {
+      const file = path.join(second.workspace, fixture.rel);
+      expect(sha(await readFile(file)), fixture.rel).toBe(sha(fixture.body));
+      const info = await stat(file);
+      expect(Math.abs(info.mtimeMs - fixture.mtime.getTime()), fixture.rel).toBeLessThan(1);
+      if (fixture.mode !== undefined) expect(info.mode & 0o777).toBe(fixture.mode);
+    }
+    for (const rel of excluded) {
+      await expect(stat(path.join(second.workspace, rel))).rejects.toThrow();
+    }
+
+    // The restored tree matches the record, so the first cycle uploads nothing.
+    const resync = await second.sync();
+    expect(resync).toMatchObject({ ok: true, uploaded: 0, deleted: 0, unchanged: fixtures.length });
+  });
+
+  it('re-runs hydrate idempotently and resumes a partial restore', async () => {
+    const pod = await newPod(agentEnv(minio, bucket, session));
+    pods.push(pod);
+    expect(await pod.hydrate()).toBe(true);
+    expect(await pod.hydrate()).toBe(true);
+    expect(pod.log.text()).toContain(`Hydrate complete (0 files restored, 0 B, ${fixtures.length} already in place`);
+
+    await writeFile(path.join(pod.workspace, 'artifacts/large.bin'), 'truncated by a crash');
+    expect(await pod.hydrate()).toBe(true);
+    expect(pod.log.text()).toContain(`Hydrate complete (1 files restored`);
+    const large = fixtures.find((fixture) => fixture.rel === 'artifacts/large.bin');
+    expect(sha(await readFile(path.join(pod.workspace, 'artifacts/large.bin')))).toBe(sha(large?.body ?? Buffer.alloc(0)));
+  });
+});
