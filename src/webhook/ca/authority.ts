@@ -94,7 +94,7 @@ export async function ensureAuthority(store: CaSecretStore, options: AuthorityOp
     const fresh = await createCA(options.commonName, options.validityMs, now);
     const next: Authority = existing
       ? { current: fresh, previous: existing.current, bundle: mergeBundle([fresh.cert], existing.bundle, now) }
-      : { current: fresh, bundle: fresh.cert };
+      : { current: fresh, bundle: mergeBundle([fresh.cert], '', now) };
     const written = stored
       ? await store.replace(encode(next), stored.resourceVersion)
       : await store.create(encode(next));
