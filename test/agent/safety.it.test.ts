@@ -1,0 +1,198 @@
+import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { addUser, createBucket, rootClient } from '../support/minio.js';
+import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+
+const minio = inject('minio');
+
+async function put(workspace: string, files: Record<string, string>): Promise<void> {
+  for (const [rel, body] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
+    await writeFile(path.join(workspace, rel), body);
+  }
+}
+
+function allowAllBut(bucket: string, deny: { action: string; key: string }) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket'],
+        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      },
+      { Effect: 'Deny', Action: [deny.action], Resource: [`arn:aws:s3:::${bucket}/${deny.key}`] },
+    ],
+  };
+}
+
+describe('data-safety invariants', () => {
+  let bucket: string;
+  let root: S3Client;
+  const pods: Pod[] = [];
+  const pod = async (session: string, overrides: Record<string, string> = {}) => {
+    const created = await newPod(agentEnv(minio, bucket, session, overrides));
+    pods.push(created);
+    return created;
+  };
+  const seed = {
+    '.claude/history.jsonl': 'history',
+    'artifacts/a.txt': 'a',
+    'artifacts/b.txt': 'b',
+    'artifacts/c.txt': 'c',
+    'uploads/u.txt': 'u',
+  };
+  const seedKeys = [...Object.keys(seed), 'metadata.json'].sort();
+
+  // A session whose state is in S3, written by an earlier pod.
+  async function seededSession(): Promise<string> {
+    const session = uniqueSession();
+    const writer = await pod(session);
+    expect(await writer.hydrate()).toBe(true);
+    await put(writer.workspace, seed);
+    expect((await writer.sync()).ok).toBe(true);
+    return session;
+  }
+
+  beforeAll(async () => {
+    bucket = await createBucket(minio, 'safety');
+    root = rootClient(minio);
+  });
+  afterAll(async () => {
+    root.destroy();
+    for (const created of pods) await created.dispose();
+  });
+
+  it('propagates a deletion after a successful hydrate and drops it from the manifest', async () => {
+    const session = await seededSession();
+    const prefix = `project-a/${session}/`;
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    await rm(path.join(runner.workspace, 'artifacts/b.txt'));
+    expect(await runner.sync()).toMatchObject({ ok: true, deleted: 1 });
+    expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys.filter((key) => key !== 'artifacts/b.txt'));
+    expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).not.toContain('artifacts/b.txt');
+  });
+
+  it('never deletes after a failed (partial) hydrate', async () => {
+    const session = await seededSession();
+    const prefix = `project-a/${session}/`;
+    const blocked = await addUser(minio, allowAllBut(bucket, { action: 's3:GetObject', key: `${prefix}artifacts/b.txt` }));
+    const runner = await pod(session, {
+      AWS_ACCESS_KEY_ID: blocked.accessKey,
+      AWS_SECRET_ACCESS_KEY: blocked.secretKey,
+      HYDRATE_TIMEOUT_SECONDS: '1',
+    });
+    expect(await runner.hydrate()).toBe(false);
+    expect(runner.log.text()).toContain('hydrate failed: access denied');
+    // Whatever a partial restore left locally, b.txt is missing: sync must not read that
+    // as a deletion.
+    await expect(stat(path.join(runner.workspace, 'artifacts/b.txt'))).rejects.toThrow();
+    const result = await runner.sync();
+    expect(result.deleted).toBe(0);
+    expect(runner.log.text()).toContain('deletions stay disabled');
+    expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
+  });
+
+  it('deletes nothing from an empty workspace that was never hydrated', async () => {
+    const session = await seededSession();
+    const runner = await pod(session);
+    expect(await runner.sync()).toMatchObject({ ok: true, deleted: 0, uploaded: 0 });
+    expect(await listKeys(root, bucket, `project-a/${session}/`)).toEqual(seedKeys);
+  });
+
+  it('deletes nothing from a sync path that is empty locally, even after a hydrate', async () => {
+    const session = await seededSession();
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    await rm(path.join(runner.workspace, 'artifacts'), { recursive: true });
+    await rm(path.join(runner.workspace, 'uploads/u.txt'));
+    expect(await runner.sync()).toMatchObject({ ok: true, deleted: 0 });
+    expect(runner.log.text()).toContain('artifacts/ is empty locally but 3 files are in S3: not deleting them');
+    expect(await listKeys(root, bucket, `project-a/${session}/`)).toEqual(seedKeys);
+  });
+
+  it('deletes nothing in a cycle where an upload failed', async () => {
+    const session = await seededSession();
+    const prefix = `project-a/${session}/`;
+    const blocked = await addUser(minio, allowAllBut(bucket, { action: 's3:PutObject', key: `${prefix}artifacts/new.txt` }));
+    const runner = await pod(session, { AWS_ACCESS_KEY_ID: blocked.accessKey, AWS_SECRET_ACCESS_KEY: blocked.secretKey });
+    expect(await runner.hydrate()).toBe(true);
+    await rm(path.join(runner.workspace, 'artifacts/a.txt'));
+    await put(runner.workspace, { 'artifacts/new.txt': 'new' });
+    const result = await runner.sync();
+    expect(result).toMatchObject({ ok: false, deleted: 0, failed: 1 });
+    expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
+  });
+
+  it('refuses object keys that would escape the workspace', async () => {
+    const session = await seededSession();
+    const prefix = `project-a/${session}/`;
+    const metadata = await getMetadata(root, bucket, prefix);
+    const evil = { size: 4, mtimeMs: Date.now() };
+    metadata.manifest = {
+      ...metadata.manifest,
+      'artifacts/../../../escaped.txt': evil,
+      '/etc/escaped.txt': evil,
+      'artifacts//x': evil,
+    };
+    await root.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}metadata.json`, Body: JSON.stringify(metadata) }));
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    const log = runner.log.text();
+    expect(log).toContain(`refusing object ${prefix}artifacts/../../../escaped.txt: contains ".."`);
+    expect(log).toContain(`refusing object ${prefix}/etc/escaped.txt: absolute path`);
+    expect(log).toContain('3 refused');
+    await expect(stat(path.join(runner.workspace, '../escaped.txt'))).rejects.toThrow();
+    expect(await readFile(path.join(runner.workspace, 'artifacts/a.txt'), 'utf8')).toBe('a');
+  });
+
+  it('does not follow symlinks out of the workspace', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'outside-'));
+    await writeFile(path.join(outside, 'secret.txt'), 'host secret');
+    const session = uniqueSession();
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    await put(runner.workspace, { 'artifacts/real.txt': 'real' });
+    await symlink(path.join(outside, 'secret.txt'), path.join(runner.workspace, 'artifacts/escape-link'));
+    await symlink(outside, path.join(runner.workspace, 'artifacts/escape-dir'));
+    await symlink(path.join(runner.workspace, 'artifacts/real.txt'), path.join(runner.workspace, 'artifacts/inside-link'));
+    await symlink(outside, path.join(runner.workspace, 'uploads'));
+    expect((await runner.sync()).ok).toBe(true);
+    expect(await listKeys(root, bucket, `project-a/${session}/`)).toEqual([
+      'artifacts/inside-link',
+      'artifacts/real.txt',
+      'metadata.json',
+    ]);
+    expect(runner.log.text()).toContain('artifacts/escape-link is a symlink pointing outside the workspace: not synced');
+    expect(runner.log.text()).toContain('uploads/ is a symlink pointing outside the workspace: not synced');
+    await rm(outside, { recursive: true, force: true });
+  });
+});
+
+describe('MAX_SYNC_SIZE', () => {
+  it('skips the largest files past the budget, logs them and records them in metadata.json', async () => {
+    const bucket = await createBucket(minio, 'budget');
+    const session = uniqueSession();
+    const runner = await newPod(agentEnv(minio, bucket, session, { MAX_SYNC_SIZE: '100' }));
+    await put(runner.workspace, {
+      '.claude/small.txt': 'x'.repeat(30),
+      'artifacts/medium.txt': 'x'.repeat(50),
+      'artifacts/large.txt': 'x'.repeat(80),
+    });
+    expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 2, skipped: 1 });
+    expect(runner.log.text()).toContain('MAX_SYNC_SIZE (100 B) exceeded: 1 largest files (80 B) not synced');
+    expect(runner.log.text()).toContain('  skipped artifacts/large.txt (80 B)');
+    const root = rootClient(minio);
+    const metadata = await getMetadata(root, bucket, `project-a/${session}/`);
+    expect(metadata.skipped).toEqual([{ path: 'artifacts/large.txt', size: 80, reason: 'MAX_SYNC_SIZE' }]);
+    expect(metadata).toMatchObject({ files: 2, bytes: 80, maxSyncSize: 100 });
+    expect(await listKeys(root, bucket, `project-a/${session}/`)).not.toContain('artifacts/large.txt');
+    root.destroy();
+    await runner.dispose();
+  });
+});
