@@ -1,0 +1,110 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { measure, type Measured } from './lib/measure.js';
+import type { Minio } from './lib/minio.js';
+import { diffRequests, scrapeRequests, type RequestCounts } from './lib/requests.js';
+import type { RunContext, Tool } from './lib/tools.js';
+import { assertSameTree, copyTree, overwriteWith, type Tree } from './lib/tree.js';
+
+export const SCENARIOS = ['cold', 'nochange', 'changed', 'restore'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export const SCENARIO_TITLES: Record<Scenario, string> = {
+  cold: '(a) cold upload',
+  nochange: '(b) no-change re-sync',
+  changed: '(c) 1% changed re-sync',
+  restore: '(d) restore into empty dir',
+};
+
+export interface Sample extends Measured {
+  requests: RequestCounts;
+}
+
+export interface ToolRuns {
+  id: string;
+  name: string;
+  settings: string;
+  samples: Record<Scenario, Sample[]>;
+}
+
+interface Options {
+  minio: Minio;
+  bucket: string;
+  tree: Tree;
+  workDir: string;
+  runs: number;
+  // The scaling row skips the restore to fit the time budget.
+  restore: boolean;
+  log: (line: string) => void;
+}
+
+async function timed(minio: Minio, logFile: string, invocation: ReturnType<Tool['upload']>): Promise<Sample> {
+  const before = await scrapeRequests(minio.endpoint);
+  const measured = await measure(invocation.command, invocation.args, { env: invocation.env, logFile });
+  const after = await scrapeRequests(minio.endpoint);
+  return { ...measured, requests: diffRequests(after, before) };
+}
+
+/**
+ * One tool's whole life on a fresh prefix: cold upload, a re-sync with nothing changed, a
+ * re-sync after the change set lands, then a restore of the result into an empty folder,
+ * checked byte for byte against the workspace.
+ */
+async function runOnce(tool: Tool, run: number, options: Options): Promise<Partial<Record<Scenario, Sample>>> {
+  const { minio, tree, workDir } = options;
+  const runId = `${tool.id}-r${run}-${Date.now().toString(36)}`;
+  const root = path.join(workDir, 'runs', runId);
+  const ctx: RunContext = {
+    bucket: options.bucket,
+    runId,
+    workspace: path.join(root, 'workspace'),
+    stateDir: path.join(root, 'state'),
+    scratch: path.join(root, 'scratch'),
+  };
+  const restoreDir = path.join(root, 'restore');
+  const logFile = path.join(workDir, 'logs', `${runId}.log`);
+  await mkdir(path.dirname(logFile), { recursive: true });
+  await Promise.all([ctx.stateDir, ctx.scratch].map((dir) => mkdir(dir, { recursive: true })));
+  await copyTree(tree.base, ctx.workspace);
+  try {
+    if (tool.setup) {
+      const setup = tool.setup(ctx);
+      await measure(setup.command, setup.args, { env: setup.env, logFile });
+    }
+    const cold = await timed(minio, logFile, tool.upload(ctx));
+    const nochange = await timed(minio, logFile, tool.upload(ctx));
+    await overwriteWith(tree.changes, ctx.workspace);
+    const changed = await timed(minio, logFile, tool.upload(ctx));
+    if (!options.restore) return { cold, nochange, changed };
+    await mkdir(restoreDir, { recursive: true });
+    const restore = await timed(minio, logFile, tool.restore(ctx, restoreDir));
+    await assertSameTree(ctx.workspace, restoreDir);
+    return { cold, nochange, changed, restore };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** Runs every tool in turn, run after run, so a slow spell of the shared machine hits all of them. */
+export async function benchAgent(tools: readonly Tool[], options: Options): Promise<ToolRuns[]> {
+  const results: ToolRuns[] = tools.map((tool) => ({
+    id: tool.id,
+    name: tool.name,
+    settings: tool.settings,
+    samples: { cold: [], nochange: [], changed: [], restore: [] },
+  }));
+  for (let run = 1; run <= options.runs; run++) {
+    for (const [index, tool] of tools.entries()) {
+      const samples = await runOnce(tool, run, options);
+      const line: string[] = [];
+      for (const scenario of SCENARIOS) {
+        const sample = samples[scenario];
+        if (!sample) continue;
+        results[index]!.samples[scenario].push(sample);
+        line.push(`${scenario} ${sample.wallSeconds.toFixed(2)}s/${Math.round(sample.peakRssKiB / 1024)}MiB`);
+      }
+      options.log(`run ${run}/${options.runs} ${tool.id.padEnd(10)} ${line.join('  ')}`);
+    }
+  }
+  return results;
+}

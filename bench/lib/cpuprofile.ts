@@ -1,0 +1,110 @@
+import { readFile } from 'node:fs/promises';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+export interface ProfileSummary {
+  busyMs: number;
+  // Share of busy samples with a frame of this area anywhere on the stack (areas overlap).
+  inclusiveByArea: Array<{ area: string; percent: number }>;
+  // Share of busy samples whose innermost frame is in this area (sums to 100).
+  selfByArea: Array<{ area: string; percent: number }>;
+  // Our own functions by inclusive share: where a review's time goes, top-down.
+  ourFunctions: Array<{ name: string; where: string; percent: number }>;
+  topSelf: Array<{ name: string; where: string; percent: number }>;
+}
+
+// Which part of the stack a frame belongs to: our code, a dependency, or Node itself.
+function areaOf(url: string, functionName: string): string {
+  if (url === '') {
+    if (functionName === '(garbage collector)') return 'garbage collection';
+    return 'native/V8';
+  }
+  const dependency = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (dependency) return dependency[1]!;
+  if (url.startsWith('node:')) {
+    const module = url.slice('node:'.length).replace(/^internal\//, '').split('/')[0]!;
+    return `node:${module}`;
+  }
+  return /\/dist\//.test(url) ? 'ours' : url;
+}
+
+function whereOf(frame: ProfileNode['callFrame']): string {
+  return frame.url === '' ? '' : `${frame.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${frame.lineNumber + 1}`;
+}
+
+const IDLE = new Set(['(idle)', '(program)']);
+
+function ranked(map: Map<string, number>, busy: number, top: number): Array<{ area: string; percent: number }> {
+  return [...map]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([area, micros]) => ({ area, percent: Math.round((1000 * micros) / busy) / 10 }));
+}
+
+/** Where the webhook's CPU went while it served load, from the samples V8 took. */
+export async function summarizeProfile(file: string, top = 12): Promise<ProfileSummary> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  let busy = 0;
+  const selfArea = new Map<string, number>();
+  const inclusiveArea = new Map<string, number>();
+  const ours = new Map<string, { name: string; where: string; micros: number }>();
+  const self = new Map<string, { name: string; where: string; micros: number }>();
+  samples.forEach((id, index) => {
+    const micros = deltas[index] ?? 0;
+    const leaf = byId.get(id)!.callFrame;
+    if (IDLE.has(leaf.functionName)) return;
+    busy += micros;
+    const leafArea = areaOf(leaf.url, leaf.functionName);
+    selfArea.set(leafArea, (selfArea.get(leafArea) ?? 0) + micros);
+    const selfKey = `${leaf.functionName}@${whereOf(leaf)}`;
+    const selfEntry = self.get(selfKey) ?? { name: leaf.functionName || '(anonymous)', where: whereOf(leaf), micros: 0 };
+    selfEntry.micros += micros;
+    self.set(selfKey, selfEntry);
+    const seenAreas = new Set<string>();
+    const seenOurs = new Set<string>();
+    for (let node: number | undefined = id; node !== undefined; node = parent.get(node)) {
+      const frame = byId.get(node)!.callFrame;
+      const area = areaOf(frame.url, frame.functionName);
+      seenAreas.add(area);
+      if (area === 'ours') seenOurs.add(`${frame.functionName}@${whereOf(frame)}`);
+    }
+    for (const area of seenAreas) inclusiveArea.set(area, (inclusiveArea.get(area) ?? 0) + micros);
+    for (const key of seenOurs) {
+      const [name, where] = key.split('@') as [string, string];
+      const entry = ours.get(key) ?? { name: name || '(anonymous)', where, micros: 0 };
+      entry.micros += micros;
+      ours.set(key, entry);
+    }
+  });
+  const percent = (micros: number) => Math.round((1000 * micros) / busy) / 10;
+  const functions = (map: Map<string, { name: string; where: string; micros: number }>) =>
+    [...map.values()]
+      .sort((a, b) => b.micros - a.micros)
+      .slice(0, top)
+      .map((entry) => ({ name: entry.name, where: entry.where, percent: percent(entry.micros) }));
+  return {
+    busyMs: Math.round(busy / 1000),
+    inclusiveByArea: ranked(inclusiveArea, busy, top),
+    selfByArea: ranked(selfArea, busy, top),
+    ourFunctions: functions(ours),
+    topSelf: functions(self),
+  };
+}

@@ -1,0 +1,192 @@
+import { SCENARIOS, SCENARIO_TITLES, type Sample, type Scenario, type ToolRuns } from '../agent-bench.js';
+import type { Machine } from './machine.js';
+import { classify } from './requests.js';
+import { median, medianIndex } from './stats.js';
+
+export interface AgentReport {
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  versions: Record<string, string>;
+  tree: { files: number; bytes: number; changedFiles: number; description: string };
+  runs: number;
+  workers: number;
+  tools: ToolRuns[];
+  scaling?: { tree: { files: number; bytes: number; changedFiles: number; description: string }; ours: ToolRuns };
+}
+
+const MiB = 1024 * 1024;
+
+export function seconds(value: number): string {
+  return value < 10 ? `${value.toFixed(2)} s` : `${value.toFixed(1)} s`;
+}
+
+function ratio(ours: number, peer: number): string {
+  return `${(ours / peer).toFixed(2)}×`;
+}
+
+/** The sample whose wall time is the median, so its requests and memory are reported with it. */
+export function representative(samples: readonly Sample[]): Sample | undefined {
+  if (samples.length === 0) return undefined;
+  return samples[medianIndex(samples.map((sample) => sample.wallSeconds))];
+}
+
+export function medianWall(samples: readonly Sample[]): number | undefined {
+  return samples.length === 0 ? undefined : median(samples.map((sample) => sample.wallSeconds));
+}
+
+export function medianRssMiB(samples: readonly Sample[]): number | undefined {
+  return samples.length === 0 ? undefined : median(samples.map((sample) => sample.peakRssKiB)) / 1024;
+}
+
+export function requestSummary(sample: Sample | undefined): string {
+  if (!sample) return '–';
+  const classes = Object.entries(classify(sample.requests)).filter(([, count]) => count > 0);
+  if (classes.length === 0) return 'none';
+  return classes.map(([name, count]) => `${name} ${count.toLocaleString('en-US')}`).join(' · ');
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
+
+function wallTable(report: AgentReport): string {
+  const ours = report.tools.find((tool) => tool.id === 'ours');
+  const rows = report.tools.map((tool) => [
+    tool.name,
+    tool.settings,
+    ...SCENARIOS.map((scenario) => {
+      const wall = medianWall(tool.samples[scenario]);
+      if (wall === undefined) return '–';
+      const oursWall = ours && tool !== ours ? medianWall(ours.samples[scenario]) : undefined;
+      return oursWall === undefined ? `**${seconds(wall)}**` : `${seconds(wall)} (${ratio(oursWall, wall)})`;
+    }),
+  ]);
+  return table(['tool', 'settings', ...SCENARIOS.map((s) => SCENARIO_TITLES[s])], rows);
+}
+
+function requestTable(report: AgentReport): string {
+  const rows = report.tools.map((tool) => [
+    tool.name,
+    tool.settings,
+    ...SCENARIOS.map((scenario) => requestSummary(representative(tool.samples[scenario]))),
+  ]);
+  return table(['tool', 'settings', ...SCENARIOS.map((s) => SCENARIO_TITLES[s])], rows);
+}
+
+function rssTable(report: AgentReport): string {
+  const rows = report.tools.map((tool) => [
+    tool.name,
+    tool.settings,
+    ...SCENARIOS.map((scenario) => {
+      const rss = medianRssMiB(tool.samples[scenario]);
+      return rss === undefined ? '–' : rss.toFixed(0);
+    }),
+  ]);
+  return table(['tool', 'settings', ...SCENARIOS.map((s) => SCENARIO_TITLES[s])], rows);
+}
+
+function verdict(met: boolean): string {
+  return met ? '**met**' : '**missed**';
+}
+
+function targets(report: AgentReport): string[] {
+  const lines: string[] = [];
+  const byId = new Map(report.tools.map((tool) => [tool.id, tool]));
+  const ours = byId.get('ours');
+  if (!ours) return lines;
+  const wall = (id: string, scenario: Scenario) => {
+    const tool = byId.get(id);
+    return tool ? medianWall(tool.samples[scenario]) : undefined;
+  };
+  for (const scenario of ['cold', 'restore'] as const) {
+    const [mine, peer] = [wall('ours', scenario), wall('s5cmd', scenario)];
+    if (mine !== undefined && peer !== undefined) {
+      lines.push(
+        `${SCENARIO_TITLES[scenario]} no slower than s5cmd (defaults): ${seconds(mine)} vs ${seconds(peer)}, ` +
+          `ours ÷ s5cmd = ${ratio(mine, peer)} → ${verdict(mine <= peer)}`,
+      );
+    }
+  }
+  const mine = wall('ours', 'nochange');
+  const sample = representative(ours.samples.nochange);
+  if (mine !== undefined && sample) {
+    for (const peerId of ['rclone', 'aws']) {
+      const peer = wall(peerId, 'nochange');
+      if (peer === undefined) continue;
+      lines.push(
+        `(b) at least 10× faster than ${byId.get(peerId)!.name}: ${(peer / mine).toFixed(1)}× → ${verdict(peer / mine >= 10)}`,
+      );
+    }
+    const classes = classify(sample.requests);
+    lines.push(
+      `(b) zero PUT and zero HEAD: PUT ${classes.PUT}, HEAD ${classes.HEAD} → ${verdict(classes.PUT === 0 && classes.HEAD === 0)}`,
+    );
+  }
+  const changed = representative(ours.samples.changed);
+  if (changed) {
+    const classes = classify(changed.requests);
+    const total = Object.values(classes).reduce((sum, count) => sum + count, 0);
+    lines.push(
+      `(c) requests proportional to the ${report.tree.changedFiles} changed files: ${total} requests ` +
+        `(${requestSummary(changed)}) → ${verdict(total <= report.tree.changedFiles * 1.1 + 10)}`,
+    );
+  }
+  const peak = Math.max(...SCENARIOS.flatMap((scenario) => ours.samples[scenario].map((s) => s.peakRssKiB))) / 1024;
+  lines.push(`peak RSS under 128 MiB in every scenario: highest ${peak.toFixed(0)} MiB → ${verdict(peak < 128)}`);
+  return lines.map((line) => `- ${line}`);
+}
+
+function scalingTable(report: AgentReport): string | undefined {
+  const ours = report.tools.find((tool) => tool.id === 'ours');
+  if (!ours || !report.scaling) return undefined;
+  const row = (label: string, runs: ToolRuns) => [
+    label,
+    ...(['cold', 'nochange', 'changed'] as const).flatMap((scenario) => {
+      const wall = medianWall(runs.samples[scenario]);
+      const rss = medianRssMiB(runs.samples[scenario]);
+      return [wall === undefined ? '–' : seconds(wall), rss === undefined ? '–' : rss.toFixed(0)];
+    }),
+    requestSummary(representative(runs.samples.changed)),
+  ];
+  return table(
+    ['tree', '(a) time', '(a) RSS MiB', '(b) time', '(b) RSS MiB', '(c) time', '(c) RSS MiB', '(c) requests'],
+    [row(report.tree.description, ours), row(report.scaling.tree.description, report.scaling.ours)],
+  );
+}
+
+export function renderAgentReport(report: AgentReport): string {
+  const m = report.machine;
+  const scaling = scalingTable(report);
+  return [
+    '## Agent: sync and restore against rclone, aws-cli and s5cmd',
+    '',
+    `Command: \`${report.command}\`, ${report.startedAt} → ${report.finishedAt}.`,
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage} (the machine is shared, so absolute times are noisy; every tool ran in turn in each round).`,
+    `Versions: ${Object.entries(report.versions).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
+    `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace. Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.`,
+    '',
+    '### Wall time (ours ÷ peer in brackets: below 1 means ours is faster)',
+    '',
+    wallTable(report),
+    '',
+    '### S3 requests (from MinIO\'s own counters, the run with the median time)',
+    '',
+    requestTable(report),
+    '',
+    '### Peak RSS of the process (MiB, median)',
+    '',
+    rssTable(report),
+    '',
+    '### Targets',
+    '',
+    ...targets(report),
+    ...(scaling ? ['', '### Scaling (ours only, one run at the larger size)', '', scaling] : []),
+    '',
+  ].join('\n');
+}

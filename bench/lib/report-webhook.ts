@@ -1,0 +1,68 @@
+import type { LoadResult, WebhookReport } from '../webhook-bench.js';
+
+function verdict(met: boolean): string {
+  return met ? '**met**' : '**missed**';
+}
+
+function loadRow(name: string, result: LoadResult): string {
+  const l = result.latencyMs;
+  return `| ${name} | ${result.connections} | ${result.rate ?? 'unbounded'} | ${result.seconds} s | ${Math.round(result.perSecond).toLocaleString('en-US')} | ${l.p50} | ${l.p99} | ${l.p99_9} | ${l.max} | ${result.non2xx + result.errors} |`;
+}
+
+export function renderWebhookReport(report: WebhookReport): string {
+  const m = report.machine;
+  const rss = report.rss;
+  const first = rss.find((sample) => sample.second >= 60) ?? rss[0]!;
+  const last = rss.at(-1)!;
+  const peak = Math.max(...rss.map((sample) => sample.mib));
+  const growth = last.mib - first.mib;
+  const p = report.profile;
+  const seconds = report.fixed.seconds;
+  return [
+    '## Webhook: AdmissionReviews over HTTPS',
+    '',
+    `Command: \`${report.command}\`, ${report.startedAt} → ${report.finishedAt}.`,
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}.`,
+    `One \`session-storage webhook\` process (dev certificates, \`--secret-file\` secret source, decision log to a file) and autocannon in a second process, both on 127.0.0.1. ` +
+      `Every request is \`${report.review.file}\` (${report.review.bytes} bytes): a session pod that gets the full mutation (${report.review.patchOps} patch operations, a ${report.review.responseBytes}-byte response). ` +
+      'Latency is measured by autocannon (whole milliseconds, corrected for coordinated omission at a fixed rate); a run with any non-2xx answer or error fails the benchmark.',
+    '',
+    '| run | connections | rate | length | reviews/s | p50 ms | p99 ms | p99.9 ms | max ms | failures |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    loadRow('maximum throughput', report.max),
+    loadRow('fixed rate', report.fixed),
+    '',
+    `RSS of the webhook during the fixed-rate run (sampled every 5 s): ${rss[0]!.mib} MiB at the start, ${first.mib} MiB after ${first.second} s, ${last.mib} MiB at the end (${last.second} s), peak ${peak} MiB.`,
+    '',
+    '### Targets',
+    '',
+    `- at least 3,000 reviews/s: ${Math.round(report.max.perSecond).toLocaleString('en-US')} → ${verdict(report.max.perSecond >= 3000)}`,
+    `- p99 at most 5 ms at 1,000 reviews/s: ${report.fixed.latencyMs.p99} ms → ${verdict(report.fixed.latencyMs.p99 <= 5)}`,
+    `- RSS flat and under 150 MiB over the run: peak ${peak} MiB, ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB from ${first.second} s to ${last.second} s → ${verdict(peak < 150 && growth < 0.1 * first.mib)}` +
+      (seconds < 300 ? ` (a ${seconds} s run, shorter than the 5 minutes the target asks for)` : ''),
+    '',
+    `### CPU profile of the hot path (\`node --cpu-prof\`, ${p.seconds} s at maximum throughput, ${(p.busyMs / 1000).toFixed(1)} s busy)`,
+    '',
+    'Share of busy samples with a frame of each area on the stack (areas overlap: express calls our handler, which calls fast-json-patch):',
+    '',
+    '| area | inclusive | | area | self |',
+    '| --- | ---: | --- | --- | ---: |',
+    ...p.inclusiveByArea.map((row, i) => {
+      const self = p.selfByArea[i];
+      return `| ${row.area} | ${row.percent}% | | ${self?.area ?? ''} | ${self ? `${self.percent}%` : ''} |`;
+    }),
+    '',
+    'Our functions by inclusive share:',
+    '',
+    '| function | where | inclusive |',
+    '| --- | --- | ---: |',
+    ...p.ourFunctions.map((row) => `| \`${row.name}\` | ${row.where} | ${row.percent}% |`),
+    '',
+    'Top functions by self time:',
+    '',
+    '| function | where | self |',
+    '| --- | --- | ---: |',
+    ...p.topSelf.map((row) => `| \`${row.name}\` | ${row.where || 'V8/native'} | ${row.percent}% |`),
+    '',
+  ].join('\n');
+}

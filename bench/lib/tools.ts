@@ -1,0 +1,144 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Minio } from './minio.js';
+
+export interface Invocation {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** Where one run of one tool keeps its remote prefix and local state. */
+export interface RunContext {
+  bucket: string;
+  // Unique per tool and run, a DNS label (it doubles as our session name).
+  runId: string;
+  workspace: string;
+  stateDir: string;
+  scratch: string;
+}
+
+export interface Tool {
+  id: string;
+  name: string;
+  // How the tool was configured, as printed in the table.
+  settings: string;
+  // Untimed work a real deployment does before the first upload (our init container's hydrate).
+  setup?(ctx: RunContext): Invocation;
+  upload(ctx: RunContext): Invocation;
+  restore(ctx: RunContext, into: string): Invocation;
+}
+
+export interface ToolPaths {
+  repoRoot: string;
+  s5cmd: string;
+}
+
+const BENCH_NAMESPACE = 'bench';
+const PEER_ROOT = 'peers';
+
+function baseEnv(minio: Minio): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_ACCESS_KEY_ID: minio.accessKey,
+    AWS_SECRET_ACCESS_KEY: minio.secretKey,
+    AWS_REGION: minio.region,
+    AWS_DEFAULT_REGION: minio.region,
+  };
+}
+
+function ours(minio: Minio, paths: ToolPaths): Tool {
+  const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
+  const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
+    ...baseEnv(minio),
+    S3_ENDPOINT: minio.endpoint,
+    S3_BUCKET: ctx.bucket,
+    S3_REGION: minio.region,
+    NAMESPACE: BENCH_NAMESPACE,
+    SESSION_NAME: ctx.runId,
+    WORKSPACE_DIR: workspace,
+    AGENT_STATE_DIR: stateDir,
+    TMPDIR: ctx.scratch,
+  });
+  return {
+    id: 'ours',
+    name: 'session-storage',
+    settings: 'defaults (`sync --once`, `hydrate`)',
+    setup: (ctx) => ({ command: process.execPath, args: [cli, 'hydrate'], env: env(ctx, ctx.workspace, ctx.stateDir) }),
+    upload: (ctx) => ({ command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) }),
+    restore: (ctx, into) => ({
+      command: process.execPath,
+      args: [cli, 'hydrate'],
+      env: env(ctx, into, path.join(ctx.scratch, 'restore-state')),
+    }),
+  };
+}
+
+function s5cmd(minio: Minio, paths: ToolPaths, workers?: number): Tool {
+  const global = ['--endpoint-url', minio.endpoint, ...(workers ? ['--numworkers', String(workers)] : [])];
+  const remote = (ctx: RunContext) => `s3://${ctx.bucket}/${PEER_ROOT}/${ctx.runId}/`;
+  return {
+    id: workers ? `s5cmd-${workers}` : 's5cmd',
+    name: 's5cmd 2.3.0',
+    settings: workers ? `\`--numworkers ${workers}\`` : 'defaults (256 workers)',
+    upload: (ctx) => ({ command: paths.s5cmd, args: [...global, 'sync', `${ctx.workspace}/`, remote(ctx)], env: baseEnv(minio) }),
+    restore: (ctx, into) => ({ command: paths.s5cmd, args: [...global, 'cp', `${remote(ctx)}*`, `${into}/`], env: baseEnv(minio) }),
+  };
+}
+
+function rclone(minio: Minio, workers?: number): Tool {
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv(minio),
+    RCLONE_CONFIG: '/dev/null',
+    RCLONE_CONFIG_BENCH_TYPE: 's3',
+    RCLONE_CONFIG_BENCH_PROVIDER: 'Minio',
+    RCLONE_CONFIG_BENCH_ENV_AUTH: 'true',
+    RCLONE_CONFIG_BENCH_ENDPOINT: minio.endpoint,
+    RCLONE_CONFIG_BENCH_REGION: minio.region,
+  };
+  const flags = workers ? ['--transfers', String(workers), '--checkers', String(workers)] : [];
+  const remote = (ctx: RunContext) => `bench:${ctx.bucket}/${PEER_ROOT}/${ctx.runId}`;
+  return {
+    id: workers ? `rclone-${workers}` : 'rclone',
+    name: 'rclone 1.60',
+    settings: workers ? `\`--transfers ${workers} --checkers ${workers}\`` : 'defaults (4 transfers, 8 checkers)',
+    upload: (ctx) => ({ command: '/usr/bin/rclone', args: ['sync', ...flags, ctx.workspace, remote(ctx)], env }),
+    restore: (ctx, into) => ({ command: '/usr/bin/rclone', args: ['copy', ...flags, remote(ctx), into], env }),
+  };
+}
+
+function awsCli(minio: Minio, scratch: string, workers?: number): Tool {
+  const id = workers ? `aws-${workers}` : 'aws';
+  const config = path.join(scratch, `${id}.config`);
+  writeFileSync(
+    config,
+    ['[default]', `region = ${minio.region}`, 's3 =', '  addressing_style = path', ...(workers ? [`  max_concurrent_requests = ${workers}`] : []), ''].join('\n'),
+  );
+  const env: NodeJS.ProcessEnv = { ...baseEnv(minio), AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+  const global = ['--endpoint-url', minio.endpoint, '--no-cli-pager'];
+  const remote = (ctx: RunContext) => `s3://${ctx.bucket}/${PEER_ROOT}/${ctx.runId}/`;
+  return {
+    id,
+    name: 'aws-cli 2.9 (Debian)',
+    settings: workers ? `\`max_concurrent_requests = ${workers}\`` : 'defaults (10 concurrent requests)',
+    upload: (ctx) => ({ command: '/usr/bin/aws', args: [...global, 's3', 'sync', '--only-show-errors', ctx.workspace, remote(ctx)], env }),
+    restore: (ctx, into) => ({ command: '/usr/bin/aws', args: [...global, 's3', 'sync', '--only-show-errors', remote(ctx), into], env }),
+  };
+}
+
+/**
+ * Ours first, then each peer with its own defaults and, where it has a knob, with the same
+ * number of parallel transfers as ours.
+ */
+export function allTools(minio: Minio, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
+  return [
+    ours(minio, paths),
+    s5cmd(minio, paths),
+    s5cmd(minio, paths, ourWorkers),
+    rclone(minio),
+    rclone(minio, ourWorkers),
+    awsCli(minio, scratch),
+    awsCli(minio, scratch, ourWorkers),
+  ];
+}

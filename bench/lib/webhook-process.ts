@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Agent, request } from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface WebhookProcess {
+  url: string;
+  pid: number;
+  ca: Buffer;
+  rssMiB(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function httpsPost(url: string, body: string, ca: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', ca, agent: new Agent({ ca }), headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function httpsGet(url: string, ca: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitReady(base: string, ca: Buffer, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`webhook exited with ${child.exitCode} before becoming ready`);
+    if ((await httpsGet(`${base}/readyz`, ca).catch(() => 0)) === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error('webhook not ready within 30 s');
+}
+
+export interface StartOptions {
+  repoRoot: string;
+  certDir: string;
+  secretFile: string;
+  logFile: string;
+  nodeFlags: string[];
+}
+
+/**
+ * `session-storage webhook` as an operator runs it locally: HTTPS with the dev certificates
+ * and the file secret source. Its decision log goes to a file, as a container's stdout would.
+ */
+export async function startWebhook(options: StartOptions): Promise<WebhookProcess> {
+  const port = await freePort();
+  const ca = await readFile(path.join(options.certDir, 'ca.crt'));
+  const out = openSync(options.logFile, 'a');
+  const child = spawn(
+    process.execPath,
+    [...options.nodeFlags, path.join(options.repoRoot, 'dist', 'cli.js'), 'webhook', '--secret-file', options.secretFile],
+    {
+      env: {
+        PATH: process.env.PATH,
+        ADDRESS: '127.0.0.1',
+        PORT: String(port),
+        TLS_CERT_FILE: path.join(options.certDir, 'tls.crt'),
+        TLS_KEY_FILE: path.join(options.certDir, 'tls.key'),
+        SHUTDOWN_DELAY_SECONDS: '0',
+        DRAIN_TIMEOUT_SECONDS: '5',
+      },
+      stdio: ['ignore', out, out],
+    },
+  );
+  closeSync(out);
+  const base = `https://127.0.0.1:${port}`;
+  try {
+    await waitReady(base, ca, child);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    url: `${base}/mutate`,
+    pid: child.pid!,
+    ca,
+    async rssMiB() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+      return kib / 1024;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

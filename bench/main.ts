@@ -1,0 +1,149 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { TRANSFER_WORKERS } from '../src/agent/context.js';
+import { benchAgent } from './agent-bench.js';
+import { describeMachine, toolVersion } from './lib/machine.js';
+import { startMinio } from './lib/minio.js';
+import { renderAgentReport, type AgentReport } from './lib/report-agent.js';
+import { renderWebhookReport } from './lib/report-webhook.js';
+import { allTools } from './lib/tools.js';
+import { generateTree, type TreeSpec } from './lib/tree.js';
+import { benchWebhook, type WebhookReport } from './webhook-bench.js';
+
+// Compiled to bench/work/build/bench/main.js; the repository root is four levels up.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+
+const MiB = 1024 * 1024;
+
+function count(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('must be a whole number');
+  return parsed;
+}
+
+interface Options {
+  agent: boolean;
+  webhook: boolean;
+  files: number;
+  bigFiles: number;
+  bigMib: number;
+  runs: number;
+  scaleFiles: number;
+  workers: number;
+  tools?: string;
+  webhookSeconds: number;
+  workDir: string;
+}
+
+function log(line: string): void {
+  process.stderr.write(`[${new Date().toISOString()}] ${line}\n`);
+}
+
+function describeTree(spec: TreeSpec): string {
+  const small = `${spec.smallFiles.toLocaleString('en-US')} × ${spec.smallBytes / 1024} KiB`;
+  return spec.bigFiles > 0 ? `${small} + ${spec.bigFiles} × ${spec.bigBytes / MiB} MiB` : small;
+}
+
+async function runAgentBench(options: Options, command: string): Promise<AgentReport> {
+  const binDir = path.join(repoRoot, '.cache', 'bin');
+  const minio = await startMinio(path.join(binDir, 'minio'), path.join(options.workDir, 'minio-data'));
+  try {
+    const bucket = 'bench';
+    await minio.createBucket(bucket);
+    const scratch = path.join(options.workDir, 'scratch');
+    await mkdir(scratch, { recursive: true });
+    const selected = options.tools?.split(',');
+    const tools = allTools(minio, { repoRoot, s5cmd: path.join(binDir, 's5cmd') }, scratch, options.workers).filter(
+      (tool) => !selected || selected.includes(tool.id),
+    );
+    const spec: TreeSpec = {
+      smallFiles: options.files,
+      smallBytes: 4096,
+      bigFiles: options.bigFiles,
+      bigBytes: options.bigMib * MiB,
+      changedFraction: 0.01,
+    };
+    const startedAt = new Date().toISOString();
+    const machine = describeMachine();
+    log(`generating ${describeTree(spec)}`);
+    const tree = await generateTree(path.join(options.workDir, 'tree'), spec);
+    const results = await benchAgent(tools, { minio, bucket, tree, workDir: options.workDir, runs: options.runs, restore: true, log });
+    const report: AgentReport = {
+      command,
+      startedAt,
+      finishedAt: '',
+      machine,
+      versions: {
+        MinIO: (await readFile(path.join(binDir, 'minio.version'), 'utf8').catch(() => 'unknown')).trim(),
+        rclone: toolVersion('/usr/bin/rclone', ['version']).replace(/^rclone /, ''),
+        'aws-cli': toolVersion('/usr/bin/aws', ['--version']).split(' ')[0]!.replace('aws-cli/', ''),
+        s5cmd: toolVersion(path.join(binDir, 's5cmd'), ['version']),
+      },
+      tree: { files: tree.files, bytes: tree.bytes, changedFiles: tree.changedFiles, description: describeTree(spec) },
+      runs: options.runs,
+      workers: options.workers,
+      tools: results,
+    };
+    const ours = tools.find((tool) => tool.id === 'ours');
+    if (options.scaleFiles > 0 && ours) {
+      const scaleSpec: TreeSpec = { ...spec, smallFiles: options.scaleFiles, bigFiles: 0 };
+      log(`scaling row: generating ${describeTree(scaleSpec)}`);
+      const scaleTree = await generateTree(path.join(options.workDir, 'tree'), scaleSpec);
+      const [scaled] = await benchAgent([ours], { minio, bucket, tree: scaleTree, workDir: options.workDir, runs: 1, restore: false, log });
+      report.scaling = {
+        tree: { files: scaleTree.files, bytes: scaleTree.bytes, changedFiles: scaleTree.changedFiles, description: describeTree(scaleSpec) },
+        ours: scaled!,
+      };
+    }
+    report.finishedAt = new Date().toISOString();
+    return report;
+  } finally {
+    await minio.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const program = new Command('bench')
+    .description('benchmark the agent against rclone, aws-cli and s5cmd, and the webhook under autocannon')
+    .option('--no-agent', 'skip the agent benchmark (keep its last results)')
+    .option('--no-webhook', 'skip the webhook benchmark (keep its last results)')
+    .option('--files <n>', 'small files (4 KiB) in the tree', count, 10_000)
+    .option('--big-files <n>', 'large files in the tree', count, 10)
+    .option('--big-mib <n>', 'size of each large file in MiB', count, 32)
+    .option('--runs <n>', 'runs per tool (the median is reported)', count, 3)
+    .option('--scale-files <n>', 'small files in the scaling row (0 skips it)', count, 100_000)
+    .option('--workers <n>', "parallel transfers for the peers' second row (the agent's own)", count, TRANSFER_WORKERS)
+    .option('--tools <ids>', 'only these tools (comma-separated ids: ours,s5cmd,s5cmd-N,rclone,rclone-N,aws,aws-N)')
+    .option('--webhook-seconds <n>', 'length of the fixed-rate webhook run', count, 300)
+    .option('--work-dir <dir>', 'scratch space (git-ignored)', path.join(repoRoot, 'bench', 'work'));
+  program.parse();
+  const options = program.opts<Options>();
+  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+  await mkdir(options.workDir, { recursive: true });
+  const agentJson = path.join(options.workDir, 'agent.json');
+  const webhookJson = path.join(options.workDir, 'webhook.json');
+
+  if (options.agent) {
+    const report = await runAgentBench(options, command);
+    await writeFile(agentJson, JSON.stringify(report, null, 2));
+  }
+  if (options.webhook) {
+    const report = await benchWebhook({ repoRoot, workDir: options.workDir, seconds: options.webhookSeconds, command, log });
+    await writeFile(webhookJson, JSON.stringify(report, null, 2));
+  }
+
+  const sections = ['# Benchmark results', '', 'Written by `npm run bench` (bench/run.sh); see the README section "Benchmarks".', ''];
+  if (existsSync(agentJson)) sections.push(renderAgentReport(JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport));
+  if (existsSync(webhookJson)) sections.push(renderWebhookReport(JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport));
+  const markdown = sections.join('\n');
+  await writeFile(path.join(repoRoot, 'bench', 'results.md'), markdown);
+  process.stdout.write(markdown);
+}
+
+main().catch((error: unknown) => {
+  log(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});

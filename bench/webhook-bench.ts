@@ -1,0 +1,172 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
+import { describeMachine, type Machine } from './lib/machine.js';
+import { httpsPost, startWebhook, type WebhookProcess } from './lib/webhook-process.js';
+
+const run = promisify(execFile);
+
+export interface LoadResult {
+  connections: number;
+  seconds: number;
+  rate?: number;
+  requests: number;
+  perSecond: number;
+  non2xx: number;
+  errors: number;
+  latencyMs: { p50: number; p99: number; p99_9: number; max: number; mean: number };
+}
+
+export interface WebhookReport {
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  review: { file: string; bytes: number; patchOps: number; responseBytes: number };
+  max: LoadResult;
+  fixed: LoadResult;
+  rss: Array<{ second: number; mib: number }>;
+  profile: ProfileSummary & { seconds: number; file: string };
+}
+
+interface Options {
+  repoRoot: string;
+  workDir: string;
+  seconds: number;
+  command: string;
+  log: (line: string) => void;
+}
+
+// A realistic session pod (the runner of a Job, with a workspace PVC), in the namespace of
+// the integration secret below, so every review is a full mutation with S3 containers.
+const REVIEW = 'test/fixtures/reviews/create-session-pod.json';
+const SECRET = 'test/fixtures/secrets/complete.yaml';
+const MAX_CONNECTIONS = 32;
+const FIXED_RATE = 1000;
+const FIXED_CONNECTIONS = 16;
+
+interface AutocannonJson {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; p99_9: number; max: number; mean: number };
+  non2xx: number;
+  errors: number;
+  duration: number;
+}
+
+/** autocannon in its own process, so the load generator does not share the webhook's event loop. */
+async function autocannon(options: Options, url: string, bodyFile: string, connections: number, seconds: number, rate?: number): Promise<LoadResult> {
+  const cli = path.join(options.repoRoot, 'node_modules', 'autocannon', 'autocannon.js');
+  const args = [cli, '-j', '-m', 'POST', '-H', 'content-type=application/json', '-i', bodyFile, '-c', String(connections), '-d', String(seconds)];
+  if (rate) args.push('-R', String(rate));
+  const { stdout } = await run(process.execPath, [...args, url], { maxBuffer: 16 * 1024 * 1024 });
+  const json = JSON.parse(stdout) as AutocannonJson;
+  return {
+    connections,
+    seconds,
+    ...(rate ? { rate } : {}),
+    requests: json.requests.total,
+    perSecond: json.requests.total / json.duration,
+    non2xx: json.non2xx,
+    errors: json.errors,
+    latencyMs: { p50: json.latency.p50, p99: json.latency.p99, p99_9: json.latency.p99_9, max: json.latency.max, mean: json.latency.mean },
+  };
+}
+
+async function sampleRss(webhook: WebhookProcess, everyMs: number, until: Promise<unknown>): Promise<Array<{ second: number; mib: number }>> {
+  const samples: Array<{ second: number; mib: number }> = [];
+  const started = Date.now();
+  let done = false;
+  void until.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    samples.push({ second: Math.round((Date.now() - started) / 1000), mib: Math.round((await webhook.rssMiB()) * 10) / 10 });
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, everyMs)), until.catch(() => undefined)]);
+  }
+  samples.push({ second: Math.round((Date.now() - started) / 1000), mib: Math.round((await webhook.rssMiB()) * 10) / 10 });
+  return samples;
+}
+
+function assertAllGood(name: string, result: LoadResult): void {
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${name}: ${result.non2xx} non-2xx responses and ${result.errors} errors out of ${result.requests}`);
+  }
+}
+
+export async function benchWebhook(options: Options): Promise<WebhookReport> {
+  const { repoRoot, workDir, log } = options;
+  const dir = path.join(workDir, 'webhook');
+  const certDir = path.join(dir, 'certs');
+  const profileDir = path.join(dir, 'profile');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(profileDir, { recursive: true });
+  await run(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'certs', '--service', 'session-storage-webhook', '--namespace', 'session-storage', '--dev', '--out', certDir]);
+  const bodyFile = path.join(repoRoot, REVIEW);
+  const body = await readFile(bodyFile, 'utf8');
+  const secretFile = path.join(repoRoot, SECRET);
+  const startedAt = new Date().toISOString();
+  const machine = describeMachine();
+
+  const webhook = await startWebhook({ repoRoot, certDir, secretFile, logFile: path.join(dir, 'webhook.log'), nodeFlags: [] });
+  let max: LoadResult;
+  let fixed: LoadResult;
+  let rss: Array<{ second: number; mib: number }>;
+  let review: WebhookReport['review'];
+  try {
+    const answer = await httpsPost(webhook.url, body, webhook.ca);
+    const response = (JSON.parse(answer.body) as { response?: { allowed?: boolean; patch?: string } }).response;
+    if (answer.status !== 200 || response?.allowed !== true || !response.patch) {
+      throw new Error(`the fixture review was not answered with an allowed patch: HTTP ${answer.status} ${answer.body.slice(0, 300)}`);
+    }
+    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[];
+    review = { file: REVIEW, bytes: Buffer.byteLength(body), patchOps: patch.length, responseBytes: Buffer.byteLength(answer.body) };
+
+    log('webhook: warm-up 5 s');
+    await autocannon(options, webhook.url, bodyFile, MAX_CONNECTIONS, 5);
+    log(`webhook: maximum throughput, ${MAX_CONNECTIONS} connections, 20 s`);
+    max = await autocannon(options, webhook.url, bodyFile, MAX_CONNECTIONS, 20);
+    assertAllGood('maximum throughput', max);
+    log(`webhook: ${Math.round(max.perSecond)} reviews/s; fixed ${FIXED_RATE}/s for ${options.seconds} s`);
+    const load = autocannon(options, webhook.url, bodyFile, FIXED_CONNECTIONS, options.seconds, FIXED_RATE);
+    rss = await sampleRss(webhook, 5_000, load);
+    fixed = await load;
+    assertAllGood('fixed rate', fixed);
+    log(`webhook: p50 ${fixed.latencyMs.p50} ms, p99 ${fixed.latencyMs.p99} ms, p99.9 ${fixed.latencyMs.p99_9} ms; RSS ${rss.at(-1)?.mib} MiB`);
+  } finally {
+    await webhook.stop();
+  }
+
+  const profileSeconds = 15;
+  log(`webhook: CPU profile under maximum load, ${profileSeconds} s`);
+  const profiled = await startWebhook({
+    repoRoot,
+    certDir,
+    secretFile,
+    logFile: path.join(dir, 'webhook-profiled.log'),
+    nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+  });
+  try {
+    await autocannon(options, profiled.url, bodyFile, MAX_CONNECTIONS, profileSeconds);
+  } finally {
+    await profiled.stop();
+  }
+  const profiles = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
+  if (profiles.length === 0) throw new Error('the profiled webhook wrote no .cpuprofile');
+  const profileFile = path.join(profileDir, profiles[0]!);
+  const summary = await summarizeProfile(profileFile);
+  await writeFile(path.join(dir, 'profile-summary.json'), JSON.stringify(summary, null, 2));
+  return {
+    command: options.command,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    review,
+    max,
+    fixed,
+    rss,
+    profile: { ...summary, seconds: profileSeconds, file: path.relative(repoRoot, profileFile) },
+  };
+}
+
