@@ -1,4 +1,6 @@
 import { createLogger } from '../shared/logger.js';
+import { CertConfigError } from './ca/config.js';
+import { startCertificateManager } from './ca/manager.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KubeSecretSource } from './kube-secret-source.js';
 import { createMetrics } from './metrics.js';
@@ -24,6 +26,18 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
     throw error;
   }
   const metrics = createMetrics();
+
+  // Self-managed mode issues the files the server watches; the server starts right away
+  // and reports not-ready until they appear.
+  let certificates;
+  try {
+    certificates = startCertificateManager({ logger });
+  } catch (error) {
+    if (!(error instanceof CertConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
 
   let secrets: SecretSource;
   if (options.secretFiles.length > 0) {
@@ -58,6 +72,7 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining before exit');
+    certificates.stop();
     void running.shutdown().then(() => {
       logger.info('stopped');
       process.exit(0);
