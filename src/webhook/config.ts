@@ -47,7 +47,10 @@ export interface WebhookConfig {
 const quantity = z
   .string()
   .regex(/^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/, 'must be a Kubernetes quantity like 10Gi or 500m');
-const seconds = z.coerce.number().int('must be a whole number').positive('must be positive');
+const seconds = z.coerce
+  .number({ error: 'must be a number of seconds' })
+  .int('must be a whole number of seconds')
+  .positive('must be positive');
 const policy = z.enum(['deny', 'ephemeral']);
 
 // The same names the agent reads, so one value means the same on both sides.
@@ -85,7 +88,7 @@ const schema = z.object({
   ON_INCOMPLETE: policy.default('deny'),
   ON_SECRET_ERROR: policy.default('deny'),
   ADDRESS: z.string().min(1).default('0.0.0.0'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(8443),
+  PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8443),
   TLS_CERT_FILE: z.string().min(1).default('/etc/webhook/certs/tls.crt'),
   TLS_KEY_FILE: z.string().min(1).default('/etc/webhook/certs/tls.key'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be like 3mb or 512kb').default('3mb'),

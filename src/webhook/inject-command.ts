@@ -46,7 +46,10 @@ async function inject(options: InjectOptions): Promise<number> {
     throw new InputError(`unknown output format "${options.output}": use yaml or json`);
   }
   const config = loadConfig();
-  const manifest = parseManifest(await readInput(options.filename), options.filename);
+  const manifest = parseManifest(
+    await readInput(options.filename),
+    options.filename === '-' ? 'stdin' : options.filename,
+  );
   const secrets = options.secret === undefined ? [] : await readSecret(options.secret);
   const secretNamespace = secrets[0]?.metadata?.namespace;
 

@@ -1,0 +1,108 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const root = new URL('../../', import.meta.url).pathname;
+const cli = `${root}dist/cli.js`;
+const fixture = (path: string) => `${root}test/fixtures/${path}`;
+
+function inject(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+  const result = spawnSync(process.execPath, [cli, 'inject', ...args], {
+    input: options.input,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', ...options.env },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  // `npm test` builds first; a stale or missing build would test the wrong code.
+  expect(existsSync(cli), 'dist/cli.js is missing: run `npm run build`').toBe(true);
+});
+
+describe('session-storage inject (built binary)', () => {
+  it('prints the mutated pod as YAML, the same as the golden file, exit 0', () => {
+    const out = inject(['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('secrets/complete.yaml')], {
+      env: { AGENT_IMAGE: 'ghcr.io/ambient-code/ambient-session-storage:test' },
+    });
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    const pod = parse(out.stdout);
+    const golden = parse(readFileSync(fixture('golden/session-runner.native.yaml'), 'utf8')).pod;
+    const status = JSON.parse(pod.metadata.annotations['ambient-code.io/session-storage-status']);
+    expect(status.version).toMatch(/^\d+\.\d+\.\d+/);
+    golden.metadata.annotations['ambient-code.io/session-storage-status'] = pod.metadata.annotations['ambient-code.io/session-storage-status'];
+    expect(pod).toEqual(golden);
+  });
+
+  it('reads JSON from stdin and writes JSON with -o json', () => {
+    const pod = parse(readFileSync(fixture('pods/session-runner.yaml'), 'utf8'));
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete-stringdata.yaml'), '-o', 'json'], { input: JSON.stringify(pod) });
+    expect(out.code).toBe(0);
+    const mutated = JSON.parse(out.stdout);
+    expect(mutated.spec.initContainers.map((c: { name: string }) => c.name)).toEqual(['init-hydrate', 'state-sync']);
+  });
+
+  it('prints warnings on stderr and still succeeds when the secret is absent', () => {
+    const out = inject(['-f', fixture('pods/session-runner.yaml')]);
+    expect(out.code).toBe(0);
+    expect(out.stderr).toBe('warning: S3 not configured: session state is ephemeral\n');
+    expect(parse(out.stdout).spec.volumes).toEqual([{ name: 'workspace', emptyDir: { sizeLimit: '10Gi' } }]);
+  });
+
+  it('prints the denial on stderr and exits 1', () => {
+    const out = inject(['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('secrets/incomplete.yaml')]);
+    expect(out).toEqual({ code: 1, stdout: '', stderr: 'denied: incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY\n' });
+  });
+
+  it('follows ON_INCOMPLETE=ephemeral', () => {
+    const out = inject(['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('secrets/incomplete.yaml')], {
+      env: { ON_INCOMPLETE: 'ephemeral' },
+    });
+    expect(out.code).toBe(0);
+    expect(out.stderr).toBe('warning: incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY: session state is ephemeral\n');
+  });
+
+  it('mutates the pod template of a Deployment', () => {
+    const pod = parse(readFileSync(fixture('pods/session-runner.yaml'), 'utf8'));
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'runner', namespace: 'project-a' },
+      spec: { selector: { matchLabels: pod.metadata.labels }, template: { metadata: { labels: pod.metadata.labels }, spec: pod.spec } },
+    };
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml'), '-o', 'json'], { input: JSON.stringify(deployment) });
+    expect(out.code).toBe(0);
+    const template = JSON.parse(out.stdout).spec.template;
+    expect(template.spec.initContainers.map((c: { name: string }) => c.name)).toEqual(['init-hydrate', 'state-sync']);
+  });
+
+  it.each([
+    ['a missing file', ['-f', '/nonexistent/pod.yaml'], undefined, 'error: cannot read /nonexistent/pod.yaml: ENOENT\n'],
+    ['broken YAML on stdin', ['-f', '-'], 'kind: Pod\n  spec: [', /^error: stdin: not valid YAML or JSON: .*\n$/],
+    ['a kind that is not a pod', ['-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', 'error: expected a Pod (or a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob), got kind "ConfigMap"\n'],
+    ['a secret with another name', ['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('pods/plain-pod.yaml')], undefined, /^error: .*plain-pod.yaml: expected a Secret manifest \(kind: Secret\)\n$/],
+    ['a secret of another namespace', ['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml')], undefined, 'error: the secret is in namespace "project-a" but the pod is in "project-b": a pod only sees its own namespace\'s secret\n'],
+    ['an unknown output format', ['-f', fixture('pods/session-runner.yaml'), '-o', 'toml'], undefined, 'error: unknown output format "toml": use yaml or json\n'],
+  ])('exits 2 with one line, no stack trace, on %s', (_name, args, input, message) => {
+    const out = inject(args, { input });
+    expect(out.code).toBe(2);
+    expect(out.stdout).toBe('');
+    if (typeof message === 'string') expect(out.stderr).toBe(message);
+    else expect(out.stderr).toMatch(message);
+    expect(out.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('exits 2 on invalid webhook settings', () => {
+    const out = inject(['-f', fixture('pods/session-runner.yaml')], { env: { SIDECAR_MODE: 'sidecar' } });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toBe('error: invalid webhook configuration: SIDECAR_MODE: Invalid option: expected one of "native"|"legacy"\n');
+  });
+
+  it('--namespace overrides the pod namespace for the secret lookup', () => {
+    const out = inject(['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml'), '--namespace', 'project-a']);
+    expect(out.code).toBe(0);
+    expect(out.stderr).toContain('runner declares no non-root runAsUser');
+  });
+});
