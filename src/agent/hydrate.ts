@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './env.js';
@@ -97,8 +98,9 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
             if (isNotFound(error)) {
               log.warn(`${job.key} is listed in metadata.json but missing in S3: skipped`);
             } else {
+              // Queued jobs see firstError and return at once (clearing the queue would
+              // leave their promises unsettled forever).
               firstError ??= error;
-              limit.clearQueue();
             }
           } finally {
             done += 1;
@@ -134,6 +136,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 15_000;
+// The last retry is worth making only with this much of the budget left.
+const MIN_LAST_ATTEMPT_MS = 250;
 
 // Retries with backoff until HYDRATE_TIMEOUT_SECONDS is spent. Any failure leaves no
 // record behind, so state-sync (which only starts after a successful hydrate anyway) can
@@ -143,6 +147,8 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
   const started = Date.now();
   const deadline = started + settings.hydrateTimeoutSeconds * 1000;
   const signal = AbortSignal.timeout(settings.hydrateTimeoutSeconds * 1000);
+  // Every in-flight request listens on the one signal.
+  setMaxListeners(0, signal);
   await mkdir(settings.stateDir, { recursive: true });
   await clearRecord(settings.stateDir);
   log.info(`Hydrating ${settings.workspaceDir} from s3://${target.bucket}/${sessionPrefix(settings)}`);
@@ -163,13 +169,14 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
           ? { kind: 'timed out', detail: 'HYDRATE_TIMEOUT_SECONDS reached' }
           : classified;
       const remaining = deadline - Date.now();
-      if (remaining <= backoff) {
+      if (remaining < MIN_LAST_ATTEMPT_MS) {
         const seconds = Math.round((Date.now() - started) / 1000);
         log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
         return false;
       }
-      log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${backoff / 1000}s`);
-      await sleep(backoff, signal);
+      const delay = Math.min(backoff, remaining - MIN_LAST_ATTEMPT_MS);
+      log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
+      await sleep(delay, signal);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
   }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { AgentLog } from './log.js';
 import type { CycleResult } from './sync.js';
 
@@ -27,6 +28,8 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const wake = new AbortController();
   const budget = new AbortController();
+  // Every in-flight request of a cycle listens on the budget signal.
+  setMaxListeners(0, budget.signal);
   let stopping = false;
   let budgetTimer: NodeJS.Timeout | undefined;
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './context.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
@@ -15,7 +16,9 @@ export async function runSyncCommand(
   const syncer = new Syncer({ settings: runtime.settings, target: runtime.target, log, workers: TRANSFER_WORKERS });
   try {
     if (options.once) {
-      const result = await syncer.cycle(new AbortController().signal, { final: true });
+      const signal = new AbortController().signal;
+      setMaxListeners(0, signal);
+      const result = await syncer.cycle(signal, { final: true });
       return result.ok ? 0 : 1;
     }
     const ok = await runSyncLoop({

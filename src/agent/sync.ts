@@ -168,10 +168,11 @@ export class Syncer {
     const failures: Array<{ key: string; reason: string }> = [];
     const limit = pLimit(this.context.workers);
     const attempted = new Set<string>();
+    let endpointDown = false;
     await Promise.all(
       files.map((file) =>
         limit(async () => {
-          if (signal.aborted) return;
+          if (signal.aborted || endpointDown) return;
           attempted.add(file.key);
           const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode };
           try {
@@ -180,7 +181,7 @@ export class Syncer {
             if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
             const failure = classifyS3Error(error);
             failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
-            if (FATAL_KINDS.has(failure.kind)) limit.clearQueue();
+            if (FATAL_KINDS.has(failure.kind)) endpointDown = true;
             return;
           }
           // The entry holds the stat taken before the upload: a file written to meanwhile

@@ -155,3 +155,42 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
     });
   });
 }
+
+export interface RunningCli {
+  child: ReturnType<typeof spawn>;
+  stdout(): string;
+  stderr(): string;
+  // Resolves when stdout and stderr have matched `pattern` `count` times in total.
+  waitFor(pattern: RegExp, count?: number, timeoutMs?: number): Promise<void>;
+  exited: Promise<CliRun>;
+}
+
+export function startCli(args: string[], env: Record<string, string>): RunningCli {
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<CliRun>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+  });
+  const countOf = (pattern: RegExp) => (stdout + stderr).match(new RegExp(pattern.source, 'g'))?.length ?? 0;
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    waitFor: async (pattern, count = 1, timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (countOf(pattern) < count) {
+        if (child.exitCode !== null) throw new Error(`exited before ${pattern}:\n${stdout}\n${stderr}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${stdout}\n${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+  };
+}

@@ -26,6 +26,10 @@ export interface MinioServer extends MinioInfo {
   // Stops the server, keeping its data, so a test can restart it on the same port.
   stop(): Promise<void>;
   start(): Promise<void>;
+  // Freezes the server (SIGSTOP): connections are accepted by the kernel but never
+  // answered, the way a hung endpoint behaves.
+  pause(): void;
+  resume(): void;
   // Stops the server and removes its data.
   destroy(): Promise<void>;
 }
@@ -99,6 +103,7 @@ export async function startMinio(): Promise<MinioServer> {
     child = undefined;
     if (!proc || proc.exitCode !== null) return;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGCONT');
     proc.kill('SIGKILL');
     await exited;
   };
@@ -113,6 +118,8 @@ export async function startMinio(): Promise<MinioServer> {
     dataDir,
     stop,
     start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     destroy: async () => {
       await stop();
       await rm(dataDir, { recursive: true, force: true });

@@ -1,0 +1,71 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBucket, freePort } from '../support/minio.js';
+import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from './helpers.js';
+
+const minio = inject('minio');
+const ISO = '\\[\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\]';
+
+describe('session-storage hydrate / sync (built CLI)', () => {
+  let bucket: string;
+  const pods: Pod[] = [];
+  const podEnv = async (overrides: Record<string, string> = {}) => {
+    const pod = await newPod(agentEnv(minio, bucket, uniqueSession(), { HYDRATE_TIMEOUT_SECONDS: '2', ...overrides }));
+    pods.push(pod);
+    return pod;
+  };
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    bucket = await createBucket(minio, 'cli');
+  });
+  afterAll(async () => {
+    for (const pod of pods) await pod.dispose();
+  });
+
+  it('exits 2 with one line naming a missing setting', async () => {
+    const pod = await podEnv();
+    const { S3_BUCKET: _omitted, ...env } = pod.env;
+    const run = await runCli(['hydrate'], env);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(new RegExp(`^${ISO} ERROR: invalid configuration: S3_BUCKET is required\\n$`));
+  });
+
+  it.each([
+    ['wrong credentials', { AWS_SECRET_ACCESS_KEY: 'not-the-secret-123' }, 'access denied'],
+    ['a missing bucket', { S3_BUCKET: 'no-such-bucket-here' }, 'bucket not found'],
+  ])('names %s and gives up within HYDRATE_TIMEOUT_SECONDS', async (_name, overrides, message) => {
+    const pod = await podEnv(overrides);
+    const run = await runCli(['hydrate'], pod.env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`ERROR: hydrate failed: ${message}`);
+    expect(run.stdout).toContain(`WARNING: hydrate attempt 1 failed: ${message}`);
+    expect(run.ms).toBeLessThan(8_000);
+    expect(run.stdout + run.stderr).not.toContain(pod.env.AWS_SECRET_ACCESS_KEY);
+  });
+
+  it('names a dead endpoint "connection refused" and gives up in bounded time', async () => {
+    const pod = await podEnv({ S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
+    const run = await runCli(['hydrate'], pod.env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('ERROR: hydrate failed: connection refused');
+    expect(run.ms).toBeLessThan(8_000);
+  });
+
+  it('sync --once prints the log lines operators grep for and exits 0', async () => {
+    const pod = await podEnv();
+    await mkdir(path.join(pod.workspace, '.claude'), { recursive: true });
+    await writeFile(path.join(pod.workspace, '.claude/history.jsonl'), 'x');
+    expect((await runCli(['hydrate'], pod.env)).code).toBe(0);
+    const run = await runCli(['sync', '--once'], pod.env);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Starting sync to S3\\.\\.\\.$`)));
+    expect(lines).toContain('  Syncing .claude/...');
+    expect(lines).toContain('  Syncing artifacts/...');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Sync complete \\(3 paths synced\\)$`)));
+    expect(run.stdout + run.stderr).not.toContain(pod.env.AWS_SECRET_ACCESS_KEY);
+  });
+});
