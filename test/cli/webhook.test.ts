@@ -1,0 +1,30 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const cli = new URL('../../dist/cli.js', import.meta.url).pathname;
+const fixture = (path: string) => new URL(`../fixtures/${path}`, import.meta.url).pathname;
+
+function webhook(args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, [cli, 'webhook', ...args], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { PATH: process.env.PATH ?? '', ADDRESS: '127.0.0.1', PORT: '0', ...env },
+  });
+}
+
+describe('session-storage webhook start-up checks (built binary)', () => {
+  it('refuses to start on invalid settings with one line naming them, exit 2', () => {
+    const result = webhook(['--secret-file', fixture('secrets/demo.yaml')], { MAX_SYNC_SIZE: '2 gigs', ON_SECRET_ERROR: 'retry' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toBe(
+      'invalid webhook configuration: MAX_SYNC_SIZE: must be bytes, optionally with K, M, G, Ki, Mi or Gi; ' +
+        'ON_SECRET_ERROR: Invalid option: expected one of "deny"|"ephemeral"\n',
+    );
+  });
+
+  it('refuses a secret file that is not the integration secret, exit 2', () => {
+    const result = webhook(['--secret-file', fixture('pods/plain-pod.yaml')], {});
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/plain-pod\.yaml: expected a Secret manifest \(kind: Secret\)\n$/);
+  });
+});
