@@ -35,7 +35,7 @@ const FATAL_KINDS = new Set(['connection refused', 'access denied', 'bucket not 
 
 export class Syncer {
   private record: LocalRecord | undefined;
-  private lastSkipped = '';
+  private lastSkipped = '[]';
   private readonly excludes: ExcludeMatcher;
   private readonly reportedSymlinks = new Set<string>();
 

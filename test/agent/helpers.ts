@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,7 +90,11 @@ export async function newPod(env: Record<string, string>): Promise<Pod> {
     client,
     log,
     hydrate: () => hydrate({ settings, target, log, workers: 16 }),
-    sync: (options = {}) => syncer.cycle(new AbortController().signal, options),
+    sync: (options = {}) => {
+      const signal = new AbortController().signal;
+      setMaxListeners(0, signal);
+      return syncer.cycle(signal, options);
+    },
     dispose: async () => {
       client.destroy();
       await rm(workspace, { recursive: true, force: true });

@@ -1,0 +1,74 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBucket } from '../support/minio.js';
+import { agentEnv, newPod, uniqueSession, type Pod } from './helpers.js';
+
+const minio = inject('minio');
+
+function countRequests(client: S3Client): string[] {
+  const commands: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push(context.commandName ?? 'unknown');
+      return next(args);
+    },
+    { step: 'initialize', name: 'countRequests' },
+  );
+  return commands;
+}
+
+describe('S3 requests per cycle', () => {
+  let bucket: string;
+  const pods: Pod[] = [];
+  beforeAll(async () => {
+    bucket = await createBucket(minio, 'requests');
+  });
+  afterAll(async () => {
+    for (const pod of pods) await pod.dispose();
+  });
+
+  it('a no-change cycle after hydrate makes no request at all', async () => {
+    const session = uniqueSession();
+    const writer = await newPod(agentEnv(minio, bucket, session));
+    pods.push(writer);
+    await mkdir(path.join(writer.workspace, 'artifacts'), { recursive: true });
+    for (let index = 0; index < 50; index += 1) {
+      await writeFile(path.join(writer.workspace, `artifacts/f${index}.txt`), `${index}`);
+    }
+    expect((await writer.sync()).ok).toBe(true);
+
+    const pod = await newPod(agentEnv(minio, bucket, session));
+    pods.push(pod);
+    const commands = countRequests(pod.client);
+    expect(await pod.hydrate()).toBe(true);
+    expect(commands.filter((name) => name === 'GetObjectCommand')).toHaveLength(51);
+    commands.length = 0;
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
+    expect(commands).toEqual([]);
+
+    await writeFile(path.join(pod.workspace, 'artifacts/f1.txt'), 'changed');
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
+    expect(commands).toEqual(['PutObjectCommand', 'PutObjectCommand']);
+  });
+
+  it('a cold start without a record reads the remote state once, then never again', async () => {
+    const session = uniqueSession();
+    const writer = await newPod(agentEnv(minio, bucket, session));
+    pods.push(writer);
+    await mkdir(path.join(writer.workspace, 'uploads'), { recursive: true });
+    await writeFile(path.join(writer.workspace, 'uploads/a.txt'), 'a');
+    expect((await writer.sync()).ok).toBe(true);
+
+    const pod = await newPod(agentEnv(minio, bucket, session));
+    pods.push(pod);
+    const commands = countRequests(pod.client);
+    await pod.sync();
+    expect(commands).toEqual(['GetObjectCommand', 'ListObjectsV2Command']);
+    commands.length = 0;
+    await pod.sync();
+    expect(commands).toEqual([]);
+  });
+});
