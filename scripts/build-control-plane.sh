@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
+CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.21.2}"
 ROOT="$PWD"
 BIN="$ROOT/.cache/bin"
 WRAP="$ROOT/.cache/control-plane"
@@ -95,6 +96,22 @@ if stamp_ok kube-apiserver "$K8S_STAMP"; then
   log "reusing kube-apiserver ($K8S_STAMP)"
 else
   build_into "$(k8s_wrapper)" k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "$K8S_STAMP" "$(k8s_ldflags)"
+fi
+
+# The cert-manager overlay is dry-run against the API server, which needs cert-manager's
+# CRDs: the real ones, as published in its Go module (deploy/crds), not hand-written.
+CRDS="$ROOT/.cache/crds/cert-manager"
+if [ "$(cat "$CRDS/.version" 2>/dev/null)" = "$CERT_MANAGER_VERSION" ]; then
+  log "reusing cert-manager $CERT_MANAGER_VERSION CRDs"
+else
+  module_dir="$(cd "$WRAP" && go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [ -d "$module_dir/deploy/crds" ] || { log "no CRDs in cert-manager $CERT_MANAGER_VERSION"; exit 1; }
+  rm -rf "$CRDS" && mkdir -p "$CRDS"
+  cp "$module_dir"/deploy/crds/cert-manager.io_*.yaml "$CRDS/"
+  chmod u+w "$CRDS"/*.yaml
+  printf '%s' "$CERT_MANAGER_VERSION" >"$CRDS/.version"
+  log "copied cert-manager $CERT_MANAGER_VERSION CRDs"
 fi
 
 # The e2e drives `kubectl apply -k`; any kubectl with kustomize will do, so a system one

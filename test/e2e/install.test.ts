@@ -1,0 +1,71 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { kubectl, kubectlOk, ROOT } from '../support/cluster-client.js';
+import { installManifests, WEBHOOK_NAMESPACE, WEBHOOK_SERVICE_ACCOUNT } from '../support/cluster-webhook.js';
+
+const cluster = inject('cluster');
+const SA = `system:serviceaccount:${WEBHOOK_NAMESPACE}:${WEBHOOK_SERVICE_ACCOUNT}`;
+
+async function canI(verb: string, resource: string, namespace?: string): Promise<boolean> {
+  const args = ['auth', 'can-i', verb, resource, `--as=${SA}`, ...(namespace ? ['-n', namespace] : [])];
+  const result = await kubectl(cluster, args);
+  return result.stdout.trim() === 'yes';
+}
+
+describe('manifests against a real API server', () => {
+  beforeAll(async () => {
+    // A first install's dry-run cannot create the namespace its objects live in; the
+    // README has users create it first, and so do we.
+    await kubectlOk(cluster, ['create', 'namespace', WEBHOOK_NAMESPACE]).catch(() => undefined);
+    const crds = join(ROOT, '.cache/crds/cert-manager');
+    const files = (await readdir(crds)).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    await kubectlOk(cluster, ['apply', '--server-side', ...files.flatMap((f) => ['-f', join(crds, f)])]);
+    await kubectlOk(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificates.cert-manager.io', 'crd/issuers.cert-manager.io']);
+  });
+
+  it.each(['manifests/', 'manifests/overlays/cert-manager'])('kubectl apply --dry-run=server -k %s passes', async (dir) => {
+    const result = await kubectl(cluster, ['apply', '--dry-run=server', '-k', dir]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('mutatingwebhookconfiguration.admissionregistration.k8s.io/ambient-session-storage');
+  });
+
+  it('installs with kubectl apply -k manifests/ and stores what the README promises', async () => {
+    await installManifests(cluster);
+    const deployment = JSON.parse(
+      await kubectlOk(cluster, ['get', 'deployment', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE, '-o', 'json']),
+    ) as { spec: { replicas: number; template: { spec: { containers: Array<{ securityContext: object }> } } } };
+    expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+    const webhook = JSON.parse(
+      await kubectlOk(cluster, ['get', 'mutatingwebhookconfiguration', 'ambient-session-storage', '-o', 'json']),
+    ) as { webhooks: Array<Record<string, unknown>> };
+    expect(webhook.webhooks[0]).toMatchObject({
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      failurePolicy: 'Fail',
+      matchPolicy: 'Equivalent',
+      reinvocationPolicy: 'IfNeeded',
+      rules: [expect.objectContaining({ operations: ['CREATE'], resources: ['pods'] })],
+    });
+    expect(webhook.webhooks[0]?.timeoutSeconds).toBeLessThanOrEqual(10);
+    await kubectlOk(cluster, ['get', 'pdb', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE]);
+    await kubectlOk(cluster, ['get', 'service', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE]);
+  });
+
+  it('grants the webhook exactly what it needs and nothing more', async () => {
+    expect(await canI('get', 'secrets/ambient-non-vertex-integrations', 'any-project')).toBe(true);
+    expect(await canI('watch', 'secrets/ambient-non-vertex-integrations', 'any-project')).toBe(true);
+    expect(await canI('get', 'secrets/some-other-secret', 'any-project')).toBe(false);
+    expect(await canI('list', 'secrets', 'any-project')).toBe(false);
+    expect(await canI('update', 'secrets/ambient-non-vertex-integrations', 'any-project')).toBe(false);
+    expect(await canI('patch', 'mutatingwebhookconfigurations/ambient-session-storage')).toBe(true);
+    expect(await canI('patch', 'mutatingwebhookconfigurations/someone-elses')).toBe(false);
+    expect(await canI('create', 'mutatingwebhookconfigurations')).toBe(false);
+    expect(await canI('update', 'secrets/session-storage-webhook-ca', WEBHOOK_NAMESPACE)).toBe(true);
+    expect(await canI('get', 'secrets/other', WEBHOOK_NAMESPACE)).toBe(false);
+    expect(await canI('create', 'secrets', 'any-project')).toBe(false);
+    expect(await canI('list', 'pods', 'any-project')).toBe(false);
+  });
+});
