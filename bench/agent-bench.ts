@@ -1,9 +1,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { measure, type Measured } from './lib/measure.js';
+import { measure, measureUntil, type Measured } from './lib/measure.js';
 import type { Minio } from './lib/minio.js';
 import { diffRequests, scrapeRequests, type RequestCounts } from './lib/requests.js';
-import type { RunContext, Tool } from './lib/tools.js';
+import type { Invocation, RunContext, Tool } from './lib/tools.js';
 import { assertSameTree, copyTree, overwriteWith, type Tree } from './lib/tree.js';
 
 export const SCENARIOS = ['cold', 'nochange', 'changed', 'restore'] as const;
@@ -38,8 +38,17 @@ interface Options {
   log: (line: string) => void;
 }
 
-async function timed(minio: Minio, logFile: string, invocation: ReturnType<Tool['upload']>): Promise<Sample> {
+async function timed(minio: Minio, logFile: string, invocation: Invocation): Promise<Sample> {
   const before = await scrapeRequests(minio.endpoint);
+  if (invocation.doneLine) {
+    const { atDone: after, ...measured } = await measureUntil(invocation.command, invocation.args, {
+      env: invocation.env,
+      logFile,
+      doneLine: invocation.doneLine,
+      atDone: () => scrapeRequests(minio.endpoint),
+    });
+    return { ...measured, requests: diffRequests(after, before) };
+  }
   const measured = await measure(invocation.command, invocation.args, { env: invocation.env, logFile });
   const after = await scrapeRequests(minio.endpoint);
   return { ...measured, requests: diffRequests(after, before) };

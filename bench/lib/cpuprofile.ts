@@ -46,6 +46,8 @@ function whereOf(frame: ProfileNode['callFrame']): string {
 }
 
 const IDLE = new Set(['(idle)', '(program)']);
+// Frames on every stack say nothing about where the time goes.
+const ROOTS = new Set(['(root)']);
 
 function ranked(map: Map<string, number>, busy: number, top: number): Array<{ area: string; percent: number }> {
   return [...map]
@@ -82,6 +84,7 @@ export async function summarizeProfile(file: string, top = 12): Promise<ProfileS
     const seenOurs = new Set<string>();
     for (let node: number | undefined = id; node !== undefined; node = parent.get(node)) {
       const frame = byId.get(node)!.callFrame;
+      if (ROOTS.has(frame.functionName)) continue;
       const area = areaOf(frame.url, frame.functionName);
       seenAreas.add(area);
       if (area === 'ours') seenOurs.add(`${frame.functionName}@${whereOf(frame)}`);

@@ -6,6 +6,8 @@ export interface Invocation {
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
+  // For a process that keeps running: the line that ends the measured work.
+  doneLine?: RegExp;
 }
 
 /** Where one run of one tool keeps its remote prefix and local state. */
@@ -48,7 +50,16 @@ function baseEnv(minio: Minio): NodeJS.ProcessEnv {
   };
 }
 
-function ours(minio: Minio, paths: ToolPaths): Tool {
+// The sidecar's own contract line, printed at the end of every cycle.
+const SYNC_COMPLETE = /Sync complete \(\d+ paths synced\)/;
+
+/**
+ * Ours as a pod runs it: `hydrate` first, then the `sync` sidecar, whose cycle is measured
+ * from process start to its "Sync complete" line (the next cycle is an hour away). With
+ * `once`, the one-shot `sync --once` instead, which always records the sync in
+ * metadata.json (it is the final-sync path).
+ */
+function ours(minio: Minio, paths: ToolPaths, once = false): Tool {
   const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
   const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
     ...baseEnv(minio),
@@ -60,13 +71,17 @@ function ours(minio: Minio, paths: ToolPaths): Tool {
     WORKSPACE_DIR: workspace,
     AGENT_STATE_DIR: stateDir,
     TMPDIR: ctx.scratch,
+    SYNC_INTERVAL: '3600',
   });
   return {
-    id: 'ours',
+    id: once ? 'ours-once' : 'ours',
     name: 'session-storage',
-    settings: 'defaults (`sync --once`, `hydrate`)',
+    settings: once ? '`sync --once`' : 'sidecar cycle (`sync`), `hydrate`',
     setup: (ctx) => ({ command: process.execPath, args: [cli, 'hydrate'], env: env(ctx, ctx.workspace, ctx.stateDir) }),
-    upload: (ctx) => ({ command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) }),
+    upload: (ctx) =>
+      once
+        ? { command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) }
+        : { command: process.execPath, args: [cli, 'sync'], env: env(ctx, ctx.workspace, ctx.stateDir), doneLine: SYNC_COMPLETE },
     restore: (ctx, into) => ({
       command: process.execPath,
       args: [cli, 'hydrate'],
@@ -134,6 +149,7 @@ function awsCli(minio: Minio, scratch: string, workers?: number): Tool {
 export function allTools(minio: Minio, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
   return [
     ours(minio, paths),
+    ours(minio, paths, true),
     s5cmd(minio, paths),
     s5cmd(minio, paths, ourWorkers),
     rclone(minio),
