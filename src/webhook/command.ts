@@ -27,6 +27,19 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
   }
   const metrics = createMetrics();
 
+  let secrets: SecretSource | undefined;
+  if (options.secretFiles.length > 0) {
+    try {
+      secrets = await ManifestSecretSource.fromFiles(options.secretFiles);
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
+
+  // Started after every check that can refuse to start, so a refusal leaves nothing running.
   // Self-managed mode issues the files the server watches; the server starts right away
   // and reports not-ready until they appear.
   let certificates;
@@ -39,17 +52,7 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
     return;
   }
 
-  let secrets: SecretSource;
-  if (options.secretFiles.length > 0) {
-    try {
-      secrets = await ManifestSecretSource.fromFiles(options.secretFiles);
-    } catch (error) {
-      if (!(error instanceof ManifestError)) throw error;
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-  } else {
+  if (secrets === undefined) {
     const kube = new KubeSecretSource({
       logger,
       getTimeoutMs: config.server.secretGetTimeoutMs,
@@ -60,12 +63,21 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
     secrets = kube;
   }
 
-  const running = await startWebhookServer({
-    server: config.server,
-    deps: { config: config.mutation, policy: config.policy, secrets },
-    metrics,
-    logger,
-  });
+  let running;
+  try {
+    running = await startWebhookServer({
+      server: config.server,
+      deps: { config: config.mutation, policy: config.policy, secrets },
+      metrics,
+      logger,
+    });
+  } catch (error) {
+    process.stderr.write(`cannot listen on ${config.server.address}:${config.server.port}: ${(error as Error).message}\n`);
+    certificates.stop();
+    secrets.close();
+    process.exitCode = 1;
+    return;
+  }
 
   let stopping = false;
   const stop = (signal: string) => {

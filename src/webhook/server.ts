@@ -43,9 +43,13 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   await tls.start();
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: Error) => {
+      tls.close();
+      reject(error);
+    };
+    server.once('error', failed);
     server.listen(config.port, config.address, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
