@@ -17,7 +17,7 @@ function certs(args: string[]) {
   return { ...result, dir: join(out, 'certs') };
 }
 
-describe('session-storage certs (built binary)', () => {
+describe('session-storage certs (built binary)', { timeout: 30_000 }, () => {
   it('writes a CA and a serving certificate for the service and prints the caBundle', () => {
     const result = certs(['--service', 'session-storage-webhook', '--namespace', 'ambient-session-storage']);
     expect(result.status).toBe(0);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 const root = new URL('../../', import.meta.url).pathname;
 
 // The README's first command (`npm run demo` = build + this script) must keep working.
-describe('the local demo', () => {
+describe('the local demo', { timeout: 30_000 }, () => {
   it('starts the webhook over HTTPS, gets a patch and a denial, and drains on SIGTERM', () => {
     const result = spawnSync(process.execPath, [`${root}dist/webhook/demo.js`], { encoding: 'utf8', timeout: 60_000 });
     expect(result.stderr).toBe('');

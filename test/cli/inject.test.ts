@@ -21,7 +21,7 @@ beforeAll(() => {
   expect(existsSync(cli), 'dist/cli.js is missing: run `npm run build`').toBe(true);
 });
 
-describe('session-storage inject (built binary)', () => {
+describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
   it('prints the mutated pod as YAML, the same as the golden file, exit 0', () => {
     const out = inject(['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('secrets/complete.yaml')], {
       env: { AGENT_IMAGE: 'ghcr.io/ambient-code/ambient-session-storage:test' },

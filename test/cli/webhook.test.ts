@@ -12,7 +12,7 @@ function webhook(args: string[], env: Record<string, string>) {
   });
 }
 
-describe('session-storage webhook start-up checks (built binary)', () => {
+describe('session-storage webhook start-up checks (built binary)', { timeout: 30_000 }, () => {
   it('refuses to start on invalid settings with one line naming them, exit 2', () => {
     const result = webhook(['--secret-file', fixture('secrets/demo.yaml')], { MAX_SYNC_SIZE: '2 gigs', ON_SECRET_ERROR: 'retry' });
     expect(result.status).toBe(2);

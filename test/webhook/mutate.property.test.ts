@@ -68,7 +68,7 @@ const decision: fc.Arbitrary<S3Decision> = fc.constantFrom<S3Decision>(
 );
 const mode = fc.constantFrom('native', 'legacy');
 
-describe('mutation properties over generated session pods', () => {
+describe('mutation properties over generated session pods', { timeout: 30_000 }, () => {
   it('mutate(mutate(p)) equals mutate(p)', () => {
     fc.assert(
       fc.property(sessionPod, decision, mode, (pod, s3, sidecarMode) => {

@@ -77,7 +77,7 @@ function postReview(port: number, ca: string): Promise<{ status: number; body: s
   });
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000) {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
@@ -85,7 +85,7 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000) 
   }
 }
 
-describe('the HTTPS server', () => {
+describe('the HTTPS server', { timeout: 30_000 }, () => {
   it('starts before its certificate exists, serves once it appears and rotates it without a restart', async () => {
     const { running, certDir } = await start();
     expect(running.ready()).toBe(false);
