@@ -112,6 +112,7 @@ describe("a session's whole life through the agent processes of the stored pods"
     await waitUntil(
       'the periodic sync to upload the runner files',
       async () => {
+        if (!/Sync complete/.test(sync.output())) return undefined;
         const keys = await listKeys(bucket, prefix);
         return keys.includes(`${prefix}uploads/data.bin`) && keys.includes(`${prefix}.claude/projects/-workspace/history.jsonl`)
           ? keys

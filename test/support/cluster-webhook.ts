@@ -1,6 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import type { ClusterInfo } from './cluster.js';
 import { freePort } from './cluster.js';
 import {
@@ -61,15 +62,17 @@ export async function runInstalledWebhook(
   return webhook;
 }
 
+// The installed configuration re-applied with a loopback URL in place of the Service, so
+// kubectl's record of what was applied stays true and a later `apply -k manifests/`
+// switches it back cleanly.
 async function pointAt(cluster: ClusterInfo, url: string): Promise<void> {
-  const current = JSON.parse(
-    await kubectlOk(cluster, ['get', 'mutatingwebhookconfiguration', WEBHOOK_CONFIGURATION, '-o', 'json']),
-  ) as { webhooks: Array<{ clientConfig: { service?: object } }> };
-  const ops = current.webhooks.flatMap((webhook, i) => [
-    ...(webhook.clientConfig.service ? [{ op: 'remove', path: `/webhooks/${i}/clientConfig/service` }] : []),
-    { op: 'add', path: `/webhooks/${i}/clientConfig/url`, value: url },
-  ]);
-  await kubectlOk(cluster, ['patch', 'mutatingwebhookconfiguration', WEBHOOK_CONFIGURATION, '--type=json', '-p', JSON.stringify(ops)]);
+  const rendered = parseAllDocuments(await kubectlOk(cluster, ['kustomize', 'manifests/'])).map(
+    (doc) => doc.toJS() as { kind: string; webhooks?: Array<{ clientConfig: Record<string, unknown> }> },
+  );
+  const configuration = rendered.find((doc) => doc.kind === 'MutatingWebhookConfiguration');
+  if (!configuration?.webhooks) throw new Error('manifests/ renders no MutatingWebhookConfiguration');
+  for (const webhook of configuration.webhooks) webhook.clientConfig = { url };
+  await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(configuration));
 }
 
 /** Polls with a server-side dry-run of a session pod until our webhook has mutated it. */
