@@ -10,7 +10,7 @@ import { clearRecord, writeRecord } from './record.js';
 import { listRemote, readMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, isNotFound } from './s3.js';
 import { formatBytes } from './size.js';
-import { downloadFile } from './transfer.js';
+import { downloadFile, type CheckedDirs } from './transfer.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
 const PROGRESS_INTERVAL_MS = 2_000;
@@ -62,6 +62,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
 
   log.info(`Restoring ${jobs.length} files from s3://${target.bucket}/${target.prefix}`);
   const limit = pLimit(context.workers);
+  const checkedDirs: CheckedDirs = new Map();
   let done = 0;
   const progress = setInterval(() => {
     log.detail(`restored ${done}/${jobs.length} files (${formatBytes(summary.bytes)})`);
@@ -86,6 +87,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
                 job.localPath,
                 workspaceReal,
                 job.known,
+                checkedDirs,
                 signal,
               );
               restoredFiles.set(job.key, entry);

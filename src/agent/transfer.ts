@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -70,6 +70,20 @@ function isInside(root: string, candidate: string): boolean {
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
 }
 
+// Directories already created and checked during this restore: thousands of files share
+// a few directories, and each check costs a realpath.
+export type CheckedDirs = Map<string, Promise<void>>;
+
+async function prepareDir(dir: string, workspaceReal: string, objectKey: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  // A symlinked directory planted in the workspace must not redirect a restore elsewhere.
+  if (!isInside(workspaceReal, await realpath(dir))) {
+    throw new Error(`refusing to restore ${objectKey}: ${dir} resolves outside the workspace`);
+  }
+}
+
+const SMALL_OBJECT = 2 ** 20;
+
 // Downloads into "<name>.session-storage-partial" beside the target and renames it into
 // place, so the runner never sees a half-written file and a re-run starts clean.
 export async function downloadFile(
@@ -79,22 +93,32 @@ export async function downloadFile(
   localPath: string,
   workspaceReal: string,
   known: FileEntry | undefined,
+  checkedDirs: CheckedDirs,
   signal: AbortSignal,
 ): Promise<FileEntry> {
   const dir = path.dirname(localPath);
-  await mkdir(dir, { recursive: true });
-  // A symlinked directory planted in the workspace must not redirect a restore elsewhere.
-  if (!isInside(workspaceReal, await realpath(dir))) {
-    throw new Error(`refusing to restore ${objectKey}: ${dir} resolves outside the workspace`);
+  let ready = checkedDirs.get(dir);
+  if (!ready) {
+    ready = prepareDir(dir, workspaceReal, objectKey);
+    checkedDirs.set(dir, ready);
   }
+  await ready;
   const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), {
     abortSignal: signal,
   });
   const temp = `${localPath}${PARTIAL_SUFFIX}`;
+  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
+  const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
+  let size: number;
   try {
-    await pipeline(response.Body as Readable, createWriteStream(temp), { signal });
-    const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
-    const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
+    if ((response.ContentLength ?? Infinity) < SMALL_OBJECT && response.Body) {
+      const bytes = await response.Body.transformToByteArray();
+      await writeFile(temp, bytes, { signal });
+      size = bytes.length;
+    } else {
+      await pipeline(response.Body as Readable, createWriteStream(temp), { signal });
+      size = (await stat(temp)).size;
+    }
     if (mode !== undefined) await chmod(temp, mode);
     await utimes(temp, new Date(), mtimeMs / 1000);
     await rename(temp, localPath);
@@ -102,6 +126,5 @@ export async function downloadFile(
     await rm(temp, { force: true });
     throw error;
   }
-  const info = await stat(localPath);
-  return { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };
+  return { size, mtimeMs, mode };
 }
