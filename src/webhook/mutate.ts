@@ -131,10 +131,8 @@ function injectAgent(
   const runner = findRunner(spec.containers, stateVolume);
   const identity = runnerIdentity(pod, runner);
   if (identity.runAsUser === undefined) {
-    warnings.push(
-      `runner declares no non-root runAsUser: agent containers run as uid ${config.agentRunAsUser} ` +
-        'and may not read files the runner keeps private',
-    );
+    // Kept under the 120 characters past which the API server may truncate a warning.
+    warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
   }
   const specs = buildAgentSpecs({
     config,

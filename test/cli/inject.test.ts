@@ -103,6 +103,6 @@ describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
   it('--namespace overrides the pod namespace for the secret lookup', () => {
     const out = inject(['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml'), '--namespace', 'project-a']);
     expect(out.code).toBe(0);
-    expect(out.stderr).toContain('runner declares no non-root runAsUser');
+    expect(out.stderr).toBe('warning: runner has no non-root runAsUser: agent runs as uid 1001, may miss its private files\n');
   });
 });

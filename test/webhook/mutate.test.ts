@@ -267,7 +267,7 @@ describe('injected containers', () => {
     const result = patched(pod, { AGENT_RUN_AS_USER: '4242' });
     expect(byName(result.pod.spec!.initContainers, 'state-sync')!.securityContext).toMatchObject({ runAsUser: 4242, runAsNonRoot: true });
     expect(result.warnings).toEqual([
-      'runner declares no non-root runAsUser: agent containers run as uid 4242 and may not read files the runner keeps private',
+      'runner has no non-root runAsUser: agent runs as uid 4242, may miss its private files',
     ]);
   });
 
