@@ -60,7 +60,11 @@ export class SelfManagedCertificates {
         dnsNames: serviceDnsNames(this.config),
         ipAddresses: this.config.extraIpAddresses,
         usage: 'server',
-        validityMs: this.config.leafValidityMs,
+        // Never outlive the CA: a chain with an expired CA fails even if the leaf is valid.
+        validityMs: Math.min(
+          this.config.leafValidityMs,
+          inspectCertificate(signer.cert).notAfter.getTime() - now.getTime(),
+        ),
       },
       now,
     );

@@ -89,10 +89,13 @@ export function isSignedBy(certPem: string, caPem: string): boolean {
 }
 
 // Renewal starts once `fraction` of the lifetime has passed, as cert-manager does with
-// its default of renewing at two thirds, leaving a third of the lifetime for retries.
+// its default of renewing at two thirds, leaving a third of the lifetime for retries. The
+// lifetime counts from issuance, not from the backdated notBefore, so short-lived
+// certificates renew on time too.
 export function renewalDue(certPem: string, now = new Date(), fraction = 2 / 3): boolean {
   const { notBefore, notAfter } = inspectCertificate(certPem);
-  const renewAt = notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * fraction;
+  const issuedAt = Math.min(notBefore.getTime() + CLOCK_SKEW_MS, notAfter.getTime());
+  const renewAt = issuedAt + (notAfter.getTime() - issuedAt) * fraction;
   return now.getTime() >= renewAt;
 }
 

@@ -96,6 +96,26 @@ describe('self-managed certificates', () => {
     expect(written.length).toBe(3);
   });
 
+  it('never issues a serving certificate that outlives the CA signing it', async () => {
+    const { secrets, written, replica } = setup();
+    const one = replica();
+    await one.reconcile();
+    const ca = secrets.secret?.data['ca.crt'] ?? '';
+    const caEnd = inspectCertificate(ca).notAfter.getTime();
+    const leafEnd = (pem: string) => inspectCertificate(pem).notAfter.getTime();
+    expect(leafEnd(written[0]?.cert ?? '')).toBeLessThanOrEqual(caEnd);
+    const late = setup();
+    late.secrets.secret = structuredClone(secrets.secret);
+    const lateReplica = late.replica();
+    // A day before the CA ends: it is rotated, but the new CA cannot be published, so the
+    // old one keeps signing and a 3-day leaf must be cut to the old CA's last day.
+    late.webhooks.refuseWrites = true;
+    await lateReplica.reconcile(new Date(caEnd - DAY));
+    const lateLeaf = late.written[0]?.cert ?? '';
+    expect(isSignedBy(lateLeaf, ca)).toBe(true);
+    expect(leafEnd(lateLeaf)).toBeLessThanOrEqual(caEnd);
+  });
+
   it('repairs a caBundle that something else reset (a GitOps sync, a re-apply)', async () => {
     const { webhooks, replica } = setup();
     const one = replica();

@@ -44,14 +44,19 @@ describe('pki', () => {
     expect(isSignedBy(leaf.cert, b.cert)).toBe(false);
   });
 
-  it('is due for renewal after two thirds of its lifetime, counted from its backdated start', async () => {
+  it('is due for renewal after two thirds of its lifetime, counted from issuance', async () => {
     const now = new Date('2026-01-01T00:00:00Z');
     const ca = await createCA('ca', 30 * HOUR, now);
-    const { notBefore, notAfter } = inspectCertificate(ca.cert);
-    expect(notBefore.getTime()).toBeLessThan(now.getTime());
-    const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
-    expect(renewalDue(ca.cert, new Date(renewAt - 1000))).toBe(false);
-    expect(renewalDue(ca.cert, new Date(renewAt + 1000))).toBe(true);
+    expect(inspectCertificate(ca.cert).notBefore.getTime()).toBeLessThan(now.getTime());
+    expect(renewalDue(ca.cert, new Date(now.getTime() + 19.9 * HOUR))).toBe(false);
+    expect(renewalDue(ca.cert, new Date(now.getTime() + 20.1 * HOUR))).toBe(true);
+  });
+
+  it('renews a short-lived certificate on time despite the backdated start', async () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const short = await createCA('ca', 12_000, now);
+    expect(renewalDue(short.cert, new Date(now.getTime() + 7_000))).toBe(false);
+    expect(renewalDue(short.cert, new Date(now.getTime() + 9_000))).toBe(true);
   });
 
   it('splits a PEM bundle into its certificates', async () => {
