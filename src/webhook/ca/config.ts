@@ -15,6 +15,8 @@ export interface SelfManagedCertConfig {
   leafValidityMs: number;
   caValidityMs: number;
   checkIntervalMs: number;
+  /** how long a newly published CA must have been trusted before leaves are signed by it */
+  propagationMs: number;
 }
 
 export type CertConfig = { mode: 'files' } | ({ mode: 'self-managed' } & SelfManagedCertConfig);
@@ -36,6 +38,7 @@ const schema = z.object({
   CERT_VALIDITY_HOURS: positive.default(24 * 30),
   CA_VALIDITY_HOURS: positive.default(24 * 365 * 5),
   CERT_CHECK_INTERVAL_SECONDS: positive.default(60),
+  CA_PROPAGATION_SECONDS: z.coerce.number().min(0, 'must not be negative').default(30),
 });
 
 export class CertConfigError extends Error {}
@@ -81,6 +84,7 @@ export function loadCertConfig(env: NodeJS.ProcessEnv = process.env): CertConfig
     leafValidityMs: c.CERT_VALIDITY_HOURS * HOUR_MS,
     caValidityMs: c.CA_VALIDITY_HOURS * HOUR_MS,
     checkIntervalMs: c.CERT_CHECK_INTERVAL_SECONDS * 1000,
+    propagationMs: c.CA_PROPAGATION_SECONDS * 1000,
   };
 }
 

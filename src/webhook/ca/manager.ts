@@ -29,6 +29,7 @@ export interface SelfManagedDeps {
  */
 export class SelfManagedCertificates {
   private leaf: CertKeyPem | undefined;
+  private readonly trustedSince = new Map<string, number>();
 
   constructor(
     private readonly config: SelfManagedCertConfig,
@@ -48,9 +49,15 @@ export class SelfManagedCertificates {
       now,
     });
     const trusted = await publishCaBundle(this.deps.webhooks, authority.bundle, authority.current.cert, logger);
-    // Right after a rotation the API server may not trust the new CA yet: keep signing
-    // with the previous one until it does, so no handshake fails in between.
-    const signer = !trusted && authority.previous ? authority.previous : authority.current;
+    // Right after a rotation the API servers may not trust the new CA yet (the stored
+    // caBundle reaches each one through its own watch): keep signing with the previous CA
+    // until the new one has been trusted for the propagation delay, so no handshake fails.
+    const fingerprint = inspectCertificate(authority.current.cert).fingerprint256;
+    if (!trusted) this.trustedSince.delete(fingerprint);
+    else if (!this.trustedSince.has(fingerprint)) this.trustedSince.set(fingerprint, now.getTime());
+    const since = this.trustedSince.get(fingerprint);
+    const settled = since !== undefined && now.getTime() - since >= this.config.propagationMs;
+    const signer = !settled && authority.previous ? authority.previous : authority.current;
     if (this.leaf && !renewalDue(this.leaf.cert, now) && isSignedBy(this.leaf.cert, signer.cert)) return;
 
     const leaf = await issueCertificate(

@@ -14,7 +14,7 @@ import { MemorySecretStore, MemoryWebhookStore } from './memory-stores.js';
 const DAY = 24 * 3600_000;
 const quiet = createLogger('test', new Writable({ write: (_c, _e, done) => done() }));
 
-function setup(webhooks = new MemoryWebhookStore(['', ''])) {
+function setup(webhooks = new MemoryWebhookStore(['', '']), propagationMs = 0) {
   const config: SelfManagedCertConfig = {
     namespace: 'ambient-session-storage',
     service: 'session-storage-webhook',
@@ -27,6 +27,7 @@ function setup(webhooks = new MemoryWebhookStore(['', ''])) {
     leafValidityMs: 3 * DAY,
     caValidityMs: 30 * DAY,
     checkIntervalMs: 60_000,
+    propagationMs,
   };
   const secrets = new MemorySecretStore();
   const written: CertKeyPem[] = [];
@@ -114,6 +115,22 @@ describe('self-managed certificates', () => {
     const lateLeaf = late.written[0]?.cert ?? '';
     expect(isSignedBy(lateLeaf, ca)).toBe(true);
     expect(leafEnd(lateLeaf)).toBeLessThanOrEqual(caEnd);
+  });
+
+  it('switches to a rotated CA only once it has been trusted for the propagation delay', async () => {
+    const { secrets, replica } = setup(new MemoryWebhookStore(['']), 30_000);
+    const one = replica();
+    await one.reconcile();
+    const oldCa = secrets.secret?.data['ca.crt'] ?? '';
+    const rotation = Date.now() + 21 * DAY;
+    await one.reconcile(new Date(rotation));
+    const newCa = secrets.secret?.data['ca.crt'] ?? '';
+    expect(newCa).not.toBe(oldCa);
+    expect(isSignedBy(one.servingCertificate()?.cert ?? '', oldCa)).toBe(true);
+    await one.reconcile(new Date(rotation + 10_000));
+    expect(isSignedBy(one.servingCertificate()?.cert ?? '', oldCa)).toBe(true);
+    await one.reconcile(new Date(rotation + 31_000));
+    expect(isSignedBy(one.servingCertificate()?.cert ?? '', newCa)).toBe(true);
   });
 
   it('repairs a caBundle that something else reset (a GitOps sync, a re-apply)', async () => {
