@@ -42,7 +42,9 @@ export function createApp(options: AppOptions): express.Express {
     (req, res, next) => {
       res.locals.started = process.hrtime.bigint();
       if (!req.is('application/json')) {
-        reject(res, 415, 'unsupported-media-type', `unsupported content type "${req.get('content-type') ?? ''}": expected application/json`, res.locals.started as bigint);
+        const type = req.get('content-type') ?? '';
+        const message = `unsupported content type "${type}": expected application/json`;
+        reject(res, 415, 'unsupported-media-type', message, res.locals.started as bigint);
         return;
       }
       next();
@@ -63,7 +65,7 @@ export function createApp(options: AppOptions): express.Express {
             reason: review.reason,
             ...(review.warnings.length > 0 ? { warnings: review.warnings } : {}),
             ...(review.message ? { denial: review.message } : {}),
-            ms: Number(seconds(started) * 1000).toFixed(2),
+            ms: Math.round(seconds(started) * 100_000) / 100,
           },
           'admission decision',
         );

@@ -73,7 +73,13 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
   }
   const patch = jsonPatch.compare(withoutManagedFields(pod), withoutManagedFields(result.pod));
   if (patch.length === 0) {
-    return { ...base, outcome: 'allowed', reason: result.reason, warnings: result.warnings, response: reply({ allowed: true, ...warnings }) };
+    return {
+      ...base,
+      outcome: 'allowed',
+      reason: result.reason,
+      warnings: result.warnings,
+      response: reply({ allowed: true, ...warnings }),
+    };
   }
   return {
     ...base,
