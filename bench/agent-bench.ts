@@ -4,7 +4,7 @@ import { measure, measureUntil, type Measured } from './lib/measure.js';
 import type { Minio } from './lib/minio.js';
 import { diffRequests, scrapeRequests, type RequestCounts } from './lib/requests.js';
 import type { Invocation, RunContext, Tool } from './lib/tools.js';
-import { assertSameTree, copyTree, overwriteWith, type Tree } from './lib/tree.js';
+import { assertRestored, copyTree, overwriteWith, type Tree } from './lib/tree.js';
 
 export const SCENARIOS = ['cold', 'nochange', 'changed', 'restore'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -87,7 +87,7 @@ async function runOnce(tool: Tool, run: number, options: Options): Promise<Parti
     if (!options.restore) return { cold, nochange, changed };
     await mkdir(restoreDir, { recursive: true });
     const restore = await timed(minio, logFile, tool.restore(ctx, restoreDir));
-    await assertSameTree(ctx.workspace, restoreDir);
+    await assertRestored(tree.expected, restoreDir);
     return { cold, nochange, changed, restore };
   } finally {
     await rm(root, { recursive: true, force: true });

@@ -144,7 +144,7 @@ function awsCli(minio: Minio, scratch: string, workers?: number): Tool {
 
 /**
  * Ours first, then each peer with its own defaults and, where it has a knob, with the same
- * number of parallel transfers as ours.
+ * number of parallel transfers as ours. `ours-once` runs only when asked for (`--tools`).
  */
 export function allTools(minio: Minio, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
   return [
