@@ -1,0 +1,56 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_EXCLUDE, parseSyncPaths } from '../../src/agent/env.js';
+import { compileExcludes } from '../../src/agent/patterns.js';
+import { PARTIAL_SUFFIX, walkSyncPaths } from '../../src/agent/walk.js';
+
+describe('workspace walk', () => {
+  let workspace: string;
+  const excludes = compileExcludes(DEFAULT_EXCLUDE.split(','));
+
+  beforeEach(async () => {
+    workspace = await mkdtemp(path.join(tmpdir(), 'walk-'));
+  });
+  afterEach(async () => {
+    await rm(workspace, { recursive: true, force: true });
+  });
+
+  async function put(rel: string, body = 'x'): Promise<void> {
+    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
+    await writeFile(path.join(workspace, rel), body);
+  }
+
+  it('keys files by sync path name and skips excluded trees, partial restores and missing paths', async () => {
+    await put('.claude/projects/a.jsonl');
+    await put('home/notes.md', 'notes');
+    await put('home/node_modules/x/index.js');
+    await put('home/src/__pycache__/m.pyc');
+    await put(`home/restoring.bin${PARTIAL_SUFFIX}`);
+    const result = await walkSyncPaths(workspace, parseSyncPaths('.claude,notes=home,uploads'), excludes);
+    expect([...result.files.keys()].sort()).toEqual(['.claude/projects/a.jsonl', 'notes/notes.md']);
+    expect(result.files.get('notes/notes.md')).toMatchObject({ size: 5, absolutePath: path.join(workspace, 'home/notes.md') });
+    expect(Object.fromEntries(result.counts)).toEqual({ '.claude': 1, notes: 1, uploads: 0 });
+    expect(result.errors).toEqual([]);
+  });
+
+  it('follows symlinks to files inside the workspace only', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'outside-'));
+    await writeFile(path.join(outside, 'secret'), 'secret');
+    await put('artifacts/real.txt');
+    await symlink(path.join(workspace, 'artifacts/real.txt'), path.join(workspace, 'artifacts/alias.txt'));
+    await symlink(path.join(outside, 'secret'), path.join(workspace, 'artifacts/leak.txt'));
+    await symlink('/nonexistent/target', path.join(workspace, 'artifacts/dangling'));
+    const result = await walkSyncPaths(workspace, parseSyncPaths('artifacts'), excludes);
+    expect([...result.files.keys()].sort()).toEqual(['artifacts/alias.txt', 'artifacts/real.txt']);
+    expect(result.symlinksSkipped).toEqual(['artifacts/leak.txt']);
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  it('returns nothing for a workspace that does not exist yet', async () => {
+    const result = await walkSyncPaths(path.join(workspace, 'absent'), parseSyncPaths('artifacts'), excludes);
+    expect(result.files.size).toBe(0);
+    expect(result.errors).toEqual([]);
+  });
+});
