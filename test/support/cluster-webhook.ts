@@ -77,7 +77,8 @@ async function pointAt(cluster: ClusterInfo, url: string): Promise<void> {
 
 /** Polls with a server-side dry-run of a session pod until our webhook has mutated it. */
 export async function waitUntilEffective(cluster: ClusterInfo): Promise<void> {
-  await createNamespace(cluster, MARKER_NAMESPACE, { 'ambient-code.io/session-storage': 'enabled' });
+  // Replicas started together may race to create it: a conflict here is retried below.
+  let namespaceReady = false;
   const marker = toYaml({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -91,6 +92,10 @@ export async function waitUntilEffective(cluster: ClusterInfo): Promise<void> {
   await waitUntil(
     'the webhook to be called by the API server',
     async () => {
+      if (!namespaceReady) {
+        await createNamespace(cluster, MARKER_NAMESPACE, { 'ambient-code.io/session-storage': 'enabled' });
+        namespaceReady = true;
+      }
       const result = await kubectl(cluster, ['create', '--dry-run=server', '-o', 'json', '-f', '-'], { input: marker });
       return result.code === 0 && result.stdout.includes('ambient-code.io/session-storage-status') ? true : undefined;
     },
