@@ -95,6 +95,12 @@ export function classifyS3Error(error: unknown): S3Failure {
   return { kind: 'error', detail };
 }
 
+// Credentials the server does not accept at all, as opposed to a policy denying one key.
+export function isCredentialError(error: unknown): boolean {
+  const codes = new Set(codesOf(error));
+  return ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'].some((code) => codes.has(code));
+}
+
 export function isNotFound(error: unknown): boolean {
   const codes = new Set(codesOf(error));
   return codes.has('NoSuchKey') || codes.has('NotFound');

@@ -7,7 +7,7 @@ import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.j
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { readRecord, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
-import { classifyS3Error, describeS3Error } from './s3.js';
+import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
 import { walkSyncPaths, type LocalFile } from './walk.js';
@@ -31,11 +31,13 @@ export interface CycleResult {
 
 // Failures that say the whole endpoint is unusable: once one is seen, the rest of the
 // cycle's transfers are dropped instead of each failing on its own.
-const FATAL_KINDS = new Set(['connection refused', 'access denied', 'bucket not found', 'endpoint not found', 'timed out']);
+// A policy denying one key is not among them: the other files must still go up.
+const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint not found', 'timed out']);
 
 export class Syncer {
   private record: LocalRecord | undefined;
   private lastSkipped = '[]';
+  private metadataDue = false;
   private readonly excludes: ExcludeMatcher;
   private readonly reportedSymlinks = new Set<string>();
 
@@ -134,17 +136,25 @@ export class Syncer {
       }
     }
 
-    const remoteChanged = result.uploaded > 0 || result.deleted > 0 || skippedChanged || options.final === true;
-    try {
-      if (remoteChanged) {
-        await writeRecord(settings.stateDir, record);
-        await writeMetadata(target, this.metadata(known, budget.skipped), signal);
-      }
-    } catch (error) {
-      log.error(`Sync failed: writing metadata.json: ${describeS3Error(error)}`);
-      return result;
-    }
+    // metadata.json stays due until a write succeeds, so a manifest that failed to go up
+    // after successful uploads is written by the next cycle even if nothing else changed.
+    if (result.uploaded > 0 || result.deleted > 0 || skippedChanged) this.metadataDue = true;
     this.lastSkipped = skippedSignature;
+    if (this.metadataDue || options.final === true) {
+      try {
+        await writeRecord(settings.stateDir, record);
+      } catch (error) {
+        log.error(`Sync failed: cannot write the local record in ${settings.stateDir}: ${String(error)}`);
+        return result;
+      }
+      try {
+        await writeMetadata(target, this.metadata(known, budget.skipped), signal);
+      } catch (error) {
+        log.error(`Sync failed: writing metadata.json: ${describeS3Error(error)}`);
+        return result;
+      }
+      this.metadataDue = false;
+    }
 
     log.detail(
       `${result.uploaded} uploaded, ${result.deleted} deleted, ${result.unchanged} unchanged, ${result.skipped} skipped, ${result.failed} failed`,
@@ -181,7 +191,7 @@ export class Syncer {
             if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
             const failure = classifyS3Error(error);
             failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
-            if (FATAL_KINDS.has(failure.kind)) endpointDown = true;
+            if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;
             return;
           }
           // The entry holds the stat taken before the upload: a file written to meanwhile

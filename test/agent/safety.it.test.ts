@@ -123,10 +123,38 @@ describe('data-safety invariants', () => {
     const runner = await pod(session, { AWS_ACCESS_KEY_ID: blocked.accessKey, AWS_SECRET_ACCESS_KEY: blocked.secretKey });
     expect(await runner.hydrate()).toBe(true);
     await rm(path.join(runner.workspace, 'artifacts/a.txt'));
-    await put(runner.workspace, { 'artifacts/new.txt': 'new' });
+    // More files than transfer workers, queued behind the denied one (smallest first): a
+    // policy denying one key must not hold the others back.
+    const others: Record<string, string> = {};
+    for (let index = 0; index < 40; index += 1) others[`artifacts/other-${String(index).padStart(2, '0')}.txt`] = `other ${index}`;
+    await put(runner.workspace, { 'artifacts/new.txt': 'new', ...others });
     const result = await runner.sync();
-    expect(result).toMatchObject({ ok: false, deleted: 0, failed: 1 });
-    expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
+    expect(result).toMatchObject({ ok: false, deleted: 0, failed: 1, uploaded: 40 });
+    expect(await listKeys(root, bucket, prefix)).toEqual([...seedKeys, ...Object.keys(others)].sort());
+  });
+
+  it('writes the manifest in a later cycle when writing it failed after successful uploads', async () => {
+    const session = uniqueSession();
+    const prefix = `project-a/${session}/`;
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    let failNext = true;
+    runner.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: string };
+        if (failNext && context.commandName === 'PutObjectCommand' && input.Key === `${prefix}metadata.json`) {
+          failNext = false;
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1'), { code: 'ECONNREFUSED' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'dropFirstMetadataWrite' },
+    );
+    await put(runner.workspace, { 'uploads/report.pdf': 'pdf' });
+    expect(await runner.sync()).toMatchObject({ ok: false, uploaded: 1 });
+    expect(await listKeys(root, bucket, prefix)).toEqual(['uploads/report.pdf']);
+    expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 0 });
+    expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toEqual(['uploads/report.pdf']);
   });
 
   it('refuses object keys that would escape the workspace', async () => {
