@@ -30,7 +30,10 @@ export default defineConfig({
           globalSetup: ['test/support/minio-global-setup.ts', 'test/support/cluster-global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
-          fileParallelism: false,
+          // e2e files share one API server and MinIO; running them one at a time keeps
+          // a 2-core CI machine from timing out the control plane.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],
