@@ -57,6 +57,13 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
       log.warn(`refusing object ${target.prefix}${key}: ${resolution.reason}`);
     } else if (resolution.kind === 'file') {
       jobs.push({ key, localPath: resolution.localPath, known: manifest.get(key) });
+    } else {
+      // Objects of sync paths this pod does not sync stay in the manifest sync writes, so
+      // a later pod that syncs them still finds them without ListBucket. Sync never
+      // deletes them.
+      const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
+      const entry = manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
+      if (entry) restoredFiles.set(key, entry);
     }
   }
 

@@ -157,6 +157,18 @@ describe('data-safety invariants', () => {
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toEqual(['uploads/report.pdf']);
   });
 
+  it('keeps the manifest entries of sync paths a pod does not sync', async () => {
+    const session = await seededSession();
+    const prefix = `project-a/${session}/`;
+    const narrow = await pod(session, { SYNC_PATHS: '.claude,artifacts' });
+    expect(await narrow.hydrate()).toBe(true);
+    await expect(stat(path.join(narrow.workspace, 'uploads/u.txt'))).rejects.toThrow();
+    await put(narrow.workspace, { '.claude/history.jsonl': 'more history' });
+    expect(await narrow.sync()).toMatchObject({ ok: true, uploaded: 1, deleted: 0 });
+    expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toContain('uploads/u.txt');
+    expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
+  });
+
   it('refuses object keys that would escape the workspace', async () => {
     const session = await seededSession();
     const prefix = `project-a/${session}/`;
