@@ -95,6 +95,11 @@ export function classifyS3Error(error: unknown): S3Failure {
   return { kind: 'error', detail };
 }
 
+export function hasErrorCode(error: unknown, ...wanted: string[]): boolean {
+  const codes = new Set(codesOf(error));
+  return wanted.some((code) => codes.has(code));
+}
+
 // Credentials the server does not accept at all, as opposed to a policy denying one key.
 export function isCredentialError(error: unknown): boolean {
   const codes = new Set(codesOf(error));

@@ -3,9 +3,10 @@ import { chmod, mkdir, readFile, realpath, rename, rm, stat, utimes, writeFile }
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { FileEntry } from './manifest.js';
+import { hasErrorCode } from './s3.js';
 import { PARTIAL_SUFFIX } from './walk.js';
 
 // Above this size a file goes up in parts, so a dropped connection costs one part, not the
@@ -83,9 +84,28 @@ async function prepareDir(dir: string, workspaceReal: string, objectKey: string)
 }
 
 const SMALL_OBJECT = 2 ** 20;
+// Beside a large partial download, the ETag of the object it holds: a retry resumes with
+// a ranged GET only if the object is still that version.
+const ETAG_SUFFIX = `.etag${PARTIAL_SUFFIX}`;
+
+async function resumePoint(temp: string, etagFile: string): Promise<{ offset: number; etag: string } | undefined> {
+  try {
+    const [info, etag] = await Promise.all([stat(temp), readFile(etagFile, 'utf8')]);
+    return info.size > 0 && etag !== '' ? { offset: info.size, etag } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function totalSize(response: GetObjectCommandOutput, offset: number): number | undefined {
+  const range = /\/(\d+)$/.exec(response.ContentRange ?? '');
+  if (range?.[1] !== undefined) return Number(range[1]);
+  return response.ContentLength === undefined ? undefined : offset + response.ContentLength;
+}
 
 // Downloads into "<name>.session-storage-partial" beside the target and renames it into
-// place, so the runner never sees a half-written file and a re-run starts clean.
+// place, so the runner never sees a half-written file. A large download that fails keeps
+// its partial file, and the next attempt continues it where it stopped.
 export async function downloadFile(
   client: S3Client,
   bucket: string,
@@ -103,28 +123,51 @@ export async function downloadFile(
     checkedDirs.set(dir, ready);
   }
   await ready;
-  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), {
-    abortSignal: signal,
-  });
   const temp = `${localPath}${PARTIAL_SUFFIX}`;
+  const etagFile = `${localPath}${ETAG_SUFFIX}`;
+
+  let offset = 0;
+  let response: GetObjectCommandOutput | undefined;
+  const resume = await resumePoint(temp, etagFile);
+  if (resume) {
+    try {
+      response = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: `bytes=${resume.offset}-`, IfMatch: resume.etag }),
+        { abortSignal: signal },
+      );
+      offset = resume.offset;
+    } catch (error) {
+      // The object changed since (412) or the partial is already whole (416): start over.
+      if (!hasErrorCode(error, 'PreconditionFailed', 'InvalidRange')) throw error;
+    }
+  }
+  response ??= await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal });
+
   const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
   const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
+  const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;
   try {
-    if ((response.ContentLength ?? Infinity) < SMALL_OBJECT && response.Body) {
+    if (small && response.Body) {
       const bytes = await response.Body.transformToByteArray();
       await writeFile(temp, bytes, { signal });
       size = bytes.length;
     } else {
-      await pipeline(response.Body as Readable, createWriteStream(temp), { signal });
+      if (offset === 0 && response.ETag) await writeFile(etagFile, response.ETag);
+      await pipeline(response.Body as Readable, createWriteStream(temp, { flags: offset > 0 ? 'a' : 'w' }), { signal });
       size = (await stat(temp)).size;
+      const expected = totalSize(response, offset);
+      if (expected !== undefined && size !== expected) {
+        throw new Error(`incomplete download of ${objectKey}: ${size} of ${expected} bytes`);
+      }
     }
     if (mode !== undefined) await chmod(temp, mode);
     await utimes(temp, new Date(), mtimeMs / 1000);
     await rename(temp, localPath);
   } catch (error) {
-    await rm(temp, { force: true });
+    if (small) await rm(temp, { force: true });
     throw error;
   }
+  await rm(etagFile, { force: true });
   return { size, mtimeMs, mode };
 }

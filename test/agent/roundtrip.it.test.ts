@@ -129,4 +129,34 @@ describe('hydrate and sync round trip', () => {
     const large = fixtures.find((fixture) => fixture.rel === 'artifacts/large.bin');
     expect(sha(await readFile(path.join(pod.workspace, 'artifacts/large.bin')))).toBe(sha(large?.body ?? Buffer.alloc(0)));
   });
+
+  it.each([
+    ['continues an interrupted large download with a ranged GET', true],
+    ['starts over when the object changed since the interruption', false],
+  ])('%s', async (_name, sameVersion) => {
+    const large = fixtures.find((fixture) => fixture.rel === 'artifacts/large.bin')?.body ?? Buffer.alloc(0);
+    const pod = await newPod(agentEnv(minio, bucket, session));
+    pods.push(pod);
+    const head = await pod.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/large.bin` }));
+    // What an attempt killed after 5 MiB leaves behind.
+    const target = path.join(pod.workspace, 'artifacts/large.bin');
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(`${target}.session-storage-partial`, large.subarray(0, 5 * 2 ** 20));
+    await writeFile(`${target}.etag.session-storage-partial`, sameVersion ? (head.ETag ?? '') : '"stale-etag"');
+    const ranges: Array<string | undefined> = [];
+    pod.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: string; Range?: string };
+        if (context.commandName === 'GetObjectCommand' && input.Key?.endsWith('large.bin')) ranges.push(input.Range);
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordRanges' },
+    );
+
+    expect(await pod.hydrate()).toBe(true);
+    expect(ranges).toEqual(sameVersion ? [`bytes=${5 * 2 ** 20}-`] : [`bytes=${5 * 2 ** 20}-`, undefined]);
+    expect(sha(await readFile(target))).toBe(sha(large));
+    await expect(stat(`${target}.session-storage-partial`)).rejects.toThrow();
+    await expect(stat(`${target}.etag.session-storage-partial`)).rejects.toThrow();
+  });
 });
