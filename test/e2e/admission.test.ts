@@ -163,6 +163,20 @@ describe('admission through the real API server', () => {
     expectMutated(await stored('e2e-restricted', 'sess-restricted-runner'));
   });
 
+  it("the README's examples: the quickstart MinIO, an opted-in project and its session pod, stored mutated", async () => {
+    await kubectlOk(cluster, ['apply', '-f', 'manifests/examples/minio-quickstart.yaml']);
+    await kubectlOk(cluster, ['apply', '-f', 'manifests/examples/project-namespace.yaml']);
+    // A real cluster's controller-manager creates `default`; this API server runs alone.
+    await createNamespace(cluster, 'project-a', OPT_IN);
+    const result = await kubectl(cluster, ['apply', '-f', 'manifests/examples/session-pod.yaml']);
+    expect(result.stderr).toBe('');
+    const pod = await stored('project-a', 'demo-session-runner');
+    expect(anyContainer(pod, 'state-sync')).toBeDefined();
+    expect(pod.spec?.volumes?.find((v) => v.name === 'workspace')?.emptyDir).toBeDefined();
+    const sync = initContainer(pod, 'state-sync');
+    expect(sync?.env?.find((e) => e.name === 'SYNC_PATHS')?.value).toContain('.claude');
+  });
+
   it('stores a valid pod in legacy sidecar mode too', async () => {
     await webhook.stop();
     webhook = await runInstalledWebhook(cluster, { SIDECAR_MODE: 'legacy' });
