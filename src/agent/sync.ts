@@ -188,7 +188,15 @@ export class Syncer {
           try {
             await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
           } catch (error) {
-            if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+            const local = error as NodeJS.ErrnoException;
+            // Gone since the walk: next cycle sees it as deleted.
+            if (local.code === 'ENOENT') return;
+            // A file the agent cannot read is that file's problem: it must not stall
+            // the other uploads or keep the whole loop in backoff.
+            if (local.path !== undefined) {
+              log.warn(`cannot read ${file.key} (${local.code ?? local.message}): not synced`);
+              return;
+            }
             const failure = classifyS3Error(error);
             failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
             if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;

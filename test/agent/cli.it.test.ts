@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket, freePort } from '../support/minio.js';
@@ -67,5 +67,21 @@ describe('session-storage hydrate / sync (built CLI)', () => {
     expect(lines).toContain('  Syncing artifacts/...');
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Sync complete \\(3 paths synced\\)$`)));
     expect(run.stdout + run.stderr).not.toContain(pod.env.AWS_SECRET_ACCESS_KEY);
+  });
+
+  it('syncs everything else when one file cannot be read, and exits 0', async () => {
+    const pod = await podEnv();
+    await mkdir(path.join(pod.workspace, 'artifacts'), { recursive: true });
+    await writeFile(path.join(pod.workspace, 'artifacts/readable.txt'), 'ok');
+    const locked = path.join(pod.workspace, 'artifacts/locked.txt');
+    await writeFile(locked, 'private');
+    // Root reads anything: as root the agent runs as "nobody" and the file stays root's.
+    const asRoot = process.getuid?.() === 0;
+    await chmod(locked, asRoot ? 0o600 : 0o000);
+    for (const dir of [pod.workspace, path.join(pod.workspace, 'artifacts'), pod.stateDir]) await chmod(dir, 0o777);
+    const run = await runCli(['sync', '--once'], { ...pod.env, HOME: pod.stateDir }, 60_000, asRoot ? 65534 : undefined);
+    expect(run.stdout).toContain('WARNING: cannot read artifacts/locked.txt (EACCES): not synced');
+    expect(run.stdout).toContain('1 uploaded, 0 deleted, 0 unchanged, 0 skipped, 0 failed');
+    expect(run.code).toBe(0);
   });
 });
