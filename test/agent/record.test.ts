@@ -1,0 +1,42 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { clearRecord, readRecord, writeRecord } from '../../src/agent/record.js';
+
+describe('local record', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'record-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const record = {
+    bucket: 'b',
+    prefix: 'ns/s/',
+    hydrated: true,
+    files: new Map([['artifacts/a.txt', { size: 3, mtimeMs: 1700000000123.5, mode: 0o600 }]]),
+  };
+
+  it('round-trips what sync needs for change detection and delete safety', async () => {
+    await writeRecord(dir, record);
+    expect(await readRecord(dir, 'b', 'ns/s/')).toEqual(record);
+  });
+
+  it('says nothing about another bucket or session', async () => {
+    await writeRecord(dir, record);
+    expect(await readRecord(dir, 'other', 'ns/s/')).toBeUndefined();
+    expect(await readRecord(dir, 'b', 'ns/other/')).toBeUndefined();
+  });
+
+  it('treats a missing, cleared or corrupt record as no record (deletions stay off)', async () => {
+    expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
+    await writeRecord(dir, record);
+    await clearRecord(dir);
+    expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
+    await writeFile(path.join(dir, 'record.json'), '{"version":1,"hydr');
+    expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
+  });
+});
