@@ -12,6 +12,7 @@ import {
   toYaml,
   type WebhookProcess,
 } from '../support/cluster-client.js';
+import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook } from '../support/cluster-webhook.js';
 
 const cluster = inject('cluster');
@@ -72,13 +73,17 @@ function expectUntouched(pod: V1Pod): void {
 describe('admission through the real API server', () => {
   let webhook: WebhookProcess;
 
+  let unlock: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    unlock = await lockCluster(cluster);
     await installManifests(cluster);
     webhook = await runInstalledWebhook(cluster);
   });
 
   afterAll(async () => {
     await webhook?.stop();
+    await unlock?.();
   });
 
   it('the webhook created its CA Secret and published the caBundle itself (self-managed)', async () => {

@@ -3,6 +3,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isSignedBy, splitPemBundle } from '../../src/webhook/ca/pki.js';
 import { adminApi, kubectl, type WebhookProcess } from '../support/cluster-client.js';
+import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook, WEBHOOK_NAMESPACE } from '../support/cluster-webhook.js';
 
 const cluster = inject('cluster');
@@ -41,7 +42,10 @@ const marker = JSON.stringify({
 describe('self-managed certificates against the real API server', () => {
   const replicas: WebhookProcess[] = [];
 
+  let unlock: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    unlock = await lockCluster(cluster);
     await installManifests(cluster);
     // Start from nothing, as on a first install.
     await kubectl(cluster, ['delete', 'secret', CA_SECRET, '-n', WEBHOOK_NAMESPACE, '--ignore-not-found']);
@@ -49,6 +53,7 @@ describe('self-managed certificates against the real API server', () => {
 
   afterAll(async () => {
     for (const replica of replicas) await replica.stop();
+    await unlock?.();
   });
 
   it('two replicas starting together share one CA and rotate it without a failed admission', async () => {

@@ -1,7 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubectl, kubectlOk, ROOT } from '../support/cluster-client.js';
+import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, WEBHOOK_NAMESPACE, WEBHOOK_SERVICE_ACCOUNT } from '../support/cluster-webhook.js';
 
 const cluster = inject('cluster');
@@ -14,7 +15,10 @@ async function canI(verb: string, resource: string, namespace?: string): Promise
 }
 
 describe('manifests against a real API server', () => {
+  let unlock: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    unlock = await lockCluster(cluster);
     // A dry-run cannot create the namespace the other objects live in: the README has
     // users apply the namespace first, and so does this.
     await kubectlOk(cluster, ['apply', '-f', 'manifests/base/namespace.yaml']);
@@ -23,6 +27,10 @@ describe('manifests against a real API server', () => {
     expect(files.length).toBeGreaterThan(0);
     await kubectlOk(cluster, ['apply', '--server-side', ...files.flatMap((f) => ['-f', join(crds, f)])]);
     await kubectlOk(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificates.cert-manager.io', 'crd/issuers.cert-manager.io']);
+  });
+
+  afterAll(async () => {
+    await unlock?.();
   });
 
   it.each(['manifests/', 'manifests/overlays/cert-manager'])('kubectl apply --dry-run=server -k %s passes', async (dir) => {

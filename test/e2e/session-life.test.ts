@@ -17,6 +17,7 @@ import {
   waitUntil,
   type WebhookProcess,
 } from '../support/cluster-client.js';
+import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook } from '../support/cluster-webhook.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 
@@ -56,7 +57,10 @@ describe("a session's whole life through the agent processes of the stored pods"
   let bucket: string;
   const namespace = 'e2e-life';
 
+  let unlock: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    unlock = await lockCluster(cluster);
     await installManifests(cluster);
     webhook = await runInstalledWebhook(cluster);
     bucket = await createBucket(minio, 'e2e-life');
@@ -81,6 +85,7 @@ describe("a session's whole life through the agent processes of the stored pods"
 
   afterAll(async () => {
     await webhook?.stop();
+    await unlock?.();
   });
 
   it('hydrates a new session, syncs periodically and on SIGTERM, and a second pod restores the same bytes', async () => {
