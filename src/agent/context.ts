@@ -20,11 +20,9 @@ export function loadRuntime(env: NodeJS.ProcessEnv, log: AgentLog): AgentRuntime
   try {
     settings = loadSettings(env);
   } catch (error) {
-    if (error instanceof SettingsError || error instanceof Error) {
-      log.error(`invalid configuration: ${error.message}`);
-      return undefined;
-    }
-    throw error;
+    if (!(error instanceof SettingsError)) throw error;
+    log.error(`invalid configuration: ${error.message}`);
+    return undefined;
   }
   const client = createS3Client(settings, TRANSFER_WORKERS);
   return { settings, client, target: { client, bucket: settings.bucket, prefix: sessionPrefix(settings) } };
