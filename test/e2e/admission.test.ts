@@ -182,6 +182,11 @@ describe('admission through the real API server', () => {
     expect(sync?.env?.find((e) => e.name === 'SYNC_PATHS')?.value).toContain('.claude');
   });
 
+  it('the manifests\' RBAC was enough: the webhook logged no authorization failure', () => {
+    expect(webhook.output()).toContain('TLS material loaded');
+    expect(webhook.output()).not.toMatch(/forbidden|HTTP 403/i);
+  });
+
   it('stores a valid pod in legacy sidecar mode too', async () => {
     await webhook.stop();
     webhook = await runInstalledWebhook(cluster, { SIDECAR_MODE: 'legacy' });
