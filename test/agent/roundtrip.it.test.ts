@@ -5,7 +5,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
 import { VERSION } from '../../src/shared/version.js';
-import { createBucket } from '../support/minio.js';
+import { createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
 
 const minio = inject('minio');
@@ -68,6 +68,16 @@ describe('hydrate and sync round trip', () => {
   it('starts a new session fresh, uploads the workspace and restores it byte-identical with mtimes', async () => {
     const first = await newPod(agentEnv(minio, bucket, session));
     pods.push(first);
+    const commands = new Set<string>();
+    const record = (pod: Pod) =>
+      pod.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          commands.add(context.commandName ?? 'unknown');
+          return next(args);
+        },
+        { step: 'initialize', name: 'recordCommands' },
+      );
+    record(first);
     expect(await first.hydrate()).toBe(true);
     expect(first.log.text()).toContain(FRESH_SESSION_MESSAGE);
 
@@ -81,7 +91,9 @@ describe('hydrate and sync round trip', () => {
     const keys = await listKeys(first.client, bucket, prefix);
     expect(keys).toEqual([...fixtures.map((fixture) => fixture.rel), 'metadata.json'].sort());
 
-    const head = await first.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/large.bin` }));
+    const root = rootClient(minio);
+    const head = await root.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/large.bin` }));
+    root.destroy();
     expect(head.ETag).toMatch(/-\d+"$/);
 
     const metadata = await getMetadata(first.client, bucket, prefix);
@@ -99,6 +111,7 @@ describe('hydrate and sync round trip', () => {
 
     const second = await newPod(agentEnv(minio, bucket, session));
     pods.push(second);
+    record(second);
     expect(await second.hydrate()).toBe(true);
     for (const fixture of fixtures) {
       const file = path.join(second.workspace, fixture.rel);
@@ -114,6 +127,21 @@ describe('hydrate and sync round trip', () => {
     // The restored tree matches the record, so the first cycle uploads nothing.
     const resync = await second.sync();
     expect(resync).toMatchObject({ ok: true, uploaded: 0, deleted: 0, unchanged: fixtures.length });
+
+    // Only object requests within the seed's policy: never CreateBucket, GetBucketLocation
+    // or ListBuckets.
+    const allowed = [
+      'GetObjectCommand',
+      'PutObjectCommand',
+      'ListObjectsV2Command',
+      'DeleteObjectsCommand',
+      'CreateMultipartUploadCommand',
+      'UploadPartCommand',
+      'CompleteMultipartUploadCommand',
+      'AbortMultipartUploadCommand',
+    ];
+    expect([...commands].filter((name) => !allowed.includes(name))).toEqual([]);
+    expect(commands).toContain('UploadPartCommand');
   });
 
   it('re-runs hydrate idempotently and resumes a partial restore', async () => {
