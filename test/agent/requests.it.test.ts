@@ -11,7 +11,9 @@ function countRequests(client: S3Client): string[] {
   const commands: string[] = [];
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      commands.push(context.commandName ?? 'unknown');
+      const key = (args.input as { Key?: string }).Key;
+      const name = context.commandName ?? 'unknown';
+      commands.push(name === 'PutObjectCommand' && key ? `${name} ${key.split('/').slice(2).join('/')}` : name);
       return next(args);
     },
     { step: 'initialize', name: 'countRequests' },
@@ -51,7 +53,8 @@ describe('S3 requests per cycle', () => {
 
     await writeFile(path.join(pod.workspace, 'artifacts/f1.txt'), 'changed');
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
-    expect(commands).toEqual(['PutObjectCommand', 'PutObjectCommand']);
+    // The data first, metadata.json last.
+    expect(commands).toEqual(['PutObjectCommand artifacts/f1.txt', 'PutObjectCommand metadata.json']);
   });
 
   it('a cold start without a record reads the remote state once, then never again', async () => {
