@@ -2,7 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isSignedBy, splitPemBundle } from '../../src/webhook/ca/pki.js';
-import { adminApi, kubectl, type WebhookProcess } from '../support/cluster-client.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeCaSecretStore, KubeWebhookConfigStore } from '../../src/webhook/ca/stores.js';
+import { adminApi, kubectl, kubectlOk, toYaml, type WebhookProcess } from '../support/cluster-client.js';
 import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook, WEBHOOK_NAMESPACE } from '../support/cluster-webhook.js';
 
@@ -97,5 +99,36 @@ describe('self-managed certificates against the real API server', () => {
     for (const replica of replicas) {
       expect(isSignedBy(await servingCertificate(replica.url), rotated?.['ca.crt'] ?? '')).toBe(true);
     }
+  });
+
+  it('the API server refuses the stores\' writes based on a stale read, which is what keeps replicas to one writer', async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(cluster.kubeconfigPath);
+    await kubectlOk(cluster, ['apply', '-f', '-'], toYaml({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'e2e-store-probe' },
+      webhooks: ['a', 'b'].map((n) => ({
+        name: `${n}.probe.ambient-code.io`,
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        clientConfig: { url: 'https://127.0.0.1:1/never' },
+        namespaceSelector: { matchLabels: { 'e2e-probe': 'never' } },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'] }],
+      })),
+    }));
+    const webhooks = new KubeWebhookConfigStore(kubeConfig, 'e2e-store-probe');
+    const read = await webhooks.read();
+    expect(await webhooks.writeCaBundle(Buffer.from('first').toString('base64'), read!)).toBe(true);
+    expect(await webhooks.writeCaBundle(Buffer.from('stale').toString('base64'), read!)).toBe(false);
+    expect((await webhooks.read())?.bundles).toEqual(['first', 'first'].map((b) => Buffer.from(b).toString('base64')));
+
+    const secrets = new KubeCaSecretStore(kubeConfig, WEBHOOK_NAMESPACE, 'e2e-store-probe');
+    expect(await secrets.create({ 'ca.crt': 'one' })).toBe(true);
+    expect(await secrets.create({ 'ca.crt': 'two' })).toBe(false);
+    const stored = await secrets.read();
+    expect(await secrets.replace({ 'ca.crt': 'three' }, stored!.resourceVersion)).toBe(true);
+    expect(await secrets.replace({ 'ca.crt': 'four' }, stored!.resourceVersion)).toBe(false);
+    expect((await secrets.read())?.data).toEqual({ 'ca.crt': 'three' });
   });
 });
