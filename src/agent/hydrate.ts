@@ -20,6 +20,8 @@ export interface HydrateContext {
   target: RemoteTarget;
   log: AgentLog;
   workers: number;
+  // How often a long restore reports its progress.
+  progressIntervalMs?: number;
 }
 
 interface HydrateSummary {
@@ -73,7 +75,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   let done = 0;
   const progress = setInterval(() => {
     log.detail(`restored ${done}/${jobs.length} files (${formatBytes(summary.bytes)})`);
-  }, PROGRESS_INTERVAL_MS);
+  }, context.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
   let firstError: unknown;
   try {
     await Promise.all(

@@ -40,7 +40,7 @@ export interface Pod {
   stateDir: string;
   client: S3Client;
   log: CapturedLog;
-  hydrate(): Promise<boolean>;
+  hydrate(options?: { progressIntervalMs?: number }): Promise<boolean>;
   // One syncer per pod, like the sidecar's process.
   sync(options?: { final?: boolean }): Promise<CycleResult>;
   dispose(): Promise<void>;
@@ -89,7 +89,7 @@ export async function newPod(env: Record<string, string>): Promise<Pod> {
     stateDir,
     client,
     log,
-    hydrate: () => hydrate({ settings, target, log, workers: 16 }),
+    hydrate: (options = {}) => hydrate({ settings, target, log, workers: 16, ...options }),
     sync: (options = {}) => {
       const signal = new AbortController().signal;
       setMaxListeners(0, signal);

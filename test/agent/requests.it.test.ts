@@ -44,8 +44,9 @@ describe('S3 requests per cycle', () => {
     const pod = await newPod(agentEnv(minio, bucket, session));
     pods.push(pod);
     const commands = countRequests(pod.client);
-    expect(await pod.hydrate()).toBe(true);
+    expect(await pod.hydrate({ progressIntervalMs: 5 })).toBe(true);
     expect(commands.filter((name) => name === 'GetObjectCommand')).toHaveLength(51);
+    expect(pod.log.text()).toMatch(/^ {2}restored \d+\/50 files \(\d+(\.\d)? (B|KiB)\)$/m);
     commands.length = 0;
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
