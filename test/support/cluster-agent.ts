@@ -41,7 +41,7 @@ function fieldValue(pod: V1Pod, fieldPath: string): string {
   return value;
 }
 
-export async function resolveEnv(
+async function resolveEnv(
   api: Api,
   pod: V1Pod,
   container: V1Container,

@@ -76,7 +76,7 @@ async function pointAt(cluster: ClusterInfo, url: string): Promise<void> {
 }
 
 /** Polls with a server-side dry-run of a session pod until our webhook has mutated it. */
-export async function waitUntilEffective(cluster: ClusterInfo): Promise<void> {
+async function waitUntilEffective(cluster: ClusterInfo): Promise<void> {
   // Replicas started together may race to create it: a conflict here is retried below.
   let namespaceReady = false;
   const marker = toYaml({

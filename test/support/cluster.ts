@@ -12,16 +12,13 @@ import { createCA, issueCertificate, type CertKeyPem } from '../../src/webhook/c
 // A real control plane on loopback: etcd and kube-apiserver built from their Go modules
 // by scripts/build-control-plane.sh. Nothing here listens on anything but 127.0.0.1.
 
-export const BIN_DIR = resolve(import.meta.dirname, '../../.cache/bin');
+const BIN_DIR = resolve(import.meta.dirname, '../../.cache/bin');
 
 export interface ClusterInfo {
   kubeconfigPath: string;
   server: string;
   /** PEM of the CA that signed the API server's serving certificate. */
   serverCaPath: string;
-  /** Client CA: tests may mint client certificates for users of their own. */
-  clientCaCertPath: string;
-  clientCaKeyPath: string;
   kubectl: string;
   dataDir: string;
 }
@@ -32,11 +29,11 @@ export interface RunningCluster extends ClusterInfo {
 
 const YEAR_MS = 365 * 24 * 3600_000;
 
-export function requiredBinaries(binDir = BIN_DIR): string[] {
+function requiredBinaries(binDir = BIN_DIR): string[] {
   return [join(binDir, 'etcd'), join(binDir, 'kube-apiserver')];
 }
 
-export function kubectlPath(binDir = BIN_DIR): string {
+function kubectlPath(binDir = BIN_DIR): string {
   const built = join(binDir, 'kubectl');
   return existsSync(built) ? built : 'kubectl';
 }
@@ -106,7 +103,7 @@ async function waitFor(
   throw new Error(`${what}: not ready after ${timeoutMs} ms:\n${processes.map((p) => tail(p.log)).join('\n---\n')}`);
 }
 
-export function kubeconfigYaml(server: string, serverCa: string, user: string, client: CertKeyPem): string {
+function kubeconfigYaml(server: string, serverCa: string, user: string, client: CertKeyPem): string {
   const b64 = (pem: string) => Buffer.from(pem).toString('base64');
   return stringify({
     apiVersion: 'v1',
@@ -169,7 +166,6 @@ export async function startCluster(binDir = BIN_DIR): Promise<RunningCluster> {
       servingCert: join(dataDir, 'apiserver.crt'),
       servingKey: join(dataDir, 'apiserver.key'),
       clientCaCert: join(dataDir, 'client-ca.crt'),
-      clientCaKey: join(dataDir, 'client-ca.key'),
       saPub: join(dataDir, 'sa.pub'),
       saKey: join(dataDir, 'sa.key'),
       kubeconfig: join(dataDir, 'kubeconfig'),
@@ -180,7 +176,6 @@ export async function startCluster(binDir = BIN_DIR): Promise<RunningCluster> {
       writeFile(files.servingCert, serving.cert),
       writeFile(files.servingKey, serving.key, { mode: 0o600 }),
       writeFile(files.clientCaCert, clientCa.cert),
-      writeFile(files.clientCaKey, clientCa.key, { mode: 0o600 }),
       writeFile(files.saPub, saKey.publicKey.export({ type: 'spki', format: 'pem' })),
       writeFile(files.saKey, saKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 }),
       writeFile(files.kubeconfig, kubeconfigYaml(server, serverCa.cert, 'admin', admin), { mode: 0o600 }),
@@ -219,8 +214,6 @@ export async function startCluster(binDir = BIN_DIR): Promise<RunningCluster> {
       kubeconfigPath: files.kubeconfig,
       server,
       serverCaPath: files.serverCa,
-      clientCaCertPath: files.clientCaCert,
-      clientCaKeyPath: files.clientCaKey,
       kubectl: kubectlPath(binDir),
       dataDir,
       stop,
