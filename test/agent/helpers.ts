@@ -143,14 +143,19 @@ export function runCli(
   args: string[],
   env: Record<string, string>,
   timeoutMs = 60_000,
-  uid?: number,
+  withoutReadOverride = false,
 ): Promise<CliRun> {
   const started = Date.now();
+  // Root reads any file whatever its mode; dropping the two capabilities that allow it
+  // lets a test run as root see EACCES the way the non-root agent would, without needing
+  // the checkout to be readable by another user.
+  const [file, argv] = withoutReadOverride && process.getuid?.() === 0
+    ? ['setpriv', ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', process.execPath, CLI, ...args]]
+    : [process.execPath, [CLI, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(file, argv, {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(uid === undefined ? {} : { uid, gid: uid }),
     });
     let stdout = '';
     let stderr = '';
