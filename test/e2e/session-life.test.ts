@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -103,6 +103,7 @@ describe("a session's whole life through the agent processes of the stored pods"
       [`${CLAUDE_SUBPATH}/.credentials.json`]: Buffer.from('{"token":"runner-secret"}'),
       'artifacts/report.md': Buffer.from('# Report\n'),
       'uploads/data.bin': randomBytes(1024 * 1024 + 17),
+      'artifacts/draft.md': Buffer.from('deleted by the runner later'),
     };
     for (const [path, content] of Object.entries(files)) {
       await mkdir(dirname(join(ws, path)), { recursive: true });
@@ -128,6 +129,15 @@ describe("a session's whole life through the agent processes of the stored pods"
     );
     expect(sync.output()).toMatch(/\[\d{4}-\d\d-\d\dT[^\]]+\] Sync complete \(3 paths synced\)/);
 
+    // The runner keeps working: a later periodic cycle carries the new file.
+    await writeFile(join(ws, 'artifacts/second.md'), 'written between cycles');
+    await waitUntil(
+      'a later periodic cycle to upload the new file',
+      async () => ((await listKeys(bucket, prefix)).includes(`${prefix}artifacts/second.md`) ? true : undefined),
+      30_000,
+      250,
+    );
+
     // Written just before the pod is terminated: the final sync must carry it.
     await appendFile(join(ws, `${CLAUDE_SUBPATH}/projects/-workspace/history.jsonl`), '{"role":"assistant","content":"bye"}\n');
     await writeFile(join(ws, 'artifacts/late.txt'), 'written right before SIGTERM');
@@ -147,7 +157,7 @@ describe("a session's whole life through the agent processes of the stored pods"
     const rehydrate = await runContainer(api, second, initContainer(second, 'init-hydrate')!, volumes2);
     expect(await rehydrate.exited, rehydrate.output()).toBe(0);
     const ws2 = workspace(volumes2);
-    for (const path of [...Object.keys(files), 'artifacts/late.txt']) {
+    for (const path of [...Object.keys(files), 'artifacts/second.md', 'artifacts/late.txt']) {
       const [before, after] = [await readFile(join(ws, path)), await readFile(join(ws2, path))];
       expect(after.equals(before), path).toBe(true);
       expect(Math.floor((await stat(join(ws2, path))).mtimeMs / 1000), path).toBe(
@@ -155,6 +165,19 @@ describe("a session's whole life through the agent processes of the stored pods"
       );
     }
     await expect(stat(join(ws2, 'artifacts/node_modules/pkg/index.js'))).rejects.toThrow();
+
+    // This pod restored the state, so a file the runner deletes is deleted in S3 too.
+    const sync2 = await runContainer(api, second, anyContainer(second, 'state-sync')!, volumes2);
+    await rm(join(ws2, 'artifacts/draft.md'));
+    await waitUntil(
+      'the deletion to reach S3',
+      async () => (!(await listKeys(bucket, prefix)).includes(`${prefix}artifacts/draft.md`) ? true : undefined),
+      30_000,
+      250,
+    );
+    expect(await listKeys(bucket, prefix)).toContain(`${prefix}artifacts/report.md`);
+    sync2.child.kill('SIGTERM');
+    expect(await sync2.exited, sync2.output()).toBe(0);
   });
 
   it('with S3_ENABLED=false the pod gets no agent and nothing reaches S3', async () => {
