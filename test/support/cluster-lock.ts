@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { ClusterInfo } from './cluster.js';
 
 // The e2e files share one API server and its single MutatingWebhookConfiguration, which
-// each file points at its own webhook process. vitest cannot keep one project's files
-// sequential (fileParallelism is a root-only option), so each file holds this lock from
-// its first hook to its last. mkdir is atomic, and the lock lives in the cluster's
-// temporary folder, so it disappears with the cluster.
+// each file points at its own webhook process. Each file holds this lock from its first
+// hook to its last, so their correctness does not hang on the pool settings of
+// vitest.config.ts (fileParallelism cannot be set per project). mkdir is atomic, and the
+// lock lives in the cluster's temporary folder, so it disappears with the cluster.
 export async function lockCluster(cluster: ClusterInfo, timeoutMs = 280_000): Promise<() => Promise<void>> {
   const path = join(cluster.dataDir, 'e2e.lock');
   const deadline = Date.now() + timeoutMs;
