@@ -46,6 +46,10 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0 };
   if (keys.size === 0) {
     log.info(FRESH_SESSION_MESSAGE);
+    // A fresh session is a complete hydrate of nothing: the record lets sync propagate
+    // deletions of files it uploads itself in this first pod, and knows no remote file
+    // it could wrongly delete.
+    await writeRecord(settings.stateDir, { bucket: target.bucket, prefix: target.prefix, hydrated: true, files: restoredFiles });
     return summary;
   }
 

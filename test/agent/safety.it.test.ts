@@ -78,6 +78,19 @@ describe('data-safety invariants', () => {
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).not.toContain('artifacts/b.txt');
   });
 
+  it('propagates a deletion in the first pod of a fresh session', async () => {
+    const session = uniqueSession();
+    const prefix = `project-a/${session}/`;
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    expect(runner.log.text()).toContain('No existing state found, starting fresh session');
+    await put(runner.workspace, { 'artifacts/keep.txt': 'k', 'artifacts/scratch.txt': 's' });
+    expect((await runner.sync()).ok).toBe(true);
+    await rm(path.join(runner.workspace, 'artifacts/scratch.txt'));
+    expect(await runner.sync()).toMatchObject({ ok: true, deleted: 1 });
+    expect(await listKeys(root, bucket, prefix)).toEqual(['artifacts/keep.txt', 'metadata.json']);
+  });
+
   it('never deletes after a failed (partial) hydrate', async () => {
     const session = await seededSession();
     const prefix = `project-a/${session}/`;
