@@ -10,6 +10,7 @@ import { clearRecord, writeRecord } from './record.js';
 import { listRemote, readMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, isNotFound } from './s3.js';
 import { formatBytes } from './size.js';
+import { sleep } from '../shared/sleep.js';
 import { downloadFile, type CheckedDirs } from './transfer.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
@@ -137,17 +138,6 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   return summary;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 15_000;

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { AgentLog } from './log.js';
+import { sleep } from '../shared/sleep.js';
 import type { CycleResult } from './sync.js';
 
 export interface SyncLoopOptions {
@@ -55,7 +56,7 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
       if (stopping) break;
       const delay = ok ? options.intervalSeconds * 1000 : failureDelayMs(failures);
       if (!ok) log.info(`next attempt in ${Math.round(delay / 1000)}s`);
-      await wait(delay, wake.signal);
+      await sleep(delay, wake.signal);
     }
     const finalOk = await runCycle(options, budget.signal, true);
     if (budget.signal.aborted) {
@@ -81,15 +82,3 @@ async function runCycle(options: SyncLoopOptions, signal: AbortSignal, final: bo
   }
 }
 
-function wait(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', finish);
-      resolve();
-    }
-    signal.addEventListener('abort', finish, { once: true });
-  });
-}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseEnvSchema } from '../shared/env-schema.js';
 import type { S3Policy } from './s3-settings.js';
 import { VERSION } from '../shared/version.js';
 
@@ -102,18 +103,7 @@ export class ConfigError extends Error {}
 
 /** Reads and validates the webhook's settings; throws a ConfigError with a one-line message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
-  const known = Object.fromEntries(
-    Object.keys(schema.shape).flatMap((key) => {
-      const value = env[key];
-      return value === undefined || value === '' ? [] : [[key, value]];
-    }),
-  );
-  const parsed = schema.safeParse(known);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`invalid webhook configuration: ${problems.join('; ')}`);
-  }
-  const c = parsed.data;
+  const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
   return {
     mutation: {
       agentImage: c.AGENT_IMAGE,

@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import type { WebhookMetrics } from './metrics.js';
 import { TlsFiles } from './tls-files.js';
+import { sleep } from '../shared/sleep.js';
 
 export interface WebhookServerOptions {
   server: ServerConfig;
@@ -71,6 +72,3 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   return { server, port, tls, ready, shutdown };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseEnvSchema } from '../../shared/env-schema.js';
 
 export type CertMode = 'self-managed' | 'files';
 
@@ -53,18 +54,7 @@ function inClusterNamespace(): string | undefined {
 
 /** Reads the certificate settings; throws a CertConfigError with a one-line message. */
 export function loadCertConfig(env: NodeJS.ProcessEnv = process.env): CertConfig {
-  const known = Object.fromEntries(
-    Object.keys(schema.shape).flatMap((key) => {
-      const value = env[key];
-      return value === undefined || value === '' ? [] : [[key, value]];
-    }),
-  );
-  const parsed = schema.safeParse(known);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new CertConfigError(`invalid certificate configuration: ${problems.join('; ')}`);
-  }
-  const c = parsed.data;
+  const c = parseEnvSchema(schema, env, 'certificate configuration', (message) => new CertConfigError(message));
   if (c.CERT_MODE === 'files') return { mode: 'files' };
   const namespace = c.WEBHOOK_NAMESPACE ?? inClusterNamespace();
   if (!namespace) {
