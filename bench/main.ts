@@ -76,6 +76,7 @@ async function runAgentBench(options: Options, command: string): Promise<AgentRe
       startedAt,
       finishedAt: '',
       machine,
+      loadAverageAtEnd: '',
       versions: {
         MinIO: (await readFile(path.join(binDir, 'minio.version'), 'utf8').catch(() => 'unknown')).trim(),
         rclone: toolVersion('/usr/bin/rclone', ['version']).replace(/^rclone /, ''),
@@ -99,6 +100,7 @@ async function runAgentBench(options: Options, command: string): Promise<AgentRe
       };
     }
     report.finishedAt = new Date().toISOString();
+    report.loadAverageAtEnd = describeMachine().loadAverage;
     return report;
   } finally {
     await minio.stop();

@@ -27,7 +27,9 @@ export interface WebhookReport {
   review: { file: string; bytes: number; patchOps: number; responseBytes: number };
   max: LoadResult;
   fixed: LoadResult;
+  idleRssMiB: number;
   rss: Array<{ second: number; mib: number }>;
+  loadAverageAtEnd: string;
   profile: ProfileSummary & { seconds: number; file: string };
 }
 
@@ -114,7 +116,9 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   let fixed: LoadResult;
   let rss: Array<{ second: number; mib: number }>;
   let review: WebhookReport['review'];
+  let idleRssMiB: number;
   try {
+    idleRssMiB = Math.round((await webhook.rssMiB()) * 10) / 10;
     const answer = await httpsPost(webhook.url, body, webhook.ca);
     const response = (JSON.parse(answer.body) as { response?: { allowed?: boolean; patch?: string } }).response;
     if (answer.status !== 200 || response?.allowed !== true || !response.patch) {
@@ -165,7 +169,9 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     review,
     max,
     fixed,
+    idleRssMiB,
     rss,
+    loadAverageAtEnd: describeMachine().loadAverage,
     profile: { ...summary, seconds: profileSeconds, file: path.relative(repoRoot, profileFile) },
   };
 }

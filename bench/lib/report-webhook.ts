@@ -22,7 +22,7 @@ export function renderWebhookReport(report: WebhookReport): string {
     '## Webhook: AdmissionReviews over HTTPS',
     '',
     `Command: \`${report.command}\`, ${report.startedAt} → ${report.finishedAt}.`,
-    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}.`,
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${m.loadAverage} at the start, ${report.loadAverageAtEnd} at the end (shared machine).`,
     `One \`session-storage webhook\` process (dev certificates, \`--secret-file\` secret source, decision log to a file) and autocannon in a second process, both on 127.0.0.1. ` +
       `Every request is \`${report.review.file}\` (${report.review.bytes} bytes): a session pod that gets the full mutation (${report.review.patchOps} patch operations, a ${report.review.responseBytes}-byte response). ` +
       'Latency is measured by autocannon (whole milliseconds, corrected for coordinated omission at a fixed rate); a run with any non-2xx answer or error fails the benchmark.',
@@ -32,7 +32,7 @@ export function renderWebhookReport(report: WebhookReport): string {
     loadRow('maximum throughput', report.max),
     loadRow('fixed rate', report.fixed),
     '',
-    `RSS of the webhook during the fixed-rate run (sampled every 5 s): ${rss[0]!.mib} MiB at the start, ${first.mib} MiB after ${first.second} s, ${last.mib} MiB at the end (${last.second} s), peak ${peak} MiB.`,
+    `RSS of the webhook: ${report.idleRssMiB} MiB idle after start-up; during the fixed-rate run (sampled every 5 s) ${rss[0]!.mib} MiB at the start, ${first.mib} MiB after ${first.second} s, ${last.mib} MiB at the end (${last.second} s), peak ${peak} MiB.`,
     '',
     '### Targets',
     '',

@@ -7,8 +7,13 @@ const METRIC = /^minio_api_requests_total\{([^}]*)\}\s+([0-9.eE+]+)$/;
 export async function scrapeRequests(endpoint: string): Promise<RequestCounts> {
   const response = await fetch(`${endpoint}/minio/metrics/v3/api/requests`);
   if (!response.ok) throw new Error(`minio metrics: HTTP ${response.status}`);
+  return parseRequests(await response.text());
+}
+
+/** Requests per S3 API name from MinIO's Prometheus text. */
+export function parseRequests(text: string): RequestCounts {
   const counts: RequestCounts = {};
-  for (const line of (await response.text()).split('\n')) {
+  for (const line of text.split('\n')) {
     const match = METRIC.exec(line.trim());
     if (!match) continue;
     const name = /name="([^"]+)"/.exec(match[1]!)?.[1];
