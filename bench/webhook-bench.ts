@@ -5,10 +5,12 @@ import { promisify } from 'node:util';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { describeMachine, type Machine } from './lib/machine.js';
 import { httpsPost, startWebhook, type WebhookProcess } from './lib/webhook-process.js';
+import type { PacedResult } from './paced-load.js';
 
 const run = promisify(execFile);
 
 export interface LoadResult {
+  generator: 'autocannon' | 'paced';
   connections: number;
   seconds: number;
   rate?: number;
@@ -26,6 +28,9 @@ export interface WebhookReport {
   machine: Machine;
   review: { file: string; bytes: number; patchOps: number; responseBytes: number };
   max: LoadResult;
+  // autocannon -R: each connection's share of a second goes out as one burst.
+  bursty: LoadResult;
+  // The open-loop generator: one review every millisecond, latency counted from when it was due.
   fixed: LoadResult;
   idleRssMiB: number;
   rss: Array<{ second: number; mib: number }>;
@@ -48,6 +53,9 @@ const SECRET = 'test/fixtures/secrets/complete.yaml';
 const MAX_CONNECTIONS = 32;
 const FIXED_RATE = 1000;
 const FIXED_CONNECTIONS = 16;
+const BURSTY_SECONDS = 30;
+// The paced generator's connection pool; it opens only as many as the latency needs.
+const PACED_SOCKETS = 64;
 
 interface AutocannonJson {
   requests: { average: number; total: number };
@@ -65,6 +73,7 @@ async function autocannon(options: Options, url: string, bodyFile: string, conne
   const { stdout } = await run(process.execPath, [...args, url], { maxBuffer: 16 * 1024 * 1024 });
   const json = JSON.parse(stdout) as AutocannonJson;
   return {
+    generator: 'autocannon',
     connections,
     seconds,
     ...(rate ? { rate } : {}),
@@ -73,6 +82,25 @@ async function autocannon(options: Options, url: string, bodyFile: string, conne
     non2xx: json.non2xx,
     errors: json.errors,
     latencyMs: { p50: json.latency.p50, p99: json.latency.p99, p99_9: json.latency.p99_9, max: json.latency.max, mean: json.latency.mean },
+  };
+}
+
+async function paced(options: Options, url: string, ca: string, bodyFile: string, rate: number, seconds: number): Promise<LoadResult> {
+  const script = path.join(options.repoRoot, 'bench', 'work', 'build', 'bench', 'paced-load.js');
+  const { stdout } = await run(process.execPath, [script, JSON.stringify({ url, ca, body: bodyFile, rate, seconds, warmupSeconds: 2 })], {
+    maxBuffer: 1024 * 1024,
+  });
+  const result = JSON.parse(stdout) as PacedResult;
+  return {
+    generator: 'paced',
+    connections: PACED_SOCKETS,
+    seconds,
+    rate,
+    requests: result.sent,
+    perSecond: result.achievedPerSecond,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    latencyMs: result.latencyMs,
   };
 }
 
@@ -114,6 +142,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   const webhook = await startWebhook({ repoRoot, certDir, secretFile, logFile: path.join(dir, 'webhook.log'), nodeFlags: [] });
   let max: LoadResult;
   let fixed: LoadResult;
+  let bursty: LoadResult;
   let rss: Array<{ second: number; mib: number }>;
   let review: WebhookReport['review'];
   let idleRssMiB: number;
@@ -132,8 +161,11 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     log(`webhook: maximum throughput, ${MAX_CONNECTIONS} connections, 20 s`);
     max = await autocannon(options, webhook.url, bodyFile, MAX_CONNECTIONS, 20);
     assertAllGood('maximum throughput', max);
-    log(`webhook: ${Math.round(max.perSecond)} reviews/s; fixed ${FIXED_RATE}/s for ${options.seconds} s`);
-    const load = autocannon(options, webhook.url, bodyFile, FIXED_CONNECTIONS, options.seconds, FIXED_RATE);
+    log(`webhook: ${Math.round(max.perSecond)} reviews/s; autocannon -R ${FIXED_RATE} for ${BURSTY_SECONDS} s`);
+    bursty = await autocannon(options, webhook.url, bodyFile, FIXED_CONNECTIONS, BURSTY_SECONDS, FIXED_RATE);
+    assertAllGood('autocannon at a fixed rate', bursty);
+    log(`webhook: paced ${FIXED_RATE}/s for ${options.seconds} s`);
+    const load = paced(options, webhook.url, path.join(certDir, 'ca.crt'), bodyFile, FIXED_RATE, options.seconds);
     rss = await sampleRss(webhook, 5_000, load);
     fixed = await load;
     assertAllGood('fixed rate', fixed);
@@ -168,6 +200,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     machine,
     review,
     max,
+    bursty,
     fixed,
     idleRssMiB,
     rss,

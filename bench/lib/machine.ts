@@ -8,6 +8,8 @@ export interface Machine {
   kernel: string;
   node: string;
   loadAverage: string;
+  // The commit measured, with "+dirty" when the work tree had uncommitted changes.
+  commit: string;
 }
 
 export function describeMachine(): Machine {
@@ -18,6 +20,7 @@ export function describeMachine(): Machine {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     loadAverage: os.loadavg().map((load) => load.toFixed(2)).join(' '),
+    commit: currentCommit(),
   };
 }
 
@@ -27,4 +30,10 @@ export function toolVersion(command: string, args: string[]): string {
   } catch {
     return 'unknown';
   }
+}
+
+function currentCommit(): string {
+  const head = toolVersion('git', ['rev-parse', '--short', 'HEAD']);
+  const dirty = toolVersion('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src']) !== '';
+  return dirty ? `${head}+dirty` : head;
 }

@@ -167,7 +167,7 @@ export function renderAgentReport(report: AgentReport): string {
   return [
     '## Agent: sync and restore against rclone, aws-cli and s5cmd',
     '',
-    `Command: \`${report.command}\`, ${report.startedAt} → ${report.finishedAt}.`,
+    `Command: \`${report.command}\` at commit ${m.commit}, ${report.startedAt} → ${report.finishedAt}.`,
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${m.loadAverage} at the start, ${report.loadAverageAtEnd} at the end (the machine is shared, so absolute times are noisy; every tool ran in turn in each round).`,
     `Versions: ${Object.entries(report.versions).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
     `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace. Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.`,
