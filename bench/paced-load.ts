@@ -24,6 +24,7 @@ export interface PacedResult {
   ok: number;
   non2xx: number;
   errors: number;
+  errorCodes: Record<string, number>;
   achievedPerSecond: number;
   latencyMs: { p50: number; p99: number; p99_9: number; max: number; mean: number };
 }
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as Args;
   const ca = readFileSync(args.ca);
   const body = readFileSync(args.body);
-  const agent = new Agent({ ca, keepAlive: true, maxSockets: 64 });
+  // Most recently used socket first, and idle ones dropped before the server's 5 s
+  // keep-alive timeout closes them: a request must never be written to a socket the server
+  // is closing (a client race, not a webhook failure).
+  const agent = new Agent({ ca, keepAlive: true, maxSockets: 64, scheduling: 'lifo', timeout: 4_000 });
   const warmup = Math.round(args.rate * args.warmupSeconds);
   const total = warmup + Math.round(args.rate * args.seconds);
   const latencies = new Float64Array(total);
@@ -47,6 +51,7 @@ async function main(): Promise<void> {
   let ok = 0;
   let non2xx = 0;
   let errors = 0;
+  const errorCodes: Record<string, number> = {};
   const start = performance.now();
   const interval = 1000 / args.rate;
 
@@ -68,7 +73,11 @@ async function main(): Promise<void> {
           res.on('end', () => complete(index, due, res.statusCode));
         },
       );
-      req.on('error', () => complete(index, due, undefined));
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        const code = error.code ?? error.message;
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+        complete(index, due, undefined);
+      });
       req.end(body);
     };
     const tick = () => {
@@ -93,6 +102,7 @@ async function main(): Promise<void> {
     ok,
     non2xx,
     errors,
+    errorCodes,
     achievedPerSecond: Math.round((total - warmup) / elapsed),
     latencyMs: {
       p50: percentile(sorted, 50),
