@@ -13,10 +13,14 @@ function loadRow(name: string, result: LoadResult): string {
 export function renderWebhookReport(report: WebhookReport): string {
   const m = report.machine;
   const rss = report.rss;
-  const first = rss.find((sample) => sample.second >= 60) ?? rss[0]!;
-  const last = rss.at(-1)!;
+  const end = rss.at(-1)!.second;
+  // RSS saws up and down with garbage collection; what a leak moves is the trough.
+  const trough = (from: number, to: number) =>
+    Math.min(...rss.filter((sample) => sample.second >= from && sample.second <= to).map((sample) => sample.mib));
+  const firstTrough = trough(0, 60);
+  const lastTrough = trough(Math.max(0, end - 60), end);
   const peak = Math.max(...rss.map((sample) => sample.mib));
-  const growth = last.mib - first.mib;
+  const growth = lastTrough - firstTrough;
   const p = report.profile;
   const seconds = report.fixed.seconds;
   return [
@@ -34,13 +38,13 @@ export function renderWebhookReport(report: WebhookReport): string {
     loadRow('fixed rate, bursts (autocannon `-R`)', report.bursty),
     loadRow('fixed rate, paced (1 per ms)', report.fixed),
     '',
-    `RSS of the webhook: ${report.idleRssMiB} MiB idle after start-up; during the paced run (sampled every 5 s) ${rss[0]!.mib} MiB at the start, ${first.mib} MiB after ${first.second} s, ${last.mib} MiB at the end (${last.second} s), peak ${peak} MiB.`,
+    `RSS of the webhook: ${report.idleRssMiB} MiB idle after start-up. During the paced run (sampled every 5 s) it saws with garbage collection between a trough of ${firstTrough} MiB in the first minute and ${lastTrough} MiB in the last, and peaks of up to ${peak} MiB: ${rss.map((sample) => sample.mib.toFixed(0)).join(', ')}.`,
     '',
     '### Targets',
     '',
     `- at least 3,000 reviews/s: ${Math.round(report.max.perSecond).toLocaleString('en-US')} → ${verdict(report.max.perSecond >= 3000)}`,
     `- p99 at most 5 ms at 1,000 reviews/s: ${report.fixed.latencyMs.p99} ms → ${verdict(report.fixed.latencyMs.p99 <= 5)}`,
-    `- RSS flat and under 150 MiB over the run: peak ${peak} MiB, ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB from ${first.second} s to ${last.second} s → ${verdict(peak < 150 && growth < 0.1 * first.mib)}` +
+    `- RSS flat and under 150 MiB over the run: peak ${peak} MiB; trough ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB from the first minute to the last → ${verdict(peak < 150 && growth < 0.1 * firstTrough)}` +
       (seconds < 300 ? ` (a ${seconds} s run, shorter than the 5 minutes the target asks for)` : ''),
     '',
     `### CPU profile of the hot path (\`node --cpu-prof\`, ${p.seconds} s at maximum throughput, ${(p.busyMs / 1000).toFixed(1)} s busy)`,
