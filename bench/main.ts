@@ -7,8 +7,8 @@ import { TRANSFER_WORKERS } from '../src/agent/context.js';
 import { benchAgent } from './agent-bench.js';
 import { describeMachine, toolVersion } from './lib/machine.js';
 import { startMinio } from './lib/minio.js';
-import { renderAgentReport, type AgentReport } from './lib/report-agent.js';
-import { renderWebhookReport } from './lib/report-webhook.js';
+import { renderAgentReport, renderAgentSummary, targets, type AgentReport } from './lib/report-agent.js';
+import { renderWebhookReport, renderWebhookSummary } from './lib/report-webhook.js';
 import { allTools } from './lib/tools.js';
 import { generateTree, type TreeSpec } from './lib/tree.js';
 import { benchWebhook, type WebhookReport } from './webhook-bench.js';
@@ -142,6 +142,14 @@ async function main(): Promise<void> {
   if (existsSync(webhookJson)) sections.push(renderWebhookReport(JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport));
   const markdown = sections.join('\n');
   await writeFile(path.join(repoRoot, 'bench', 'results.md'), markdown);
+  // The compact tables the README quotes.
+  const summary: string[] = [];
+  if (existsSync(agentJson)) {
+    const agent = JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport;
+    summary.push(renderAgentSummary(agent), '', ...targets(agent), '');
+  }
+  if (existsSync(webhookJson)) summary.push(renderWebhookSummary(JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport), '');
+  await writeFile(path.join(options.workDir, 'readme-summary.md'), summary.join('\n'));
   process.stdout.write(markdown);
 }
 

@@ -96,7 +96,7 @@ function verdict(met: boolean): string {
   return met ? '**met**' : '**missed**';
 }
 
-function targets(report: AgentReport): string[] {
+export function targets(report: AgentReport): string[] {
   const lines: string[] = [];
   const byId = new Map(report.tools.map((tool) => [tool.id, tool]));
   const ours = byId.get('ours');
@@ -190,4 +190,30 @@ export function renderAgentReport(report: AgentReport): string {
     ...(scaling ? ['', '### Scaling (ours only, one run at the larger size)', '', scaling] : []),
     '',
   ].join('\n');
+}
+
+/** The README's compact form: scenarios down, tools across, ratios beside the peers' times. */
+export function renderAgentSummary(report: AgentReport): string {
+  const ours = report.tools.find((tool) => tool.id === 'ours');
+  const header = ['', ...report.tools.map((tool) => (tool.id === 'ours' ? '**ours**' : tool.id))];
+  const rows = SCENARIOS.map((scenario) => [
+    SCENARIO_TITLES[scenario],
+    ...report.tools.map((tool) => {
+      const wall = medianWall(tool.samples[scenario]);
+      if (wall === undefined) return '–';
+      const oursWall = ours && tool !== ours ? medianWall(ours.samples[scenario]) : undefined;
+      return oursWall === undefined ? `**${seconds(wall)}**` : `${seconds(wall)} (${ratio(oursWall, wall)})`;
+    }),
+  ]);
+  const requests = (['nochange', 'changed'] as const).map((scenario) => [
+    `${SCENARIO_TITLES[scenario].split(' ')[0]} requests`,
+    ...report.tools.map((tool) => requestSummary(representative(tool.samples[scenario]))),
+  ]);
+  const rss = [
+    'peak RSS, MiB (a/b/c/d)',
+    ...report.tools.map((tool) =>
+      SCENARIOS.map((scenario) => medianRssMiB(tool.samples[scenario])?.toFixed(0) ?? '–').join(' / '),
+    ),
+  ];
+  return table(header, [...rows, ...requests, rss]);
 }

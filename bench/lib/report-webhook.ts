@@ -72,3 +72,13 @@ export function renderWebhookReport(report: WebhookReport): string {
     '',
   ].join('\n');
 }
+
+export function renderWebhookSummary(report: WebhookReport): string {
+  const l = report.fixed.latencyMs;
+  const rss = report.rss.map((sample) => sample.mib);
+  return [
+    '| max reviews/s | p50 at 1,000/s | p99 | p99.9 | RSS idle | RSS under load (trough–peak) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${Math.round(report.max.perSecond).toLocaleString('en-US')} | ${l.p50} ms | ${l.p99} ms | ${l.p99_9} ms | ${report.idleRssMiB} MiB | ${Math.min(...rss)}–${Math.max(...rss)} MiB |`,
+  ].join('\n');
+}
