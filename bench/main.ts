@@ -47,7 +47,11 @@ function describeTree(spec: TreeSpec): string {
   return spec.bigFiles > 0 ? `${small} + ${spec.bigFiles} × ${spec.bigBytes / MiB} MiB` : small;
 }
 
-async function runAgentBench(options: Options, command: string): Promise<AgentReport> {
+/**
+ * `publish` runs once the rounds are done and again after the scaling row, so a run cut short
+ * while scaling still leaves the main tables behind.
+ */
+async function runAgentBench(options: Options, command: string, publish: (report: AgentReport) => Promise<void>): Promise<AgentReport> {
   const binDir = path.join(repoRoot, '.cache', 'bin');
   const minio = await startMinio(path.join(binDir, 'minio'), path.join(options.workDir, 'minio-data'));
   try {
@@ -88,6 +92,9 @@ async function runAgentBench(options: Options, command: string): Promise<AgentRe
       workers: options.workers,
       tools: results,
     };
+    report.finishedAt = new Date().toISOString();
+    report.loadAverageAtEnd = describeMachine().loadAverage;
+    await publish(report);
     const ours = tools.find((tool) => tool.id === 'ours');
     if (options.scaleFiles > 0 && ours) {
       const scaleSpec: TreeSpec = { ...spec, smallFiles: options.scaleFiles, bigFiles: 0 };
@@ -128,28 +135,34 @@ async function main(): Promise<void> {
   const agentJson = path.join(options.workDir, 'agent.json');
   const webhookJson = path.join(options.workDir, 'webhook.json');
 
+  const publish = async (): Promise<string> => {
+    const agent = existsSync(agentJson) ? (JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport) : undefined;
+    const webhook = existsSync(webhookJson) ? (JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport) : undefined;
+    const sections = ['# Benchmark results', '', 'Written by `npm run bench` (bench/run.sh); see the README section "Benchmarks".', ''];
+    if (agent) sections.push(renderAgentReport(agent));
+    if (webhook) sections.push(renderWebhookReport(webhook));
+    const markdown = sections.join('\n');
+    await writeFile(path.join(repoRoot, 'bench', 'results.md'), markdown);
+    // The compact tables the README quotes.
+    const summary: string[] = [];
+    if (agent) summary.push(renderAgentSummary(agent), '', ...targets(agent), '');
+    if (webhook) summary.push(renderWebhookSummary(webhook), '');
+    await writeFile(path.join(options.workDir, 'readme-summary.md'), summary.join('\n'));
+    return markdown;
+  };
+
   if (options.agent) {
-    const report = await runAgentBench(options, command);
+    const report = await runAgentBench(options, command, async (partial) => {
+      await writeFile(agentJson, JSON.stringify(partial, null, 2));
+      await publish();
+    });
     await writeFile(agentJson, JSON.stringify(report, null, 2));
   }
   if (options.webhook) {
     const report = await benchWebhook({ repoRoot, workDir: options.workDir, seconds: options.webhookSeconds, command, log });
     await writeFile(webhookJson, JSON.stringify(report, null, 2));
   }
-
-  const sections = ['# Benchmark results', '', 'Written by `npm run bench` (bench/run.sh); see the README section "Benchmarks".', ''];
-  if (existsSync(agentJson)) sections.push(renderAgentReport(JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport));
-  if (existsSync(webhookJson)) sections.push(renderWebhookReport(JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport));
-  const markdown = sections.join('\n');
-  await writeFile(path.join(repoRoot, 'bench', 'results.md'), markdown);
-  // The compact tables the README quotes.
-  const summary: string[] = [];
-  if (existsSync(agentJson)) {
-    const agent = JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport;
-    summary.push(renderAgentSummary(agent), '', ...targets(agent), '');
-  }
-  if (existsSync(webhookJson)) summary.push(renderWebhookSummary(JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport), '');
-  await writeFile(path.join(options.workDir, 'readme-summary.md'), summary.join('\n'));
+  const markdown = await publish();
   process.stdout.write(markdown);
 }
 
