@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import { mkdir, realpath, stat } from 'node:fs/promises';
-import pLimit from 'p-limit';
 import type { AgentSettings } from './env.js';
 import { sessionPrefix } from './env.js';
 import { resolveKey } from './keys.js';
@@ -11,6 +10,7 @@ import { listRemote, readMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, isNotFound } from './s3.js';
 import { formatBytes } from './size.js';
 import { sleep } from '../shared/sleep.js';
+import { forEachBounded } from './pool.js';
 import { downloadFile, type CheckedDirs } from './transfer.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
@@ -75,7 +75,6 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   }
 
   log.info(`Restoring ${jobs.length} files from s3://${target.bucket}/${target.prefix}`);
-  const limit = pLimit(context.workers);
   const checkedDirs: CheckedDirs = new Map();
   let done = 0;
   const progress = setInterval(() => {
@@ -83,47 +82,42 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   }, context.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
   let firstError: unknown;
   try {
-    await Promise.all(
-      jobs.map((job) =>
-        limit(async () => {
-          if (firstError !== undefined) return;
-          try {
-            const local = await stat(job.localPath).catch(() => undefined);
-            const localEntry = local && { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 };
-            if (job.known && localEntry && sameFile(job.known, localEntry)) {
-              restoredFiles.set(job.key, localEntry);
-              summary.unchanged += 1;
-            } else {
-              const entry = await downloadFile(
-                target.client,
-                target.bucket,
-                target.prefix + job.key,
-                job.localPath,
-                workspaceReal,
-                job.known,
-                checkedDirs,
-                signal,
-              );
-              restoredFiles.set(job.key, entry);
-              summary.restored += 1;
-              summary.bytes += entry.size;
-            }
-          } catch (error) {
-            // A manifest entry whose object is gone (deleted after the manifest was
-            // written) is not state to restore.
-            if (isNotFound(error)) {
-              log.warn(`${job.key} is listed in metadata.json but missing in S3: skipped`);
-            } else {
-              // Queued jobs see firstError and return at once (clearing the queue would
-              // leave their promises unsettled forever).
-              firstError ??= error;
-            }
-          } finally {
-            done += 1;
-          }
-        }),
-      ),
-    );
+    await forEachBounded(jobs, context.workers, async (job) => {
+      if (firstError !== undefined) return;
+      try {
+        const local = await stat(job.localPath).catch(() => undefined);
+        const localEntry = local && { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 };
+        if (job.known && localEntry && sameFile(job.known, localEntry)) {
+          restoredFiles.set(job.key, localEntry);
+          summary.unchanged += 1;
+        } else {
+          const entry = await downloadFile(
+            target.client,
+            target.bucket,
+            target.prefix + job.key,
+            job.localPath,
+            workspaceReal,
+            job.known,
+            checkedDirs,
+            signal,
+          );
+          restoredFiles.set(job.key, entry);
+          summary.restored += 1;
+          summary.bytes += entry.size;
+        }
+      } catch (error) {
+        // A manifest entry whose object is gone (deleted after the manifest was
+        // written) is not state to restore.
+        if (isNotFound(error)) {
+          log.warn(`${job.key} is listed in metadata.json but missing in S3: skipped`);
+        } else {
+          // Workers see firstError and stop taking jobs.
+          firstError ??= error;
+        }
+      } finally {
+        done += 1;
+      }
+    });
   } finally {
     clearInterval(progress);
   }

@@ -35,16 +35,26 @@ function tails(relativePath: string): string[] {
   return segments.map((_, index) => segments.slice(index).join('/'));
 }
 
-function matches(compiled: Compiled, test: Test, relativePath: string): boolean {
+function matches(compiled: Compiled, test: Test, relativePath: string, pathTails: readonly string[]): boolean {
   if (compiled.anchored) return test(relativePath);
-  return tails(relativePath).some((tail) => test(tail));
+  return pathTails.some((tail) => test(tail));
 }
 
+// The tails are computed once per path, not once per pattern: the walk asks this for every
+// file it lists.
 export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
   const compiled = patterns.map(compile);
+  const treePatterns = compiled.filter((entry) => entry.dir !== undefined);
   return {
-    prunesDir: (relativeDir) =>
-      compiled.some((entry) => entry.dir !== undefined && matches(entry, entry.dir, relativeDir)),
-    excludesFile: (relativePath) => compiled.some((entry) => matches(entry, entry.file, relativePath)),
+    prunesDir: (relativeDir) => {
+      if (treePatterns.length === 0) return false;
+      const pathTails = tails(relativeDir);
+      return treePatterns.some((entry) => entry.dir !== undefined && matches(entry, entry.dir, relativeDir, pathTails));
+    },
+    excludesFile: (relativePath) => {
+      if (compiled.length === 0) return false;
+      const pathTails = tails(relativePath);
+      return compiled.some((entry) => matches(entry, entry.file, relativePath, pathTails));
+    },
   };
 }

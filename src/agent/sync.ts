@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
-import pLimit from 'p-limit';
 import { applyBudget } from './budget.js';
 import type { AgentSettings } from './env.js';
 import type { AgentLog } from './log.js';
 import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
+import { forEachBounded } from './pool.js';
 import { readRecord, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
@@ -176,43 +176,38 @@ export class Syncer {
   ): Promise<Array<{ key: string; reason: string }>> {
     const { target, log } = this.context;
     const failures: Array<{ key: string; reason: string }> = [];
-    const limit = pLimit(this.context.workers);
     const attempted = new Set<string>();
     let endpointDown = false;
-    await Promise.all(
-      files.map((file) =>
-        limit(async () => {
-          if (signal.aborted || endpointDown) return;
-          attempted.add(file.key);
-          const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode };
-          try {
-            await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
-          } catch (error) {
-            const local = error as NodeJS.ErrnoException;
-            // Gone since the walk: next cycle sees it as deleted.
-            if (local.code === 'ENOENT') return;
-            // A file the agent cannot read is that file's problem: it must not stall
-            // the other uploads or keep the whole loop in backoff.
-            if (local.path !== undefined) {
-              log.warn(`cannot read ${file.key} (${local.code ?? local.message}): not synced`);
-              return;
-            }
-            const failure = classifyS3Error(error);
-            failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
-            if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;
-            return;
-          }
-          // The entry holds the stat taken before the upload: a file written to meanwhile
-          // no longer matches it and is uploaded again next cycle.
-          known.set(file.key, entry);
-          result.uploaded += 1;
-          const after = await stat(file.absolutePath).catch(() => undefined);
-          if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
-            log.detail(`${file.key} changed during upload: retried next cycle`);
-          }
-        }),
-      ),
-    );
+    await forEachBounded(files, this.context.workers, async (file) => {
+      if (signal.aborted || endpointDown) return;
+      attempted.add(file.key);
+      const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode };
+      try {
+        await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
+      } catch (error) {
+        const local = error as NodeJS.ErrnoException;
+        // Gone since the walk: next cycle sees it as deleted.
+        if (local.code === 'ENOENT') return;
+        // A file the agent cannot read is that file's problem: it must not stall
+        // the other uploads or keep the whole loop in backoff.
+        if (local.path !== undefined) {
+          log.warn(`cannot read ${file.key} (${local.code ?? local.message}): not synced`);
+          return;
+        }
+        const failure = classifyS3Error(error);
+        failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
+        if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;
+        return;
+      }
+      // The entry holds the stat taken before the upload: a file written to meanwhile
+      // no longer matches it and is uploaded again next cycle.
+      known.set(file.key, entry);
+      result.uploaded += 1;
+      const after = await stat(file.absolutePath).catch(() => undefined);
+      if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
+        log.detail(`${file.key} changed during upload: retried next cycle`);
+      }
+    });
     // Files dropped from the queue (fatal failure, abort) count as failed too.
     for (const file of files) {
       if (!attempted.has(file.key)) failures.push({ key: file.key, reason: 'not attempted' });

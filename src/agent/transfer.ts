@@ -5,15 +5,23 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import pLimit from 'p-limit';
 import type { FileEntry } from './manifest.js';
 import { hasErrorCode } from './s3.js';
 import { PARTIAL_SUFFIX } from './walk.js';
 
+// Files below this size are read whole: one buffer, one request, and the cheapest path for
+// the many small files a session holds.
+export const SMALL_FILE = 2 ** 20;
 // Above this size a file goes up in parts, so a dropped connection costs one part, not the
-// whole file, and memory stays bounded (small files are read whole: one request each).
-export const MULTIPART_THRESHOLD = 16 * 2 ** 20;
+// whole file. Between the two, the file is streamed from disk in one PutObject whose length
+// is known up front, so nothing but the socket's buffers holds its bytes.
+export const MULTIPART_THRESHOLD = 64 * 2 ** 20;
 const PART_SIZE = 8 * 2 ** 20;
-const PART_QUEUE = 4;
+const PART_QUEUE = 2;
+// Each multipart upload buffers up to PART_QUEUE parts; capping how many run at once keeps
+// memory bounded whatever the worker count.
+const multipartLimit = pLimit(2);
 
 // The mtime is stored the way rclone stores it (seconds with a fraction, x-amz-meta-mtime)
 // so objects written by the shell version restore with their times too.
@@ -21,6 +29,43 @@ function objectMetadata(entry: FileEntry): Record<string, string> {
   const metadata: Record<string, string> = { mtime: (entry.mtimeMs / 1000).toFixed(6) };
   if (entry.mode !== undefined) metadata.mode = (entry.mode & 0o777).toString(8);
   return metadata;
+}
+
+// The stream reads exactly the size the walk saw: a file that grew meanwhile is cut at that
+// length (and goes up again next cycle, when its stat no longer matches). One that shrank
+// would leave the request waiting for bytes that never come, so a short read aborts it.
+async function putStream(
+  client: S3Client,
+  bucket: string,
+  objectKey: string,
+  absolutePath: string,
+  entry: FileEntry,
+  Metadata: Record<string, string>,
+  signal: AbortSignal,
+): Promise<void> {
+  const Body = createReadStream(absolutePath, { start: 0, end: entry.size - 1 });
+  // Open errors (ENOENT, EACCES) surface as the file's own error, as readFile's do.
+  await new Promise<void>((resolve, reject) => {
+    Body.once('open', () => resolve());
+    Body.once('error', reject);
+  });
+  const shortRead = new AbortController();
+  Body.once('end', () => {
+    if (Body.bytesRead < entry.size) shortRead.abort();
+  });
+  try {
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body, ContentLength: entry.size, Metadata }),
+      { abortSignal: AbortSignal.any([signal, shortRead.signal]) },
+    );
+  } catch (error) {
+    if (shortRead.signal.aborted && !signal.aborted) {
+      throw new Error(`${objectKey} shrank during upload (${Body.bytesRead} of ${entry.size} bytes)`);
+    }
+    throw error;
+  } finally {
+    Body.destroy();
+  }
 }
 
 export async function uploadFile(
@@ -32,27 +77,34 @@ export async function uploadFile(
   signal: AbortSignal,
 ): Promise<void> {
   const Metadata = objectMetadata(entry);
-  if (entry.size < MULTIPART_THRESHOLD) {
+  if (entry.size < SMALL_FILE) {
     const Body = await readFile(absolutePath, { signal });
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body, Metadata }), {
       abortSignal: signal,
     });
     return;
   }
-  const upload = new Upload({
-    client,
-    params: { Bucket: bucket, Key: objectKey, Body: createReadStream(absolutePath), Metadata },
-    partSize: PART_SIZE,
-    queueSize: PART_QUEUE,
-    leavePartsOnError: false,
-  });
-  const abort = () => void upload.abort();
-  signal.addEventListener('abort', abort, { once: true });
-  try {
-    await upload.done();
-  } finally {
-    signal.removeEventListener('abort', abort);
+  if (entry.size < MULTIPART_THRESHOLD) {
+    await putStream(client, bucket, objectKey, absolutePath, entry, Metadata, signal);
+    return;
   }
+  await multipartLimit(async () => {
+    if (signal.aborted) throw signal.reason;
+    const upload = new Upload({
+      client,
+      params: { Bucket: bucket, Key: objectKey, Body: createReadStream(absolutePath), Metadata },
+      partSize: PART_SIZE,
+      queueSize: PART_QUEUE,
+      leavePartsOnError: false,
+    });
+    const abort = () => void upload.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await upload.done();
+    } finally {
+      signal.removeEventListener('abort', abort);
+    }
+  });
 }
 
 function parseMtime(value: string | undefined): number | undefined {

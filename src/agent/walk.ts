@@ -95,71 +95,78 @@ async function walkDir(
     result.errors.push(`${dir}: ${code ?? String(error)}`);
     return;
   }
+  // Entries are listed first and their stats then run together: awaiting one lstat at a
+  // time made the walk of a large tree wait on the thread pool's latency per file.
+  const stats: Array<() => Promise<LocalFile | undefined>> = [];
+  const subdirs: Array<[string, string]> = [];
   try {
     for await (const entry of handle) {
       const relativePath = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
       const absolutePath = path.join(dir, entry.name);
       if (entry.isDirectory()) {
-        if (!excludes.prunesDir(relativePath)) {
-          await walkDir(absolutePath, relativePath, syncPath, workspaceReal, excludes, result);
-        }
+        if (!excludes.prunesDir(relativePath)) subdirs.push([absolutePath, relativePath]);
         continue;
       }
       if (entry.name.endsWith(PARTIAL_SUFFIX) || excludes.excludesFile(relativePath)) continue;
       if (entry.isSymbolicLink()) {
-        await addSymlink(absolutePath, relativePath, syncPath, workspaceReal, result);
-        continue;
+        stats.push(() => symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result));
+      } else if (entry.isFile()) {
+        stats.push(() => fileEntry(absolutePath, relativePath, syncPath, result, lstat));
       }
-      if (!entry.isFile()) continue;
-      await addFile(absolutePath, relativePath, syncPath, result, lstat);
     }
   } catch (error) {
     result.errors.push(`${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  for (let start = 0; start < stats.length; start += STAT_BATCH) {
+    const found = await Promise.all(stats.slice(start, start + STAT_BATCH).map((run) => run()));
+    for (const file of found) if (file) result.files.set(file.key, file);
+  }
+  for (const [absolutePath, relativePath] of subdirs) {
+    await walkDir(absolutePath, relativePath, syncPath, workspaceReal, excludes, result);
+  }
 }
 
-async function addSymlink(
+// Stats in flight at once: enough to keep the thread pool busy, few enough that a huge
+// directory does not hold a promise per file.
+const STAT_BATCH = 256;
+
+async function symlinkEntry(
   absolutePath: string,
   relativePath: string,
   syncPath: SyncPath,
   workspaceReal: string,
   result: WalkResult,
-): Promise<void> {
+): Promise<LocalFile | undefined> {
   let target: string;
   try {
     target = await realpath(absolutePath);
   } catch {
     // Dangling links have nothing to upload.
-    return;
+    return undefined;
   }
   if (!isInside(workspaceReal, target)) {
     result.symlinksSkipped.push(keyFor(syncPath, relativePath));
-    return;
+    return undefined;
   }
-  await addFile(absolutePath, relativePath, syncPath, result, stat);
+  return fileEntry(absolutePath, relativePath, syncPath, result, stat);
 }
 
-async function addFile(
+async function fileEntry(
   absolutePath: string,
   relativePath: string,
   syncPath: SyncPath,
   result: WalkResult,
   statFn: typeof stat,
-): Promise<void> {
+): Promise<LocalFile | undefined> {
   try {
     const info = await statFn(absolutePath);
-    if (!info.isFile()) return;
+    if (!info.isFile()) return undefined;
     const key = keyFor(syncPath, relativePath);
-    result.files.set(key, {
-      key,
-      absolutePath,
-      size: info.size,
-      mtimeMs: info.mtimeMs,
-      mode: info.mode & 0o7777,
-    });
+    return { key, absolutePath, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A file removed between listing and stat is simply gone.
     if (code !== 'ENOENT') result.errors.push(`${absolutePath}: ${code ?? String(error)}`);
+    return undefined;
   }
 }

@@ -26,8 +26,10 @@ const fixtures: Fixture[] = [
   { rel: 'artifacts/a/b/c/d/e/f/g/h/i/j/deep.txt', body: Buffer.from('deep'), mtime: new Date('2022-06-15T08:30:00.000Z') },
   { rel: 'uploads/empty.txt', body: Buffer.alloc(0), mtime: new Date('2021-01-01T00:00:00.000Z') },
   { rel: 'uploads/with  two  spaces & symbols (1)+[x].md', body: Buffer.from('# doc'), mtime: new Date('2024-01-01T00:00:00.000Z') },
-  // Above the 16 MiB multipart threshold.
-  { rel: 'artifacts/large.bin', body: randomBytes(17 * 2 ** 20 + 123), mtime: new Date('2024-05-05T05:05:05.500Z') },
+  // Between the 1 MiB read-whole limit and the multipart threshold: streamed from disk.
+  { rel: 'artifacts/medium.bin', body: randomBytes(17 * 2 ** 20 + 123), mtime: new Date('2024-05-05T05:05:05.500Z') },
+  // Above the 64 MiB multipart threshold.
+  { rel: 'artifacts/large.bin', body: randomBytes(64 * 2 ** 20 + 77), mtime: new Date('2024-05-06T06:06:06.250Z') },
 ];
 
 const excluded = [
@@ -93,8 +95,12 @@ describe('hydrate and sync round trip', () => {
 
     const root = rootClient(minio);
     const head = await root.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/large.bin` }));
+    const medium = await root.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/medium.bin` }));
     root.destroy();
     expect(head.ETag).toMatch(/-\d+"$/);
+    // One streamed PutObject: a plain MD5 ETag of the whole file, and its full length.
+    expect(medium.ETag).toBe(`"${createHash('md5').update(fixtures[6]?.body ?? Buffer.alloc(0)).digest('hex')}"`);
+    expect(medium.ContentLength).toBe(17 * 2 ** 20 + 123);
 
     const metadata = await getMetadata(first.client, bucket, prefix);
     expect(metadata).toMatchObject({
