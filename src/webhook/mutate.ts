@@ -1,4 +1,4 @@
-import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import type { MutationConfig } from './config.js';
 import type { S3Decision } from './s3-settings.js';
 import { buildAgentSpecs } from './agent-containers.js';
@@ -72,8 +72,8 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
   if (s3 === null) throw new Error('mutate: a session pod needs an S3 decision');
   if (s3.kind === 'deny') return { outcome: 'denied', reason: s3.reason, message: s3.message, warnings: [] };
 
-  const mutated = structuredClone(pod);
-  const spec = (mutated.spec ??= { containers: [] });
+  const mutated = copyForMutation(pod);
+  const { spec } = mutated;
   const warnings: string[] = [];
   const injected: string[] = [];
 
@@ -101,6 +101,17 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
   const metadata = (mutated.metadata ??= {});
   metadata.annotations = { ...metadata.annotations, [STATUS_ANNOTATION]: JSON.stringify(status) };
   return { outcome: 'patched', reason, pod: mutated, warnings, status };
+}
+
+// Copies only the objects mutate writes to; everything else stays shared with the input,
+// which keeps the input untouched and lets the patch diff skip unchanged subtrees by identity.
+function copyForMutation(pod: V1Pod): V1Pod & { spec: V1PodSpec } {
+  // Assignments, not a fresh literal, so every key keeps the position it had in the input.
+  const mutated: V1Pod & { spec?: V1PodSpec } = { ...pod };
+  if (pod.metadata) mutated.metadata = { ...pod.metadata };
+  mutated.spec = pod.spec ? { ...pod.spec } : { containers: [] };
+  if (mutated.spec.volumes) mutated.spec.volumes = [...mutated.spec.volumes];
+  return mutated as V1Pod & { spec: V1PodSpec };
 }
 
 function swapClaims(volumes: V1Volume[], sizeLimit: string): string[] {
