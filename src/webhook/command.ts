@@ -1,8 +1,7 @@
 import { createLogger } from '../shared/logger.js';
-import { CertConfigError } from './ca/config.js';
-import { startCertificateManager } from './ca/manager.js';
+import { CertConfigError, loadCertConfig } from './ca/config.js';
+import type { CertificateManager } from './ca/manager.js';
 import { ConfigError, loadConfig } from './config.js';
-import { KubeSecretSource } from './kube-secret-source.js';
 import { createMetrics } from './metrics.js';
 import { ManifestError, ManifestSecretSource, type SecretSource } from './secret-source.js';
 import { startWebhookServer } from './server.js';
@@ -42,9 +41,14 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
   // Started after every check that can refuse to start, so a refusal leaves nothing running.
   // Self-managed mode issues the files the server watches; the server starts right away
   // and reports not-ready until they appear.
-  let certificates;
+  // The Kubernetes client (about half the idle heap) and selfsigned are imported only when
+  // used, so a run with certificate files and --secret-file never loads them.
+  let certificates: CertificateManager;
   try {
-    certificates = startCertificateManager({ logger });
+    certificates =
+      loadCertConfig().mode === 'files'
+        ? { stop: () => undefined }
+        : (await import('./ca/manager.js')).startCertificateManager({ logger });
   } catch (error) {
     if (!(error instanceof CertConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);
@@ -53,6 +57,7 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
   }
 
   if (secrets === undefined) {
+    const { KubeSecretSource } = await import('./kube-secret-source.js');
     const kube = new KubeSecretSource({
       logger,
       getTimeoutMs: config.server.secretGetTimeoutMs,
