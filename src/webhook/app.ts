@@ -49,7 +49,8 @@ export function createApp(options: AppOptions): express.Express {
       }
       next();
     },
-    express.json({ limit: options.bodyLimit, strict: true }),
+    // The content type was checked just above; `type` skips body-parser parsing it again.
+    express.json({ limit: options.bodyLimit, strict: true, type: () => true }),
     async (req, res) => {
       const started = res.locals.started as bigint;
       try {
