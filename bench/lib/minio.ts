@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import net from 'node:net';
+import { freePort } from '../../test/support/free-port.js';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 export interface Minio {
@@ -11,17 +11,6 @@ export interface Minio {
   pid: number;
   createBucket(name: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 async function waitLive(endpoint: string, child: ChildProcess): Promise<void> {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
-import net from 'node:net';
+import { freePort } from '../../test/support/free-port.js';
 import path from 'node:path';
 
 export interface WebhookProcess {
@@ -11,17 +11,6 @@ export interface WebhookProcess {
   ca: Buffer;
   rssMiB(): Promise<number>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export function httpsPost(url: string, body: string, ca: Buffer): Promise<{ status: number; body: string }> {

@@ -1,7 +1,8 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBucket, freePort } from '../support/minio.js';
+import { freePort } from '../support/free-port.js';
+import { createBucket } from '../support/minio.js';
 import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from './helpers.js';
 
 const minio = inject('minio');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ClusterInfo } from './cluster.js';
-import { freePort } from './cluster.js';
+import { freePort } from './free-port.js';
 import {
   createNamespace,
   kubectl,

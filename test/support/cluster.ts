@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -36,18 +36,6 @@ function requiredBinaries(binDir = BIN_DIR): string[] {
 function kubectlPath(binDir = BIN_DIR): string {
   const built = join(binDir, 'kubectl');
   return existsSync(built) ? built : 'kubectl';
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 function launch(binary: string, args: string[], logPath: string): ChildProcess {
