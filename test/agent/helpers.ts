@@ -139,37 +139,25 @@ export async function ensureBuilt(): Promise<void> {
   }
 }
 
-export function runCli(
+export async function runCli(
   args: string[],
   env: Record<string, string>,
   timeoutMs = 60_000,
   withoutReadOverride = false,
 ): Promise<CliRun> {
-  const started = Date.now();
-  // Root reads any file whatever its mode; dropping the two capabilities that allow it
-  // lets a test run as root see EACCES the way the non-root agent would, without needing
-  // the checkout to be readable by another user.
-  const [file, argv] = withoutReadOverride && process.getuid?.() === 0
-    ? ['setpriv', ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', process.execPath, CLI, ...args]]
-    : [process.execPath, [CLI, ...args]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`session-storage ${args.join(' ')} did not exit within ${timeoutMs}ms:\n${stdout}\n${stderr}`));
+  const running = startCli(args, env, withoutReadOverride);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      running.child.kill('SIGKILL');
+      reject(new Error(`session-storage ${args.join(' ')} did not exit within ${timeoutMs}ms:\n${running.stdout()}\n${running.stderr()}`));
     }, timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-    });
   });
+  try {
+    return await Promise.race([running.exited, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface RunningCli {
@@ -181,9 +169,15 @@ export interface RunningCli {
   exited: Promise<CliRun>;
 }
 
-export function startCli(args: string[], env: Record<string, string>): RunningCli {
+export function startCli(args: string[], env: Record<string, string>, withoutReadOverride = false): RunningCli {
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], {
+  // Root reads any file whatever its mode; dropping the two capabilities that allow it
+  // lets a test run as root see EACCES the way the non-root agent would, without needing
+  // the checkout to be readable by another user.
+  const [file, argv] = withoutReadOverride && process.getuid?.() === 0
+    ? ['setpriv', ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', process.execPath, CLI, ...args]]
+    : [process.execPath, [CLI, ...args]];
+  const child = spawn(file, argv, {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
