@@ -20,11 +20,15 @@ export type SkippedFile = z.infer<typeof skippedSchema>;
 
 // metadata.json: the upstream fields (lastSync, session, namespace, pathsSynced) plus
 // counts, skips and the manifest of synced files, so restores work without ListBucket.
+// The platform's sync.sh writes pathsSynced as an integer (how many paths it synced) and
+// tools built on it read it so: it is written as an integer. Agent versions up to 0.1.0
+// wrote the list of names, which is still read.
 export const metadataSchema = z.object({
   lastSync: z.string(),
   session: z.string(),
   namespace: z.string(),
-  pathsSynced: z.array(z.string()),
+  pathsSynced: z.union([z.number().int().nonnegative(), z.array(z.string())]),
+  syncPaths: z.array(z.string()).optional(),
   files: z.number().optional(),
   bytes: z.number().optional(),
   skipped: z.array(skippedSchema).optional(),

@@ -106,7 +106,8 @@ describe('hydrate and sync round trip', () => {
     expect(metadata).toMatchObject({
       session,
       namespace: 'project-a',
-      pathsSynced: ['.claude', 'artifacts', 'uploads'],
+      pathsSynced: 3,
+      syncPaths: ['.claude', 'artifacts', 'uploads'],
       files: fixtures.length,
       bytes: fixtures.reduce((sum, fixture) => sum + fixture.body.length, 0),
       skipped: [],
