@@ -1,13 +1,16 @@
 # syntax=docker/dockerfile:1
-# Two images from one build:
-#   docker build --target agent   -t ambient-session-storage-agent .
-#   docker build --target webhook -t ambient-session-storage-webhook .
-# Both run the same CLI (dist/cli.js) on a distroless Node LTS image: no shell, no package
+# One image, ghcr.io/ambient-code/ambient-session-storage:
+#   docker build -t ambient-session-storage:dev .
+# It runs the CLI (dist/cli.js) on a distroless Node LTS image: no shell, no package
 # manager, non-root by default. The webhook injects the agent with only `args`
 # (["hydrate"] / ["sync"]), so the ENTRYPOINT must be the CLI itself.
-ARG NODE_MAJOR=24
+# Base images are pinned by digest (multi-arch index digests, so buildx resolves the right
+# platform) and bumped by Dependabot (.github/dependabot.yml): a rebuild of the same commit
+# gets the same bases. The tags beside the digests are for people; the digest wins.
+ARG BUILD_IMAGE=node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a
 
-FROM node:${NODE_MAJOR}-bookworm-slim AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -15,12 +18,24 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:${NODE_MAJOR}-bookworm-slim AS runtime-deps
+FROM ${BUILD_IMAGE} AS runtime-deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM gcr.io/distroless/nodejs${NODE_MAJOR}-debian12:nonroot AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
+# The release workflow passes these; package.json's version is the one source of VERSION.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="ambient-session-storage" \
+      org.opencontainers.image.description="Session storage for Ambient Code Platform session pods: admission webhook and S3 hydrate/sync agent" \
+      org.opencontainers.image.source="https://github.com/ambient-code/ambient-session-storage" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="gcr.io/distroless/nodejs24-debian12:nonroot"
 WORKDIR /app
 ENV NODE_ENV=production
 # version.ts reads the version from package.json next to dist/.
@@ -29,13 +44,10 @@ COPY --from=runtime-deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 65532:65532
 
-# init-hydrate / state-sync. Runs with readOnlyRootFilesystem: it writes only under
-# WORKSPACE_DIR, AGENT_STATE_DIR and /tmp, all EmptyDirs the webhook mounts.
-FROM runtime AS agent
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
-CMD ["sync"]
-
-FROM runtime AS webhook
+# One image for both roles: the Deployment runs it with args [webhook], and the webhook
+# injects it as init-hydrate / state-sync with args [hydrate] / [sync]. The agent runs with
+# readOnlyRootFilesystem and writes only under WORKSPACE_DIR, AGENT_STATE_DIR and /tmp, all
+# EmptyDirs the webhook mounts.
 EXPOSE 8443
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
 CMD ["webhook"]

