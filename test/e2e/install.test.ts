@@ -33,7 +33,7 @@ describe('manifests against a real API server', () => {
     await unlock?.();
   });
 
-  it.each(['manifests/', 'manifests/overlays/cert-manager'])('kubectl apply --dry-run=server -k %s passes', async (dir) => {
+  it.each(['manifests/', 'manifests/overlays/cert-manager', 'manifests/overlays/openshift'])('kubectl apply --dry-run=server -k %s passes', async (dir) => {
     const result = await kubectl(cluster, ['apply', '--dry-run=server', '-k', dir]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
