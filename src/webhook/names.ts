@@ -1,4 +1,5 @@
-// The fixed names of DESIGN.md: users, manifests and the agent depend on them.
+// The fixed names of the design contract (README, docs/ARCHITECTURE.md): users, manifests
+// and the agent depend on them.
 export const SESSION_LABEL = 'agentic-session';
 export const SESSION_NAME_ANNOTATION = 'ambient-code.io/session-name';
 export const OPT_OUT_ANNOTATION = 'ambient-code.io/session-storage';

@@ -35,7 +35,7 @@ export const MESSAGES = {
 // Fixed order, so the message is stable whatever order the secret lists its keys in.
 const REQUIRED: readonly S3Key[] = ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'];
 
-/** DESIGN.md's decision table, from what is known about the namespace's secret. */
+/** The decision table (README "Webhook decisions"), from what is known about the namespace's secret. */
 export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
   if (summary.kind === 'absent') {
     return { kind: 'ephemeral', reason: 'secret-absent', warning: MESSAGES.absent };

@@ -16,7 +16,7 @@ const complete = {
 };
 const withValues = (stringData: Record<string, string>): SecretSummary => summarizeSecret({ stringData });
 
-describe('the decision table of DESIGN.md', () => {
+describe('the decision table of the README', () => {
   it.each([
     ['secret absent', { kind: 'absent' } as SecretSummary, { kind: 'ephemeral', reason: 'secret-absent', warning: 'S3 not configured: session state is ephemeral' }],
     ['secret without any S3 key', withValues({ GITHUB_TOKEN: 'ghp_x' }), { kind: 'ephemeral', reason: 's3-not-configured', warning: 'S3 not configured: session state is ephemeral' }],
