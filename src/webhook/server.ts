@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AdmissionDeps } from './admission.js';
 import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
-import type { WebhookMetrics } from './metrics.js';
+import { recordServingCertificate, type WebhookMetrics } from './metrics.js';
 import { TlsFiles } from './tls-files.js';
 import { sleep } from '../shared/sleep.js';
 
@@ -33,7 +33,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     keyFile: config.tlsKeyFile,
     logger,
     pollMs: options.tlsPollMs,
-    onLoad: (pair) => server.setSecureContext(pair),
+    onLoad: (pair) => {
+      server.setSecureContext(pair);
+      recordServingCertificate(options.metrics, pair.cert);
+    },
   });
   const ready = () => !draining && tls.loaded() && deps.secrets.ready();
   const app = createApp({ deps, metrics: options.metrics, logger, bodyLimit: config.bodyLimit, ready });
