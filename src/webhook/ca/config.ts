@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseEnvSchema } from '../../shared/env-schema.js';
 
-export type CertMode = 'self-managed' | 'files';
+type CertMode = 'self-managed' | 'files';
 
 export interface SelfManagedCertConfig {
   namespace: string;
