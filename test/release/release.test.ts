@@ -95,6 +95,11 @@ describe('one version', () => {
     }
   });
 
+  it('the Helm chart version and appVersion are package.json version', () => {
+    const chart = parseAllDocuments(read('manifests/helm/session-storage/Chart.yaml'))[0]?.toJS() as { version: string; appVersion: string };
+    expect(chart).toMatchObject({ version, appVersion: version });
+  });
+
   it('the CHANGELOG has an entry for it', () => {
     expect(read('CHANGELOG.md')).toMatch(new RegExp(`^## \\[${version.replace(/\./g, '\\.')}\\]`, 'm'));
   });

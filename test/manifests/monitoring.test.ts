@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const PROMTOOL = path.join(ROOT, '.cache/bin/promtool');
+const MONITORING = path.join(ROOT, 'manifests/monitoring');
+
+async function promtool(args: string[], input?: string): Promise<{ code: number; output: string }> {
+  expect(existsSync(PROMTOOL), `${PROMTOOL} is missing: run npm run deps`).toBe(true);
+  return new Promise((resolve) => {
+    const child = execFile(PROMTOOL, args, { cwd: ROOT }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+describe('the PrometheusRule', () => {
+  let dir: string;
+  let rulesFile: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'rules-'));
+    // promtool reads plain rule groups: the spec of the PrometheusRule object.
+    const rule = parse(readFileSync(path.join(MONITORING, 'prometheusrule.yaml'), 'utf8')) as { spec: unknown };
+    rulesFile = path.join(dir, 'rules.yaml');
+    await writeFile(rulesFile, stringify(rule.spec));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('passes promtool check rules', async () => {
+    const result = await promtool(['check', 'rules', rulesFile]);
+    expect(result.output).toContain('SUCCESS');
+    expect(result.code, result.output).toBe(0);
+  });
+
+  it('fires each alert on trouble and stays quiet when healthy (promtool test rules)', async () => {
+    const tests = parse(readFileSync(path.join(MONITORING, 'rules-test.yaml'), 'utf8')) as Record<string, unknown>;
+    const testFile = path.join(dir, 'rules-test.yaml');
+    await writeFile(testFile, stringify({ rule_files: [rulesFile], ...tests }));
+    const result = await promtool(['test', 'rules', testFile]);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('SUCCESS');
+  });
+
+  it('every alert has a test', () => {
+    const rule = parse(readFileSync(path.join(MONITORING, 'prometheusrule.yaml'), 'utf8')) as {
+      spec: { groups: Array<{ rules: Array<{ alert?: string }> }> };
+    };
+    const alerts = rule.spec.groups.flatMap((group) => group.rules.map((r) => r.alert)).filter(Boolean);
+    const tested = readFileSync(path.join(MONITORING, 'rules-test.yaml'), 'utf8');
+    for (const alert of alerts) expect(tested).toContain(`alertname: ${alert}`);
+  });
+});
