@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { AgentLog } from './log.js';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import type { CycleResult } from './sync.js';
 
@@ -13,12 +14,8 @@ export interface SyncLoopOptions {
   signals?: NodeJS.Signals[];
 }
 
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 300_000;
-
-export function failureDelayMs(consecutiveFailures: number): number {
-  return Math.min(FIRST_BACKOFF_MS * 2 ** Math.max(0, consecutiveFailures - 1), MAX_BACKOFF_MS);
-}
+// After a failed cycle: up to 1 s, doubling up to 5 min, jittered (see backoff.ts).
+export const SYNC_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 300_000 };
 
 // Runs cycles every interval until SIGTERM/SIGINT. The first signal ends the wait at
 // once and starts the final-sync budget: a cycle already running finishes, then one final
@@ -54,8 +51,8 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
       const ok = await runCycle(options, budget.signal, false);
       failures = ok ? 0 : failures + 1;
       if (stopping) break;
-      const delay = ok ? options.intervalSeconds * 1000 : failureDelayMs(failures);
-      if (!ok) log.info(`next attempt in ${Math.round(delay / 1000)}s`);
+      const delay = ok ? options.intervalSeconds * 1000 : backoffDelayMs(failures, SYNC_BACKOFF);
+      if (!ok) log.info(`next attempt in ${(delay / 1000).toFixed(1)}s`);
       await sleep(delay, wake.signal);
     }
     const finalOk = await runCycle(options, budget.signal, true);
