@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { applyBudget } from './budget.js';
 import type { AgentSettings } from './env.js';
-import type { AgentLog } from './log.js';
+import { logName, type AgentLog } from './log.js';
 import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { forEachBounded } from './pool.js';
@@ -97,14 +97,14 @@ export class Syncer {
     const known = record.files;
 
     const walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
-      log.detail(`Syncing ${syncPath.name}/...`),
+      log.detail(`Syncing ${logName(syncPath.name)}/...`),
     );
     for (const key of walk.symlinksSkipped) {
       if (this.reportedSymlinks.has(key)) continue;
       this.reportedSymlinks.add(key);
-      log.warn(`${key} is a symlink pointing outside the workspace: not synced`);
+      log.warn(`${logName(key)} is a symlink pointing outside the workspace: not synced`);
     }
-    for (const error of walk.errors) log.warn(`cannot read ${error}`);
+    for (const error of walk.errors) log.warn(`cannot read ${logName(error.path)}: ${error.reason}`);
 
     const budget = applyBudget([...walk.files.values()], settings.maxSyncSize);
     result.skipped = budget.skipped.length;
@@ -115,7 +115,7 @@ export class Syncer {
         `MAX_SYNC_SIZE (${formatBytes(settings.maxSyncSize)}) exceeded: ${budget.skipped.length} largest files (${formatBytes(bytes)}) not synced`,
       );
       if (skippedSignature !== this.lastSkipped) {
-        for (const file of budget.skipped) log.detail(`skipped ${file.path} (${formatBytes(file.size)})`);
+        for (const file of budget.skipped) log.detail(`skipped ${logName(file.path)} (${formatBytes(file.size)})`);
       }
     }
     const skippedChanged = skippedSignature !== this.lastSkipped;
@@ -124,7 +124,7 @@ export class Syncer {
     result.unchanged = budget.admitted.length - changed.length;
     const failures = await this.upload(changed, known, result, signal);
     result.failed = failures.length;
-    for (const failure of failures.slice(0, 5)) log.warn(`upload of ${failure.key} failed: ${failure.reason}`);
+    for (const failure of failures.slice(0, 5)) log.warn(`upload of ${logName(failure.key)} failed: ${failure.reason}`);
 
     let deletesFailed = false;
     if (failures.length === 0 && !signal.aborted) {
@@ -191,7 +191,7 @@ export class Syncer {
         // A file the agent cannot read is that file's problem: it must not stall
         // the other uploads or keep the whole loop in backoff.
         if (local.path !== undefined) {
-          log.warn(`cannot read ${file.key} (${local.code ?? local.message}): not synced`);
+          log.warn(`cannot read ${logName(file.key)} (${local.code ?? local.message}): not synced`);
           return;
         }
         const failure = classifyS3Error(error);
@@ -205,7 +205,7 @@ export class Syncer {
       result.uploaded += 1;
       const after = await stat(file.absolutePath).catch(() => undefined);
       if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
-        log.detail(`${file.key} changed during upload: retried next cycle`);
+        log.detail(`${logName(file.key)} changed during upload: retried next cycle`);
       }
     });
     // Files dropped from the queue (fatal failure, abort) count as failed too.
@@ -241,7 +241,7 @@ export class Syncer {
       gone.push(key);
     }
     for (const [name, count] of guarded) {
-      log.warn(`${name}/ is empty locally but ${count} files are in S3: not deleting them`);
+      log.warn(`${logName(name)}/ is empty locally but ${count} files are in S3: not deleting them`);
     }
     if (gone.length === 0) return 0;
     const { deleted, failed } = await deleteKeys(target, gone, signal);

@@ -18,7 +18,7 @@ export interface WalkResult {
   counts: Map<string, number>;
   // Directories that could not be read: their files may look deleted, so a cycle with
   // errors propagates no deletions.
-  errors: string[];
+  errors: Array<{ path: string; reason: string }>;
   symlinksSkipped: string[];
 }
 
@@ -68,7 +68,7 @@ async function walkSyncPath(
   try {
     rootReal = await realpath(root);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push(`${root}: ${String(error)}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push({ path: root, reason: String(error) });
   }
   if (rootReal !== undefined && !isInside(workspaceReal, rootReal)) {
     result.symlinksSkipped.push(`${syncPath.name}/`);
@@ -92,7 +92,7 @@ async function walkDir(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && relativeDir === '') return;
-    result.errors.push(`${dir}: ${code ?? String(error)}`);
+    result.errors.push({ path: dir, reason: code ?? String(error) });
     return;
   }
   // Entries are listed first and their stats then run together: awaiting one lstat at a
@@ -115,7 +115,7 @@ async function walkDir(
       }
     }
   } catch (error) {
-    result.errors.push(`${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    result.errors.push({ path: dir, reason: (error as NodeJS.ErrnoException).code ?? String(error) });
   }
   for (let start = 0; start < stats.length; start += STAT_BATCH) {
     const found = await Promise.all(stats.slice(start, start + STAT_BATCH).map((run) => run()));
@@ -166,7 +166,7 @@ async function fileEntry(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A file removed between listing and stat is simply gone.
-    if (code !== 'ENOENT') result.errors.push(`${absolutePath}: ${code ?? String(error)}`);
+    if (code !== 'ENOENT') result.errors.push({ path: absolutePath, reason: code ?? String(error) });
     return undefined;
   }
 }
