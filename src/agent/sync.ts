@@ -5,7 +5,7 @@ import { logName, type AgentLog } from './log.js';
 import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { forEachBounded } from './pool.js';
-import { readRecord, writeRecord, type LocalRecord } from './record.js';
+import { lockRecord, readRecord, recordVersion, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
 import { formatBytes } from './size.js';
@@ -18,6 +18,9 @@ export interface SyncContext {
   target: RemoteTarget;
   log: AgentLog;
   workers: number;
+  // How long a cycle waits for the record lock another sync process holds; the sidecar
+  // waits as long as it takes (its signal still ends the wait).
+  lockWaitMs?: number;
 }
 
 export interface CycleResult {
@@ -36,6 +39,7 @@ const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint
 
 export class Syncer {
   private record: LocalRecord | undefined;
+  private recordVersion: string | undefined;
   private lastSkipped = '[]';
   private metadataDue = false;
   private readonly excludes: ExcludeMatcher;
@@ -48,14 +52,19 @@ export class Syncer {
   // Without a record from hydrate (sync started alone, or restarted after the state
   // EmptyDir was lost) the remote state is learned once, from metadata.json and, where
   // permitted, one listing. Such a record never allows deletions.
+  // The record is cached between cycles and read again only when another process (a
+  // `sync --once` beside the sidecar) wrote it since.
   private async loadRecord(signal: AbortSignal): Promise<LocalRecord> {
-    if (this.record) return this.record;
     const { settings, target, log } = this.context;
+    const version = await recordVersion(settings.stateDir);
+    if (this.record && version === this.recordVersion) return this.record;
     const existing = await readRecord(settings.stateDir, target.bucket, target.prefix);
     if (existing) {
       this.record = existing;
+      this.recordVersion = version;
       return existing;
     }
+    if (this.record) return this.record;
     log.info('No hydrate record in this pod: reading the remote state once (deletions stay disabled)');
     const files: FileMap = new Map();
     const metadata = await readMetadata(target, signal);
@@ -84,9 +93,25 @@ export class Syncer {
   }
 
   async cycle(signal: AbortSignal, options: { final?: boolean } = {}): Promise<CycleResult> {
-    const { settings, target, log } = this.context;
+    const { settings, log } = this.context;
     const result: CycleResult = { ok: false, uploaded: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0 };
     log.info('Starting sync to S3...');
+    let lock;
+    try {
+      lock = await lockRecord(settings.stateDir, { waitMs: this.context.lockWaitMs ?? Infinity, signal });
+    } catch (error) {
+      log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      return result;
+    }
+    try {
+      return await this.lockedCycle(signal, options.final === true, result);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async lockedCycle(signal: AbortSignal, final: boolean, result: CycleResult): Promise<CycleResult> {
+    const { settings, target, log } = this.context;
     let record: LocalRecord;
     try {
       record = await this.loadRecord(signal);
@@ -96,9 +121,15 @@ export class Syncer {
     }
     const known = record.files;
 
-    const walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
-      log.detail(`Syncing ${logName(syncPath.name)}/...`),
-    );
+    let walk;
+    try {
+      walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
+        log.detail(`Syncing ${logName(syncPath.name)}/...`),
+      );
+    } catch (error) {
+      log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      return result;
+    }
     for (const key of walk.symlinksSkipped) {
       if (this.reportedSymlinks.has(key)) continue;
       this.reportedSymlinks.add(key);
@@ -140,9 +171,10 @@ export class Syncer {
     // after successful uploads is written by the next cycle even if nothing else changed.
     if (result.uploaded > 0 || result.deleted > 0 || skippedChanged) this.metadataDue = true;
     this.lastSkipped = skippedSignature;
-    if (this.metadataDue || options.final === true) {
+    if (this.metadataDue || final) {
       try {
         await writeRecord(settings.stateDir, record);
+        this.recordVersion = await recordVersion(settings.stateDir);
       } catch (error) {
         log.error(`Sync failed: cannot write the local record in ${settings.stateDir}: ${String(error)}`);
         return result;

@@ -41,9 +41,10 @@ export async function walkSyncPaths(
   try {
     workspaceReal = await realpath(workspaceDir);
   } catch (error) {
+    // The workspace is the pod's volume mount: without it there is nothing to compare,
+    // and a cycle that reported success would hide the broken mount.
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      for (const syncPath of syncPaths) result.counts.set(syncPath.name, 0);
-      return result;
+      throw new Error(`workspace directory ${workspaceDir} does not exist: is the volume mounted?`);
     }
     throw error;
   }

@@ -48,9 +48,10 @@ describe('workspace walk', () => {
     await rm(outside, { recursive: true, force: true });
   });
 
-  it('returns nothing for a workspace that does not exist yet', async () => {
-    const result = await walkSyncPaths(path.join(workspace, 'absent'), parseSyncPaths('artifacts'), excludes);
-    expect(result.files.size).toBe(0);
-    expect(result.errors).toEqual([]);
+  it('refuses a workspace that does not exist: an unmounted volume is not an empty session', async () => {
+    const absent = path.join(workspace, 'absent');
+    await expect(walkSyncPaths(absent, parseSyncPaths('artifacts'), excludes)).rejects.toThrow(
+      `workspace directory ${absent} does not exist: is the volume mounted?`,
+    );
   });
 });
