@@ -87,8 +87,11 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
       try {
         const local = await stat(job.localPath).catch(() => undefined);
         const localEntry = local && { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 };
+        // The object's age comes from the manifest: sync refreshes it before the bucket's
+        // lifecycle rule would expire it.
+        const uploadedAt = job.known?.uploadedAt;
         if (job.known && localEntry && sameFile(job.known, localEntry)) {
-          restoredFiles.set(job.key, localEntry);
+          restoredFiles.set(job.key, { ...localEntry, uploadedAt });
           summary.unchanged += 1;
         } else {
           const entry = await downloadFile(
@@ -101,7 +104,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
             checkedDirs,
             signal,
           );
-          restoredFiles.set(job.key, entry);
+          restoredFiles.set(job.key, { ...entry, uploadedAt });
           summary.restored += 1;
           summary.bytes += entry.size;
         }

@@ -195,7 +195,9 @@ export async function downloadFile(
   }
   response ??= await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal });
 
-  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
+  // A negative manifest mtime means "unknown" (an object sync only knows from a listing).
+  const knownMtime = known !== undefined && known.mtimeMs >= 0 ? known.mtimeMs : undefined;
+  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
   const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
   const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;
