@@ -56,7 +56,8 @@ export class Syncer {
   private lastSkipped = '[]';
   private metadataDue = false;
   private readonly excludes: ExcludeMatcher;
-  private readonly reportedSymlinks = new Set<string>();
+  // Warnings about files that stay unsynced, given once per process, not every cycle.
+  private readonly reported = new Set<string>();
   private cyclesSinceListing = 0;
   private listingDenied = false;
 
@@ -146,11 +147,13 @@ export class Syncer {
       log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
       return result;
     }
-    for (const key of walk.symlinksSkipped) {
-      if (this.reportedSymlinks.has(key)) continue;
-      this.reportedSymlinks.add(key);
-      log.warn(`${logName(key)} is a symlink pointing outside the workspace: not synced`);
-    }
+    const warnOnce = (message: string) => {
+      if (this.reported.has(message)) return;
+      this.reported.add(message);
+      log.warn(message);
+    };
+    for (const key of walk.symlinksSkipped) warnOnce(`${logName(key)} is a symlink pointing outside the workspace: not synced`);
+    for (const file of walk.unsyncable) warnOnce(`${logName(file.path)}: ${file.reason}: not synced`);
     for (const error of walk.errors) log.warn(`cannot read ${logName(error.path)}: ${error.reason}`);
 
     const budget = applyBudget([...walk.files.values()], settings.maxSyncSize);
