@@ -181,6 +181,7 @@ export class Syncer {
     }
 
     let deletesFailed = false;
+    let attempted = changed.length;
     if (failures.length === 0) {
       try {
         result.deleted = await this.propagateDeletions(record, walk.files, walk.counts, walk.errors.length > 0, signal);
@@ -193,7 +194,13 @@ export class Syncer {
       // the pod lives.
       if (!final) {
         const admitted = new Map(budget.admitted.map((file) => [file.key, file]));
-        failures.push(...(await this.refresh(record, admitted, result, signal)));
+        const missing = await this.refresh(record, admitted, signal);
+        attempted += missing.length;
+        failures.push(...(await this.upload(missing, known, result, signal)));
+      }
+      if (signal.aborted) {
+        log.info(`Sync interrupted (${result.uploaded} uploaded)`);
+        return result;
       }
     }
     result.failed = failures.length;
@@ -224,7 +231,7 @@ export class Syncer {
       `${result.uploaded} uploaded, ${result.deleted} deleted, ${result.unchanged} unchanged, ${result.skipped} skipped, ${result.failed} failed`,
     );
     if (failures.length > 0 || deletesFailed) {
-      log.error(`Sync failed (${failures.length} of ${changed.length} uploads failed); will retry`);
+      log.error(`Sync failed (${failures.length} of ${attempted} uploads failed); will retry`);
       return result;
     }
     result.ok = true;
@@ -356,14 +363,9 @@ export class Syncer {
   // Invariant 7: the bucket's lifecycle rule expires an object by the age of its last
   // write, and sync never rewrites an unchanged file. The oldest objects past
   // REFRESH_AFTER_DAYS are rewritten in place, a bounded number per cycle; one found
-  // missing goes up again from the local copy, or leaves the manifest if the pod has none.
-  // Returns the failed re-uploads.
-  private async refresh(
-    record: LocalRecord,
-    admitted: Map<string, LocalFile>,
-    result: CycleResult,
-    signal: AbortSignal,
-  ): Promise<Array<{ key: string; reason: string }>> {
+  // missing leaves the manifest if the pod has no copy; the local copies of missing ones
+  // are returned, to be uploaded again.
+  private async refresh(record: LocalRecord, admitted: Map<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
     const { settings, target, log } = this.context;
     const maxAgeMs = settings.refreshAfterDays * DAY_MS;
     const now = Date.now();
@@ -398,8 +400,8 @@ export class Syncer {
         reupload.push(file);
         log.warn(
           outcome.kind === 'missing'
-            ? `${logName(key)} was missing in S3 (expired or deleted): uploaded again`
-            : `${logName(key)} is too large to refresh by copy: uploaded again`,
+            ? `${logName(key)} was missing in S3 (expired or deleted): uploading the local copy again`
+            : `${logName(key)} is too large to refresh by copy: uploading the local copy again`,
         );
       } else if (outcome.kind === 'missing') {
         record.files.delete(key);
@@ -411,7 +413,7 @@ export class Syncer {
     });
     for (const error of errors.slice(0, 5)) log.warn(`refreshing ${error}`);
     if (errors.length > 5) log.warn(`refreshing failed for ${errors.length - 5} more objects`);
-    return this.upload(reupload, record.files, result, signal);
+    return reupload;
   }
 
   private metadata(known: FileMap, skipped: SkippedFile[]) {

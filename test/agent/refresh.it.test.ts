@@ -100,7 +100,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     await sleep(AGE_MS + 500);
     expect(await runner.sync()).toMatchObject({ ok: true, deleted: 0 });
     expect(await getText(root, bucket, `${prefix}artifacts/kept.txt`)).toBe('kept');
-    expect(runner.log.text()).toContain('artifacts/kept.txt was missing in S3 (expired or deleted): uploaded again');
+    expect(runner.log.text()).toContain('artifacts/kept.txt was missing in S3 (expired or deleted): uploading the local copy again');
     expect(runner.log.text()).toContain(
       'uploads/other-path.txt is missing in S3 (expired or deleted) and this pod has no copy: dropped from the manifest',
     );
