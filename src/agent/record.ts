@@ -106,8 +106,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
-// The pid in a lock file whose holder is gone, or undefined while the holder lives. A
-// file without a pid yet is being created by its holder: it counts as held.
+// Whether a lock file's holder is gone, and its pid when the file names one. A file
+// without a pid yet is being created by its holder: it counts as held.
 async function staleHolder(lockPath: string): Promise<{ stale: boolean; pid: number | undefined }> {
   const text = await readFile(lockPath, 'utf8').catch(() => '');
   const pid = Number.parseInt(text.trim(), 10);
@@ -147,6 +147,9 @@ export async function lockRecord(stateDir: string, options: { waitMs: number; si
     }
     const holder = await staleHolder(lockPath);
     if (holder.stale) {
+      // Two waiters that see the same stale lock could both remove it, the second removing
+      // the first's fresh lock: with the unique temp names above, the record still never
+      // tears, and a stale lock (a killed process) is rare enough to accept that.
       await rm(lockPath, { force: true });
       continue;
     }
