@@ -41,7 +41,7 @@ export interface CycleResult {
 const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint not found', 'timed out']);
 
 // Each refresh costs two requests (HEAD, then CopyObject when the object is really old).
-// At the default interval, 100 per cycle covers 1.4 million objects a week: a session's
+// At the default interval, 100 per cycle covers a million objects a week: a session's
 // steady state needs a few per cycle, and a backlog (objects restored from the platform's
 // state, whose ages are unknown) is worked off in bounded steps.
 const REFRESH_PER_CYCLE = 100;
