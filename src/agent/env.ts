@@ -25,6 +25,9 @@ export interface AgentSettings {
   hydrateTimeoutSeconds: number;
   finalSyncTimeoutSeconds: number;
   stateDir: string;
+  // Objects not written for this long are rewritten in place (the bucket's lifecycle
+  // rule expires objects by age since their last write).
+  refreshAfterDays: number;
 }
 
 export class SettingsError extends Error {}
@@ -85,6 +88,20 @@ const schema = z.object({
   HYDRATE_TIMEOUT_SECONDS: seconds('HYDRATE_TIMEOUT_SECONDS', 120, 1),
   FINAL_SYNC_TIMEOUT_SECONDS: seconds('FINAL_SYNC_TIMEOUT_SECONDS', 45, 1),
   AGENT_STATE_DIR: z.string().trim().optional(),
+  // Fractions are allowed (0.5 = 12 h); tests use a few seconds.
+  REFRESH_AFTER_DAYS: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 7;
+      const parsed = Number(value);
+      if (!Number.isFinite(parsed) || parsed <= 0) {
+        ctx.addIssue({ code: 'custom', message: `REFRESH_AFTER_DAYS must be a number of days > 0, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
 });
 
 export function parseSyncPaths(text: string): SyncPath[] {
@@ -143,6 +160,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     hydrateTimeoutSeconds: values.HYDRATE_TIMEOUT_SECONDS,
     finalSyncTimeoutSeconds: values.FINAL_SYNC_TIMEOUT_SECONDS,
     stateDir: path.resolve(values.AGENT_STATE_DIR || '/var/lib/session-storage'),
+    refreshAfterDays: values.REFRESH_AFTER_DAYS,
   };
 }
 

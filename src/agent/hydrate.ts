@@ -3,7 +3,7 @@ import { mkdir, realpath, stat } from 'node:fs/promises';
 import type { AgentSettings } from './env.js';
 import { sessionPrefix } from './env.js';
 import { resolveKey } from './keys.js';
-import type { AgentLog } from './log.js';
+import { logName, type AgentLog } from './log.js';
 import { sameFile, type FileEntry, type FileMap } from './manifest.js';
 import { clearRecord, writeRecord } from './record.js';
 import { listRemote, readMetadata, type RemoteTarget } from './remote.js';
@@ -61,7 +61,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
     if (resolution.kind === 'refused') {
       summary.refused += 1;
-      log.warn(`refusing object ${target.prefix}${key}: ${resolution.reason}`);
+      log.warn(`refusing object ${target.prefix}${logName(key)}: ${resolution.reason}`);
     } else if (resolution.kind === 'file') {
       jobs.push({ key, localPath: resolution.localPath, known: manifest.get(key) });
     } else {
@@ -87,8 +87,11 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
       try {
         const local = await stat(job.localPath).catch(() => undefined);
         const localEntry = local && { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 };
+        // The object's age comes from the manifest: sync refreshes it before the bucket's
+        // lifecycle rule would expire it.
+        const uploadedAt = job.known?.uploadedAt;
         if (job.known && localEntry && sameFile(job.known, localEntry)) {
-          restoredFiles.set(job.key, localEntry);
+          restoredFiles.set(job.key, { ...localEntry, uploadedAt });
           summary.unchanged += 1;
         } else {
           const entry = await downloadFile(
@@ -101,7 +104,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
             checkedDirs,
             signal,
           );
-          restoredFiles.set(job.key, entry);
+          restoredFiles.set(job.key, { ...entry, uploadedAt });
           summary.restored += 1;
           summary.bytes += entry.size;
         }
@@ -109,7 +112,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
         // A manifest entry whose object is gone (deleted after the manifest was
         // written) is not state to restore.
         if (isNotFound(error)) {
-          log.warn(`${job.key} is listed in metadata.json but missing in S3: skipped`);
+          log.warn(`${logName(job.key)} is listed in metadata.json but missing in S3: skipped`);
         } else {
           // Workers see firstError and stop taking jobs.
           firstError ??= error;

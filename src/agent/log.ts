@@ -11,16 +11,38 @@ interface Writable {
   write(chunk: string): unknown;
 }
 
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators some log
+// viewers break lines on: any of them in a file name could start a forged log line.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeControl(char: string): string {
+  const code = char.charCodeAt(0);
+  return NAMED[char] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`);
+}
+
+/**
+ * A file name or object key as it may appear in a log message: control characters are
+ * written as escapes (\n, \r, \x1b, \u2028) and the backslash as \\, so every name prints
+ * on one line and a name holding a newline is told apart from one spelling "\n".
+ */
+export function logName(name: string): string {
+  return name.replace(/\\/g, '\\\\').replace(CONTROL, escapeControl);
+}
+
 export function createAgentLog(
   out: Writable = process.stdout,
   err: Writable = process.stderr,
   now: () => Date = () => new Date(),
 ): AgentLog {
   const stamp = () => `[${now().toISOString()}]`;
+  // Messages also carry text the agent does not control (S3 and file-system error
+  // messages that quote paths): whatever a call site missed still stays on its line.
+  const line = (message: string) => message.replace(CONTROL, escapeControl);
   return {
-    info: (message) => out.write(`${stamp()} ${message}\n`),
-    detail: (message) => out.write(`  ${message}\n`),
-    warn: (message) => out.write(`${stamp()} WARNING: ${message}\n`),
-    error: (message) => err.write(`${stamp()} ERROR: ${message}\n`),
+    info: (message) => out.write(`${stamp()} ${line(message)}\n`),
+    detail: (message) => out.write(`  ${line(message)}\n`),
+    warn: (message) => out.write(`${stamp()} WARNING: ${line(message)}\n`),
+    error: (message) => err.write(`${stamp()} ERROR: ${line(message)}\n`),
   };
 }

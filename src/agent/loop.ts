@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { AgentLog } from './log.js';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import type { CycleResult } from './sync.js';
 
@@ -13,17 +14,14 @@ export interface SyncLoopOptions {
   signals?: NodeJS.Signals[];
 }
 
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 300_000;
+// After a failed cycle: up to 1 s, doubling up to 5 min, jittered (see backoff.ts).
+export const SYNC_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 300_000 };
 
-export function failureDelayMs(consecutiveFailures: number): number {
-  return Math.min(FIRST_BACKOFF_MS * 2 ** Math.max(0, consecutiveFailures - 1), MAX_BACKOFF_MS);
-}
-
-// Runs cycles every interval until SIGTERM/SIGINT. The first signal ends the wait at
-// once and starts the final-sync budget: a cycle already running finishes, then one final
-// cycle picks up whatever was written since its walk; both are aborted when the budget
-// runs out. A second signal aborts immediately.
+// Runs cycles every interval until SIGTERM/SIGINT. The first signal starts the
+// final-sync budget and the final cycle at once: a regular cycle still running is aborted
+// (a hung request must not eat the budget; the final cycle's walk picks up all it had not
+// uploaded), and a wait ends. The final cycle is aborted when the budget runs out. A
+// second signal aborts immediately.
 export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
   const { log } = options;
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
@@ -50,12 +48,15 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
 
   try {
     let failures = 0;
+    // Regular cycles end on the first signal as well as on the budget.
+    const regular = AbortSignal.any([wake.signal, budget.signal]);
+    setMaxListeners(0, regular);
     while (!stopping) {
-      const ok = await runCycle(options, budget.signal, false);
+      const ok = await runCycle(options, regular, false);
       failures = ok ? 0 : failures + 1;
       if (stopping) break;
-      const delay = ok ? options.intervalSeconds * 1000 : failureDelayMs(failures);
-      if (!ok) log.info(`next attempt in ${Math.round(delay / 1000)}s`);
+      const delay = ok ? options.intervalSeconds * 1000 : backoffDelayMs(failures, SYNC_BACKOFF);
+      if (!ok) log.info(`next attempt in ${(delay / 1000).toFixed(1)}s`);
       await sleep(delay, wake.signal);
     }
     const finalOk = await runCycle(options, budget.signal, true);

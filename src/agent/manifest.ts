@@ -1,11 +1,16 @@
 import { z } from 'zod';
 
 // What the agent knows about one synced file: the local size, mtime and mode at the
-// moment it was uploaded or restored. Equal size and mtime mean "unchanged".
+// moment it was uploaded or restored. Equal size and mtime mean "unchanged". A negative
+// mtime marks an object known only remotely (listed, never seen in this pod).
+// `uploadedAt` (ms since the epoch) is when the object was last written (uploaded or
+// refreshed): the lifecycle rule's clock. Absent for objects written by other tools,
+// which therefore count as old and are checked first.
 export const fileEntrySchema = z.object({
   size: z.number().int().nonnegative(),
   mtimeMs: z.number(),
   mode: z.number().int().nonnegative().optional(),
+  uploadedAt: z.number().optional(),
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 

@@ -1,7 +1,10 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { fileEntrySchema, type FileMap } from './manifest.js';
+import { backoffDelayMs } from '../shared/backoff.js';
+import { sleep } from '../shared/sleep.js';
 
 // The pod-local record, kept in AGENT_STATE_DIR (an EmptyDir shared by init-hydrate and
 // state-sync). `hydrated` is true only when a hydrate completed in this pod: it is the
@@ -52,7 +55,9 @@ export async function readRecord(stateDir: string, bucket: string, prefix: strin
 export async function writeRecord(stateDir: string, record: LocalRecord): Promise<void> {
   await mkdir(stateDir, { recursive: true });
   const target = path.join(stateDir, FILE_NAME);
-  const temp = `${target}.tmp`;
+  // A temp name of its own: a writer that does not hold the lock (hydrate, or a
+  // process from before locking) must not rename another writer's half-written file.
+  const temp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const body = JSON.stringify({
     version: 1,
     bucket: record.bucket,
@@ -60,8 +65,101 @@ export async function writeRecord(stateDir: string, record: LocalRecord): Promis
     hydrated: record.hydrated,
     files: Object.fromEntries(record.files),
   });
-  await writeFile(temp, body);
-  await rename(temp, target);
+  try {
+    await writeFile(temp, body);
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+// Identifies the record file as last written, so a process holding a cached copy can
+// tell that another process (`sync --once` beside the sidecar) wrote it since.
+export async function recordVersion(stateDir: string): Promise<string | undefined> {
+  try {
+    const info = await stat(path.join(stateDir, FILE_NAME));
+    return `${info.ino}:${info.mtimeMs}:${info.size}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+const LOCK_NAME = 'record.lock';
+const LOCK_POLL = { baseMs: 50, capMs: 1_000 };
+// Locks held by this process, told apart from a stale lock file that carries this pid
+// because an earlier run of the container (pid 1 again) died holding it.
+const heldHere = new Set<string>();
+
+export interface RecordLock {
+  release(): Promise<void>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// Whether a lock file's holder is gone, and its pid when the file names one. A file
+// without a pid yet is being created by its holder: it counts as held.
+async function staleHolder(lockPath: string): Promise<{ stale: boolean; pid: number | undefined }> {
+  const text = await readFile(lockPath, 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0) return { stale: false, pid: undefined };
+  const stale = pid === process.pid ? !heldHere.has(lockPath) : !isAlive(pid);
+  return { stale, pid };
+}
+
+/**
+ * The record's one-writer lock: an exclusive lock file in the state dir holding the
+ * owner's pid. A sync cycle holds it from reading the record to writing it, so
+ * `sync --once` run beside the sidecar waits for the sidecar's cycle instead of
+ * interleaving with it. A lock whose pid is no longer alive is taken over.
+ */
+export async function lockRecord(stateDir: string, options: { waitMs: number; signal?: AbortSignal }): Promise<RecordLock> {
+  await mkdir(stateDir, { recursive: true });
+  const lockPath = path.join(stateDir, LOCK_NAME);
+  const deadline = Date.now() + options.waitMs;
+  for (let attempt = 1; ; attempt += 1) {
+    if (options.signal?.aborted) throw new Error(`waiting for ${lockPath} aborted`);
+    try {
+      const handle = await open(lockPath, 'wx');
+      try {
+        await handle.writeFile(`${process.pid}\n`);
+      } finally {
+        await handle.close();
+      }
+      heldHere.add(lockPath);
+      return {
+        release: async () => {
+          heldHere.delete(lockPath);
+          await rm(lockPath, { force: true });
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = await staleHolder(lockPath);
+    if (holder.stale) {
+      // Two waiters that see the same stale lock could both remove it, the second removing
+      // the first's fresh lock: with the unique temp names above, the record still never
+      // tears, and a stale lock (a killed process) is rare enough to accept that.
+      await rm(lockPath, { force: true });
+      continue;
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      const who = holder.pid === undefined ? 'another sync process' : `another sync process (pid ${holder.pid})`;
+      throw new Error(`${who} holds ${lockPath}: gave up waiting after ${Math.round(options.waitMs / 1000)}s`);
+    }
+    await sleep(Math.min(remaining, Math.max(10, backoffDelayMs(attempt, LOCK_POLL))), options.signal);
+  }
 }
 
 export async function clearRecord(stateDir: string): Promise<void> {

@@ -5,6 +5,9 @@ import { runSyncLoop } from './loop.js';
 import { Syncer } from './sync.js';
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+// `sync --once` beside the sidecar waits for the sidecar's cycle to finish; a cycle
+// uploading a large backlog can take minutes.
+const ONCE_LOCK_WAIT_MS = 5 * 60_000;
 
 export async function runSyncCommand(
   options: { once: boolean },
@@ -13,7 +16,13 @@ export async function runSyncCommand(
   const log = createAgentLog();
   const runtime = loadRuntime(env, log);
   if (!runtime) return 2;
-  const syncer = new Syncer({ settings: runtime.settings, target: runtime.target, log, workers: TRANSFER_WORKERS });
+  const syncer = new Syncer({
+    settings: runtime.settings,
+    target: runtime.target,
+    log,
+    workers: TRANSFER_WORKERS,
+    lockWaitMs: options.once ? ONCE_LOCK_WAIT_MS : undefined,
+  });
   try {
     if (options.once) {
       const signal = new AbortController().signal;

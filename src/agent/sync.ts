@@ -1,11 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { applyBudget } from './budget.js';
 import type { AgentSettings } from './env.js';
-import type { AgentLog } from './log.js';
+import { logName, type AgentLog } from './log.js';
 import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { forEachBounded } from './pool.js';
-import { readRecord, writeRecord, type LocalRecord } from './record.js';
+import { refreshObject, type RefreshOutcome } from './refresh.js';
+import { lockRecord, readRecord, recordVersion, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
 import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
 import { formatBytes } from './size.js';
@@ -18,6 +19,11 @@ export interface SyncContext {
   target: RemoteTarget;
   log: AgentLog;
   workers: number;
+  // How long a cycle waits for the record lock another sync process holds; the sidecar
+  // waits as long as it takes (its signal still ends the wait).
+  lockWaitMs?: number;
+  // Objects refreshed per cycle at most (tests lower it to see the spreading).
+  refreshPerCycle?: number;
 }
 
 export interface CycleResult {
@@ -34,12 +40,26 @@ export interface CycleResult {
 // A policy denying one key is not among them: the other files must still go up.
 const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint not found', 'timed out']);
 
+// Each refresh costs two requests (HEAD, then CopyObject when the object is really old).
+// At the default interval, 100 per cycle covers a million objects a week: a session's
+// steady state needs a few per cycle, and a backlog (objects restored from the platform's
+// state, whose ages are unknown) is worked off in bounded steps.
+const REFRESH_PER_CYCLE = 100;
+// Where s3:ListBucket is granted, every this many cycles (and in the final sync) one
+// listing adopts objects others wrote under the prefix (the platform's file-uploads).
+const ADOPT_EVERY_CYCLES = 10;
+const DAY_MS = 86_400_000;
+
 export class Syncer {
   private record: LocalRecord | undefined;
+  private recordVersion: string | undefined;
   private lastSkipped = '[]';
   private metadataDue = false;
   private readonly excludes: ExcludeMatcher;
-  private readonly reportedSymlinks = new Set<string>();
+  // Warnings about files that stay unsynced, given once per process, not every cycle.
+  private readonly reported = new Set<string>();
+  private cyclesSinceListing = 0;
+  private listingDenied = false;
 
   constructor(private readonly context: SyncContext) {
     this.excludes = compileExcludes(context.settings.exclude);
@@ -48,14 +68,19 @@ export class Syncer {
   // Without a record from hydrate (sync started alone, or restarted after the state
   // EmptyDir was lost) the remote state is learned once, from metadata.json and, where
   // permitted, one listing. Such a record never allows deletions.
+  // The record is cached between cycles and read again only when another process (a
+  // `sync --once` beside the sidecar) wrote it since.
   private async loadRecord(signal: AbortSignal): Promise<LocalRecord> {
-    if (this.record) return this.record;
     const { settings, target, log } = this.context;
+    const version = await recordVersion(settings.stateDir);
+    if (this.record && version === this.recordVersion) return this.record;
     const existing = await readRecord(settings.stateDir, target.bucket, target.prefix);
     if (existing) {
       this.record = existing;
+      this.recordVersion = version;
       return existing;
     }
+    if (this.record) return this.record;
     log.info('No hydrate record in this pod: reading the remote state once (deletions stay disabled)');
     const files: FileMap = new Map();
     const metadata = await readMetadata(target, signal);
@@ -84,9 +109,26 @@ export class Syncer {
   }
 
   async cycle(signal: AbortSignal, options: { final?: boolean } = {}): Promise<CycleResult> {
-    const { settings, target, log } = this.context;
+    const { settings, log } = this.context;
     const result: CycleResult = { ok: false, uploaded: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0 };
     log.info('Starting sync to S3...');
+    let lock;
+    try {
+      lock = await lockRecord(settings.stateDir, { waitMs: this.context.lockWaitMs ?? Infinity, signal });
+    } catch (error) {
+      if (signal.aborted) log.info('Sync interrupted while waiting for the record lock');
+      else log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      return result;
+    }
+    try {
+      return await this.lockedCycle(signal, options.final === true, result);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async lockedCycle(signal: AbortSignal, final: boolean, result: CycleResult): Promise<CycleResult> {
+    const { settings, target, log } = this.context;
     let record: LocalRecord;
     try {
       record = await this.loadRecord(signal);
@@ -96,15 +138,23 @@ export class Syncer {
     }
     const known = record.files;
 
-    const walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
-      log.detail(`Syncing ${syncPath.name}/...`),
-    );
-    for (const key of walk.symlinksSkipped) {
-      if (this.reportedSymlinks.has(key)) continue;
-      this.reportedSymlinks.add(key);
-      log.warn(`${key} is a symlink pointing outside the workspace: not synced`);
+    let walk;
+    try {
+      walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
+        log.detail(`Syncing ${logName(syncPath.name)}/...`),
+      );
+    } catch (error) {
+      log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      return result;
     }
-    for (const error of walk.errors) log.warn(`cannot read ${error}`);
+    const warnOnce = (message: string) => {
+      if (this.reported.has(message)) return;
+      this.reported.add(message);
+      log.warn(message);
+    };
+    for (const key of walk.symlinksSkipped) warnOnce(`${logName(key)} is a symlink pointing outside the workspace: not synced`);
+    for (const file of walk.unsyncable) warnOnce(`${logName(file.path)}: ${file.reason}: not synced`);
+    for (const error of walk.errors) log.warn(`cannot read ${logName(error.path)}: ${error.reason}`);
 
     const budget = applyBudget([...walk.files.values()], settings.maxSyncSize);
     result.skipped = budget.skipped.length;
@@ -115,7 +165,7 @@ export class Syncer {
         `MAX_SYNC_SIZE (${formatBytes(settings.maxSyncSize)}) exceeded: ${budget.skipped.length} largest files (${formatBytes(bytes)}) not synced`,
       );
       if (skippedSignature !== this.lastSkipped) {
-        for (const file of budget.skipped) log.detail(`skipped ${file.path} (${formatBytes(file.size)})`);
+        for (const file of budget.skipped) log.detail(`skipped ${logName(file.path)} (${formatBytes(file.size)})`);
       }
     }
     const skippedChanged = skippedSignature !== this.lastSkipped;
@@ -123,26 +173,47 @@ export class Syncer {
     const changed = budget.admitted.filter((file) => !sameFile(known.get(file.key), file));
     result.unchanged = budget.admitted.length - changed.length;
     const failures = await this.upload(changed, known, result, signal);
-    result.failed = failures.length;
-    for (const failure of failures.slice(0, 5)) log.warn(`upload of ${failure.key} failed: ${failure.reason}`);
+    // Shutdown ended this cycle (the final one takes over) or the final sync's budget ran
+    // out (the loop reports that): what did not go up is not an S3 failure to report.
+    if (signal.aborted) {
+      log.info(`Sync interrupted (${result.uploaded} uploaded)`);
+      return result;
+    }
 
     let deletesFailed = false;
-    if (failures.length === 0 && !signal.aborted) {
+    let attempted = changed.length;
+    if (failures.length === 0) {
       try {
         result.deleted = await this.propagateDeletions(record, walk.files, walk.counts, walk.errors.length > 0, signal);
       } catch (error) {
         deletesFailed = true;
         log.warn(`deleting removed files failed: ${describeS3Error(error)}`);
       }
+      await this.adoptRemote(record, final, signal);
+      // The final sync's budget is for what the runner wrote; ages are worked off while
+      // the pod lives.
+      if (!final) {
+        const admitted = new Map(budget.admitted.map((file) => [file.key, file]));
+        const missing = await this.refresh(record, admitted, signal);
+        attempted += missing.length;
+        failures.push(...(await this.upload(missing, known, result, signal)));
+      }
+      if (signal.aborted) {
+        log.info(`Sync interrupted (${result.uploaded} uploaded)`);
+        return result;
+      }
     }
+    result.failed = failures.length;
+    for (const failure of failures.slice(0, 5)) log.warn(`upload of ${logName(failure.key)} failed: ${failure.reason}`);
 
     // metadata.json stays due until a write succeeds, so a manifest that failed to go up
     // after successful uploads is written by the next cycle even if nothing else changed.
     if (result.uploaded > 0 || result.deleted > 0 || skippedChanged) this.metadataDue = true;
     this.lastSkipped = skippedSignature;
-    if (this.metadataDue || options.final === true) {
+    if (this.metadataDue || final) {
       try {
         await writeRecord(settings.stateDir, record);
+        this.recordVersion = await recordVersion(settings.stateDir);
       } catch (error) {
         log.error(`Sync failed: cannot write the local record in ${settings.stateDir}: ${String(error)}`);
         return result;
@@ -160,7 +231,7 @@ export class Syncer {
       `${result.uploaded} uploaded, ${result.deleted} deleted, ${result.unchanged} unchanged, ${result.skipped} skipped, ${result.failed} failed`,
     );
     if (failures.length > 0 || deletesFailed) {
-      log.error(`Sync failed (${failures.length} of ${changed.length} uploads failed); will retry`);
+      log.error(`Sync failed (${failures.length} of ${attempted} uploads failed); will retry`);
       return result;
     }
     result.ok = true;
@@ -181,7 +252,8 @@ export class Syncer {
     await forEachBounded(files, this.context.workers, async (file) => {
       if (signal.aborted || endpointDown) return;
       attempted.add(file.key);
-      const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode };
+      // Taken before the request: the object is at least this new.
+      const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
         await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
       } catch (error) {
@@ -191,7 +263,7 @@ export class Syncer {
         // A file the agent cannot read is that file's problem: it must not stall
         // the other uploads or keep the whole loop in backoff.
         if (local.path !== undefined) {
-          log.warn(`cannot read ${file.key} (${local.code ?? local.message}): not synced`);
+          log.warn(`cannot read ${logName(file.key)} (${local.code ?? local.message}): not synced`);
           return;
         }
         const failure = classifyS3Error(error);
@@ -205,7 +277,7 @@ export class Syncer {
       result.uploaded += 1;
       const after = await stat(file.absolutePath).catch(() => undefined);
       if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
-        log.detail(`${file.key} changed during upload: retried next cycle`);
+        log.detail(`${logName(file.key)} changed during upload: retried next cycle`);
       }
     });
     // Files dropped from the queue (fatal failure, abort) count as failed too.
@@ -230,8 +302,10 @@ export class Syncer {
     if (!record.hydrated || walkHadErrors) return 0;
     const gone: string[] = [];
     const guarded = new Map<string, number>();
-    for (const key of record.files.keys()) {
-      if (local.has(key) || this.isExcludedKey(key)) continue;
+    for (const [key, entry] of record.files) {
+      // A negative mtime: an object this pod only knows from a listing (adopted, or written
+      // by another tool); it was never local here, so its absence is no deletion.
+      if (entry.mtimeMs < 0 || local.has(key) || this.isExcludedKey(key)) continue;
       const name = key.slice(0, key.indexOf('/'));
       if (!settings.syncPaths.some((syncPath) => syncPath.name === name)) continue;
       if ((counts.get(name) ?? 0) === 0) {
@@ -241,13 +315,105 @@ export class Syncer {
       gone.push(key);
     }
     for (const [name, count] of guarded) {
-      log.warn(`${name}/ is empty locally but ${count} files are in S3: not deleting them`);
+      log.warn(`${logName(name)}/ is empty locally but ${count} files are in S3: not deleting them`);
     }
     if (gone.length === 0) return 0;
     const { deleted, failed } = await deleteKeys(target, gone, signal);
     for (const key of deleted) record.files.delete(key);
     if (failed.length > 0) throw new Error(`${failed.length} objects could not be deleted`);
     return deleted.length;
+  }
+
+  // Objects others put under the prefix (the platform's backend pre-uploads to
+  // file-uploads/ before and while the pod runs) enter the manifest with their remote
+  // size and an unknown mtime, so a later pod without s3:ListBucket restores them too. An
+  // object the record knows but the listing lacks expired or was deleted behind the
+  // agent's back: it is made due for a refresh, which uploads it again from the local copy.
+  private async adoptRemote(record: LocalRecord, final: boolean, signal: AbortSignal): Promise<void> {
+    if (this.listingDenied) return;
+    this.cyclesSinceListing += 1;
+    if (!final && this.cyclesSinceListing < ADOPT_EVERY_CYCLES) return;
+    this.cyclesSinceListing = 0;
+    let listing;
+    try {
+      listing = await listRemote(this.context.target, signal);
+    } catch (error) {
+      this.context.log.warn(`listing s3://${this.context.target.bucket}/${this.context.target.prefix} failed: ${describeS3Error(error)}`);
+      return;
+    }
+    if (listing.kind === 'denied') {
+      this.listingDenied = true;
+      return;
+    }
+    let adopted = 0;
+    for (const [key, size] of listing.sizes) {
+      if (record.files.has(key)) continue;
+      record.files.set(key, { size, mtimeMs: -1 });
+      adopted += 1;
+    }
+    for (const [key, entry] of record.files) {
+      if (!listing.sizes.has(key) && entry.uploadedAt !== undefined) record.files.set(key, { ...entry, uploadedAt: undefined });
+    }
+    if (adopted > 0) {
+      this.metadataDue = true;
+      this.context.log.detail(`${adopted} objects written by others adopted into metadata.json`);
+    }
+  }
+
+  // Invariant 7: the bucket's lifecycle rule expires an object by the age of its last
+  // write, and sync never rewrites an unchanged file. The oldest objects past
+  // REFRESH_AFTER_DAYS are rewritten in place, a bounded number per cycle; one found
+  // missing leaves the manifest if the pod has no copy; the local copies of missing ones
+  // are returned, to be uploaded again.
+  private async refresh(record: LocalRecord, admitted: Map<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
+    const { settings, target, log } = this.context;
+    const maxAgeMs = settings.refreshAfterDays * DAY_MS;
+    const now = Date.now();
+    const due = [...record.files]
+      .filter(([, entry]) => now - (entry.uploadedAt ?? 0) >= maxAgeMs)
+      .sort(([keyA, a], [keyB, b]) => (a.uploadedAt ?? 0) - (b.uploadedAt ?? 0) || (keyA < keyB ? -1 : keyA > keyB ? 1 : 0))
+      .slice(0, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
+    if (due.length === 0) return [];
+    const reupload: LocalFile[] = [];
+    const errors: string[] = [];
+    await forEachBounded(due, this.context.workers, async ([key, entry]) => {
+      if (signal.aborted) return;
+      let outcome: RefreshOutcome;
+      try {
+        outcome = await refreshObject(target.client, target.bucket, target.prefix + key, maxAgeMs, signal);
+      } catch (error) {
+        // Without s3:ListBucket, AWS answers a missing key with 403, not 404: a local
+        // copy goes up again whatever the reason (a PutObject the policy allows).
+        if (!(classifyS3Error(error).kind === 'access denied' && admitted.has(key))) {
+          errors.push(`${logName(key)}: ${describeS3Error(error)}`);
+          return;
+        }
+        outcome = { kind: 'missing' };
+      }
+      if (outcome.kind === 'refreshed' || outcome.kind === 'recent') {
+        record.files.set(key, { ...entry, uploadedAt: outcome.at });
+        this.metadataDue = true;
+        return;
+      }
+      const file = admitted.get(key);
+      if (file) {
+        reupload.push(file);
+        log.warn(
+          outcome.kind === 'missing'
+            ? `${logName(key)} was missing in S3 (expired or deleted): uploading the local copy again`
+            : `${logName(key)} is too large to refresh by copy: uploading the local copy again`,
+        );
+      } else if (outcome.kind === 'missing') {
+        record.files.delete(key);
+        this.metadataDue = true;
+        log.warn(`${logName(key)} is missing in S3 (expired or deleted) and this pod has no copy: dropped from the manifest`);
+      } else {
+        errors.push(`${logName(key)}: over 5 GiB, cannot be refreshed by copy, and this pod has no copy to upload`);
+      }
+    });
+    for (const error of errors.slice(0, 5)) log.warn(`refreshing ${error}`);
+    if (errors.length > 5) log.warn(`refreshing failed for ${errors.length - 5} more objects`);
+    return reupload;
   }
 
   private metadata(known: FileMap, skipped: SkippedFile[]) {

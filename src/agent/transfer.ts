@@ -8,7 +8,11 @@ import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import type { FileEntry } from './manifest.js';
 import { hasErrorCode } from './s3.js';
-import { PARTIAL_SUFFIX } from './walk.js';
+import type { FsPath } from './walk.js';
+
+// Hydrate's temp files beside their targets. The walk syncs user files that happen to
+// end in it: sync runs only after hydrate finished in this pod.
+export const PARTIAL_SUFFIX = '.session-storage-partial';
 
 // Files below this size are read whole: one buffer, one request, and the cheapest path for
 // the many small files a session holds.
@@ -38,7 +42,7 @@ async function putStream(
   client: S3Client,
   bucket: string,
   objectKey: string,
-  absolutePath: string,
+  absolutePath: FsPath,
   entry: FileEntry,
   Metadata: Record<string, string>,
   signal: AbortSignal,
@@ -72,7 +76,7 @@ export async function uploadFile(
   client: S3Client,
   bucket: string,
   objectKey: string,
-  absolutePath: string,
+  absolutePath: FsPath,
   entry: FileEntry,
   signal: AbortSignal,
 ): Promise<void> {
@@ -195,7 +199,9 @@ export async function downloadFile(
   }
   response ??= await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal });
 
-  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
+  // A negative manifest mtime means "unknown" (an object sync only knows from a listing).
+  const knownMtime = known !== undefined && known.mtimeMs >= 0 ? known.mtimeMs : undefined;
+  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
   const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
   const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;

@@ -1,15 +1,19 @@
+import { isUtf8 } from 'node:buffer';
+import type { Dirent } from 'node:fs';
 import { lstat, opendir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncPath } from './env.js';
 import { keyFor } from './keys.js';
 import type { FileEntry } from './manifest.js';
+import { keyName } from './names.js';
 import type { ExcludeMatcher } from './patterns.js';
 
-export const PARTIAL_SUFFIX = '.session-storage-partial';
+// A path below a directory whose name is not valid UTF-8 can only be opened by its bytes.
+export type FsPath = string | Buffer;
 
 export interface LocalFile extends FileEntry {
   key: string;
-  absolutePath: string;
+  absolutePath: FsPath;
 }
 
 export interface WalkResult {
@@ -18,8 +22,10 @@ export interface WalkResult {
   counts: Map<string, number>;
   // Directories that could not be read: their files may look deleted, so a cycle with
   // errors propagates no deletions.
-  errors: string[];
+  errors: Array<{ path: string; reason: string }>;
   symlinksSkipped: string[];
+  // Files that cannot be synced, by key, each with the reason the log names.
+  unsyncable: Array<{ path: string; reason: string }>;
 }
 
 function isInside(root: string, candidate: string): boolean {
@@ -36,14 +42,15 @@ export async function walkSyncPaths(
   excludes: ExcludeMatcher,
   onPath?: (syncPath: SyncPath) => void,
 ): Promise<WalkResult> {
-  const result: WalkResult = { files: new Map(), counts: new Map(), errors: [], symlinksSkipped: [] };
+  const result: WalkResult = { files: new Map(), counts: new Map(), errors: [], symlinksSkipped: [], unsyncable: [] };
   let workspaceReal: string;
   try {
     workspaceReal = await realpath(workspaceDir);
   } catch (error) {
+    // The workspace is the pod's volume mount: without it there is nothing to compare,
+    // and a cycle that reported success would hide the broken mount.
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      for (const syncPath of syncPaths) result.counts.set(syncPath.name, 0);
-      return result;
+      throw new Error(`workspace directory ${workspaceDir} does not exist: is the volume mounted?`);
     }
     throw error;
   }
@@ -68,7 +75,7 @@ async function walkSyncPath(
   try {
     rootReal = await realpath(root);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push(`${root}: ${String(error)}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push({ path: root, reason: String(error) });
   }
   if (rootReal !== undefined && !isInside(workspaceReal, rootReal)) {
     result.symlinksSkipped.push(`${syncPath.name}/`);
@@ -78,8 +85,17 @@ async function walkSyncPath(
   result.counts.set(syncPath.name, result.files.size - before);
 }
 
+function joinPath(dir: FsPath, name: string | Buffer): FsPath {
+  if (typeof dir === 'string' && typeof name === 'string') return path.join(dir, name);
+  return Buffer.concat([Buffer.from(dir), Buffer.from('/'), Buffer.from(name)]);
+}
+
+function displayPath(target: FsPath): string {
+  return typeof target === 'string' ? target : keyName(target);
+}
+
 async function walkDir(
-  dir: string,
+  dir: FsPath,
   relativeDir: string,
   syncPath: SyncPath,
   workspaceReal: string,
@@ -88,26 +104,31 @@ async function walkDir(
 ): Promise<void> {
   let handle;
   try {
-    handle = await opendir(dir);
+    // Names as bytes: the default UTF-8 decoding replaces invalid bytes with U+FFFD, and
+    // the resulting name opens nothing.
+    handle = await opendir(dir, { encoding: 'buffer' as BufferEncoding });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && relativeDir === '') return;
-    result.errors.push(`${dir}: ${code ?? String(error)}`);
+    result.errors.push({ path: displayPath(dir), reason: code ?? String(error) });
     return;
   }
   // Entries are listed first and their stats then run together: awaiting one lstat at a
   // time made the walk of a large tree wait on the thread pool's latency per file.
   const stats: Array<() => Promise<LocalFile | undefined>> = [];
-  const subdirs: Array<[string, string]> = [];
+  const subdirs: Array<[FsPath, string]> = [];
   try {
-    for await (const entry of handle) {
-      const relativePath = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
-      const absolutePath = path.join(dir, entry.name);
+    for await (const entry of handle as AsyncIterable<Dirent<Buffer>>) {
+      const raw = entry.name;
+      const valid = isUtf8(raw);
+      const name = valid ? raw.toString() : keyName(raw);
+      const relativePath = relativeDir === '' ? name : `${relativeDir}/${name}`;
+      const absolutePath = joinPath(dir, valid ? name : raw);
       if (entry.isDirectory()) {
         if (!excludes.prunesDir(relativePath)) subdirs.push([absolutePath, relativePath]);
         continue;
       }
-      if (entry.name.endsWith(PARTIAL_SUFFIX) || excludes.excludesFile(relativePath)) continue;
+      if (excludes.excludesFile(relativePath)) continue;
       if (entry.isSymbolicLink()) {
         stats.push(() => symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result));
       } else if (entry.isFile()) {
@@ -115,11 +136,22 @@ async function walkDir(
       }
     }
   } catch (error) {
-    result.errors.push(`${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    result.errors.push({ path: displayPath(dir), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
   }
   for (let start = 0; start < stats.length; start += STAT_BATCH) {
     const found = await Promise.all(stats.slice(start, start + STAT_BATCH).map((run) => run()));
-    for (const file of found) if (file) result.files.set(file.key, file);
+    for (const file of found) {
+      if (!file) continue;
+      const other = result.files.get(file.key);
+      // A name spelled with "‛E9" and one holding the raw byte 0xE9 share a key: the
+      // spelled-out one (valid UTF-8, a string path) keeps it.
+      if (other !== undefined) {
+        if (typeof other.absolutePath !== 'string') result.files.set(file.key, file);
+        result.unsyncable.push({ path: file.key, reason: 'another file maps to the same S3 key' });
+        continue;
+      }
+      result.files.set(file.key, file);
+    }
   }
   for (const [absolutePath, relativePath] of subdirs) {
     await walkDir(absolutePath, relativePath, syncPath, workspaceReal, excludes, result);
@@ -131,7 +163,7 @@ async function walkDir(
 const STAT_BATCH = 256;
 
 async function symlinkEntry(
-  absolutePath: string,
+  absolutePath: FsPath,
   relativePath: string,
   syncPath: SyncPath,
   workspaceReal: string,
@@ -152,7 +184,7 @@ async function symlinkEntry(
 }
 
 async function fileEntry(
-  absolutePath: string,
+  absolutePath: FsPath,
   relativePath: string,
   syncPath: SyncPath,
   result: WalkResult,
@@ -166,7 +198,7 @@ async function fileEntry(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A file removed between listing and stat is simply gone.
-    if (code !== 'ENOENT') result.errors.push(`${absolutePath}: ${code ?? String(error)}`);
+    if (code !== 'ENOENT') result.errors.push({ path: displayPath(absolutePath), reason: code ?? String(error) });
     return undefined;
   }
 }

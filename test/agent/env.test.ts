@@ -21,6 +21,7 @@ describe('agent settings', () => {
       hydrateTimeoutSeconds: 120,
       finalSyncTimeoutSeconds: 45,
       stateDir: '/var/lib/session-storage',
+      refreshAfterDays: 7,
       exclude: ['repos/**', 'node_modules/**', '.venv/**', '__pycache__/**'],
     });
     expect(settings.syncPaths).toEqual([
@@ -42,6 +43,7 @@ describe('agent settings', () => {
       HYDRATE_TIMEOUT_SECONDS: '30',
       FINAL_SYNC_TIMEOUT_SECONDS: '20',
       AGENT_STATE_DIR: '/state',
+      REFRESH_AFTER_DAYS: '0.5',
     });
     expect(settings).toMatchObject({
       region: 'eu-west-1',
@@ -56,6 +58,7 @@ describe('agent settings', () => {
       hydrateTimeoutSeconds: 30,
       finalSyncTimeoutSeconds: 20,
       stateDir: '/state',
+      refreshAfterDays: 0.5,
     });
   });
 
@@ -74,6 +77,8 @@ describe('agent settings', () => {
     [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a size like 500Mi or 1G, got "1 lot"'],
     [{ SYNC_PATHS: 'x=../outside' }, 'SYNC_PATHS entry "x=../outside": the local path must be relative and inside WORKSPACE_DIR'],
     [{ SYNC_PATHS: 'a,a' }, 'SYNC_PATHS names "a" twice'],
+    [{ REFRESH_AFTER_DAYS: '0' }, 'REFRESH_AFTER_DAYS must be a number of days > 0, got "0"'],
+    [{ REFRESH_AFTER_DAYS: 'weekly' }, 'REFRESH_AFTER_DAYS must be a number of days > 0, got "weekly"'],
   ])('rejects %o with one clear line', (override, message) => {
     expect(() => loadSettings({ ...base, ...override })).toThrow(message);
   });

@@ -9,7 +9,7 @@ import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent
 import { hydrate } from '../../src/agent/hydrate.js';
 import type { AgentLog } from '../../src/agent/log.js';
 import { createS3Client } from '../../src/agent/s3.js';
-import { Syncer, type CycleResult } from '../../src/agent/sync.js';
+import { Syncer, type CycleResult, type SyncContext } from '../../src/agent/sync.js';
 import type { Metadata } from '../../src/agent/manifest.js';
 import type { MinioInfo } from '../support/minio.js';
 
@@ -73,7 +73,10 @@ export function agentEnv(
 }
 
 // A pod: its own workspace and state EmptyDirs, the agent configured from env.
-export async function newPod(env: Record<string, string>): Promise<Pod> {
+export async function newPod(
+  env: Record<string, string>,
+  syncOptions: Pick<SyncContext, 'refreshPerCycle'> = {},
+): Promise<Pod> {
   const workspace = await mkdtemp(path.join(tmpdir(), 'ws-'));
   const stateDir = await mkdtemp(path.join(tmpdir(), 'state-'));
   const fullEnv = { WORKSPACE_DIR: workspace, AGENT_STATE_DIR: stateDir, ...env };
@@ -81,7 +84,7 @@ export async function newPod(env: Record<string, string>): Promise<Pod> {
   const client = createS3Client(settings, 16);
   const log = captureLog();
   const target = { client, bucket: settings.bucket, prefix: sessionPrefix(settings) };
-  const syncer = new Syncer({ settings, target, log, workers: 16 });
+  const syncer = new Syncer({ settings, target, log, workers: 16, ...syncOptions });
   return {
     env: fullEnv,
     settings,
@@ -117,6 +120,20 @@ export async function listKeys(client: S3Client, bucket: string, prefix: string)
 export async function getText(client: S3Client, bucket: string, key: string): Promise<string> {
   const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return (await response.Body?.transformToString('utf8')) ?? '';
+}
+
+// Every S3 command the client sends, with the key relative to the session prefix.
+export function recordRequests(client: S3Client): Array<{ command: string; key: string }> {
+  const requests: Array<{ command: string; key: string }> = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const key = (args.input as { Key?: string }).Key ?? '';
+      requests.push({ command: (context.commandName ?? 'unknown').replace(/Command$/, ''), key: key.split('/').slice(2).join('/') });
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordRequests' },
+  );
+  return requests;
 }
 
 export async function getMetadata(client: S3Client, bucket: string, prefix: string): Promise<Metadata> {

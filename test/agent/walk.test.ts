@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_EXCLUDE, parseSyncPaths } from '../../src/agent/env.js';
 import { compileExcludes } from '../../src/agent/patterns.js';
-import { PARTIAL_SUFFIX, walkSyncPaths } from '../../src/agent/walk.js';
+import { walkSyncPaths } from '../../src/agent/walk.js';
 
 describe('workspace walk', () => {
   let workspace: string;
@@ -22,12 +22,11 @@ describe('workspace walk', () => {
     await writeFile(path.join(workspace, rel), body);
   }
 
-  it('keys files by sync path name and skips excluded trees, partial restores and missing paths', async () => {
+  it('keys files by sync path name and skips excluded trees and missing paths', async () => {
     await put('.claude/projects/a.jsonl');
     await put('home/notes.md', 'notes');
     await put('home/node_modules/x/index.js');
     await put('home/src/__pycache__/m.pyc');
-    await put(`home/restoring.bin${PARTIAL_SUFFIX}`);
     const result = await walkSyncPaths(workspace, parseSyncPaths('.claude,notes=home,uploads'), excludes);
     expect([...result.files.keys()].sort()).toEqual(['.claude/projects/a.jsonl', 'notes/notes.md']);
     expect(result.files.get('notes/notes.md')).toMatchObject({ size: 5, absolutePath: path.join(workspace, 'home/notes.md') });
@@ -48,9 +47,10 @@ describe('workspace walk', () => {
     await rm(outside, { recursive: true, force: true });
   });
 
-  it('returns nothing for a workspace that does not exist yet', async () => {
-    const result = await walkSyncPaths(path.join(workspace, 'absent'), parseSyncPaths('artifacts'), excludes);
-    expect(result.files.size).toBe(0);
-    expect(result.errors).toEqual([]);
+  it('refuses a workspace that does not exist: an unmounted volume is not an empty session', async () => {
+    const absent = path.join(workspace, 'absent');
+    await expect(walkSyncPaths(absent, parseSyncPaths('artifacts'), excludes)).rejects.toThrow(
+      `workspace directory ${absent} does not exist: is the volume mounted?`,
+    );
   });
 });
