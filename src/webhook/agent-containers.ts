@@ -15,7 +15,7 @@ export interface AgentSpecInput {
   session: string;
   /** name of the pod volume holding the session's state */
   stateVolume: string;
-  /** SYNC_PATHS after mapping `.claude` to the runner's subPath */
+  /** SYNC_PATHS after mapping `.claude` to the runner's subPath, checked by the agent's parser */
   syncPaths: string;
   /** whether the secret has S3_REGION; otherwise the configured default is used */
   secretHasRegion: boolean;
@@ -89,6 +89,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: 'MAX_SYNC_SIZE', value: config.maxSyncSize },
     { name: 'HYDRATE_TIMEOUT_SECONDS', value: String(config.hydrateTimeoutSeconds) },
     { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
+    ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
     { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
   ];
 }

@@ -17,9 +17,15 @@ describe('session-storage webhook start-up checks (built binary)', { timeout: 30
     const result = webhook(['--secret-file', fixture('secrets/demo.yaml')], { MAX_SYNC_SIZE: '2 gigs', ON_SECRET_ERROR: 'retry' });
     expect(result.status).toBe(2);
     expect(result.stderr).toBe(
-      'invalid webhook configuration: MAX_SYNC_SIZE: must be bytes, optionally with K, M, G, Ki, Mi or Gi; ' +
+      'invalid webhook configuration: MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "2 gigs"; ' +
         'ON_SECRET_ERROR: Invalid option: expected one of "deny"|"ephemeral"\n',
     );
+  });
+
+  it('refuses to start with agent settings every injected agent would reject, exit 2', () => {
+    const result = webhook(['--secret-file', fixture('secrets/demo.yaml')], { SYNC_PATHS: '.claude,.claude' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toBe('invalid webhook configuration: SYNC_PATHS names ".claude" twice\n');
   });
 
   it('refuses a secret file that is not the integration secret, exit 2', () => {
