@@ -30,10 +30,10 @@ export function createApp(options: AppOptions): express.Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  const reject = (res: Response, code: number, reason: string, message: string, started: bigint) => {
+  const reject = (res: Response, code: number, reason: string, message: string, started: bigint, uid?: string) => {
     metrics.reviews.inc({ outcome: 'rejected', reason });
     metrics.latency.observe({ outcome: 'rejected' }, seconds(started));
-    logger.warn({ outcome: 'rejected', reason, code }, message);
+    logger.warn({ outcome: 'rejected', reason, code, ...(uid === undefined ? {} : { uid }) }, message);
     res.status(code).type('text/plain').send(`${message}\n`);
   };
 
@@ -73,7 +73,7 @@ export function createApp(options: AppOptions): express.Express {
         res.json(review.response);
       } catch (error) {
         if (error instanceof BadReview) {
-          reject(res, 400, 'malformed-review', error.message, started);
+          reject(res, 400, 'malformed-review', error.message, started, error.uid);
           return;
         }
         throw error;
