@@ -13,7 +13,7 @@ export interface AppOptions {
   ready: () => boolean;
 }
 
-/** The HTTP surface: POST /mutate, /healthz, /readyz, /metrics. Transport only. */
+/** The admission surface: POST /mutate, /healthz, /readyz. Transport only. */
 export function createApp(options: AppOptions): express.Express {
   const { deps, metrics, logger } = options;
   const app = express();
@@ -25,9 +25,6 @@ export function createApp(options: AppOptions): express.Express {
   app.get('/readyz', (_req, res) => {
     const ready = options.ready();
     res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready' : 'not ready');
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
   const reject = (res: Response, code: number, reason: string, message: string, started: bigint, uid?: string) => {
@@ -107,4 +104,17 @@ export function createApp(options: AppOptions): express.Express {
 
 function seconds(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/**
+ * GET /metrics, served on its own port so that port can be opened to monitoring alone
+ * while the admission port must stay open to wherever the API server calls from.
+ */
+export function createMetricsApp(metrics: WebhookMetrics): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return app;
 }

@@ -43,6 +43,11 @@ export interface MutationConfig {
 export interface ServerConfig {
   address: string;
   port: number;
+  /** plain HTTP, /metrics only: a NetworkPolicy can open it to monitoring alone */
+  metricsPort: number;
+  maxConnections: number;
+  headersTimeoutSeconds: number;
+  requestTimeoutSeconds: number;
   tlsCertFile: string;
   tlsKeyFile: string;
   bodyLimit: string;
@@ -111,6 +116,10 @@ const schema = z.object({
   ON_SECRET_ERROR: policy.default('deny'),
   ADDRESS: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8443),
+  METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(9090),
+  MAX_CONNECTIONS: z.coerce.number().int().positive().default(256),
+  HEADERS_TIMEOUT_SECONDS: seconds.default(10),
+  REQUEST_TIMEOUT_SECONDS: seconds.default(30),
   TLS_CERT_FILE: z.string().min(1).default('/etc/webhook/certs/tls.crt'),
   TLS_KEY_FILE: z.string().min(1).default('/etc/webhook/certs/tls.key'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be like 3mb or 512kb').default('3mb'),
@@ -125,6 +134,13 @@ export class ConfigError extends Error {}
 /** Reads and validates the webhook's settings; throws a ConfigError with a one-line message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
   const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
+  if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+    throw new ConfigError('invalid webhook configuration: METRICS_PORT: must differ from PORT');
+  }
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (c.HEADERS_TIMEOUT_SECONDS > c.REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError('invalid webhook configuration: HEADERS_TIMEOUT_SECONDS: must not exceed REQUEST_TIMEOUT_SECONDS');
+  }
   return {
     mutation: {
       agentImage: c.AGENT_IMAGE,
@@ -151,6 +167,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig 
     server: {
       address: c.ADDRESS,
       port: c.PORT,
+      metricsPort: c.METRICS_PORT,
+      maxConnections: c.MAX_CONNECTIONS,
+      headersTimeoutSeconds: c.HEADERS_TIMEOUT_SECONDS,
+      requestTimeoutSeconds: c.REQUEST_TIMEOUT_SECONDS,
       tlsCertFile: c.TLS_CERT_FILE,
       tlsKeyFile: c.TLS_KEY_FILE,
       bodyLimit: c.BODY_LIMIT,

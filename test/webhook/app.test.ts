@@ -3,7 +3,7 @@ import jsonPatch from 'fast-json-patch';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
-import { createApp } from '../../src/webhook/app.js';
+import { createApp, createMetricsApp } from '../../src/webhook/app.js';
 import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
 import { defaultConfig, loadReview, readFixture } from './fixtures.js';
@@ -182,11 +182,12 @@ describe('health, readiness and metrics', () => {
     await request(setup({ ready: true }).app).get('/readyz').expect(200, 'ready');
   });
 
-  it('/metrics counts reviews by outcome and reason and times them', async () => {
-    const { app } = setup({ secret: 'incomplete' });
+  it('/metrics, on its own port only, counts reviews by outcome and reason and times them', async () => {
+    const { app, metrics } = setup({ secret: 'incomplete' });
     await request(app).post('/mutate').send(loadReview('create-session-pod')).expect(200);
     await request(app).post('/mutate').set('content-type', 'text/plain').send('x').expect(415);
-    const res = await request(app).get('/metrics').expect(200);
+    await request(app).get('/metrics').expect(404);
+    const res = await request(createMetricsApp(metrics)).get('/metrics').expect(200);
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="denied",reason="incomplete"} 1');
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="rejected",reason="unsupported-media-type"} 1');
     expect(res.text).toContain('session_storage_webhook_review_duration_seconds_count{outcome="denied"} 1');

@@ -65,7 +65,15 @@ describe('webhook configuration from the environment', () => {
     expect(() => loadConfig({ [key]: value })).toThrow(`invalid webhook configuration: ${message}`);
   });
 
-  it('accepts every value the agent accepts, as the agent reads it', () => {
+  it.each([
+    [{ PORT: '9090' }, 'METRICS_PORT: must differ from PORT'],
+    [{ HEADERS_TIMEOUT_SECONDS: '40' }, 'HEADERS_TIMEOUT_SECONDS: must not exceed REQUEST_TIMEOUT_SECONDS'],
+    [{ MAX_CONNECTIONS: '0' }, 'MAX_CONNECTIONS: '],
+  ])('rejects server limits that cannot work: %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(`invalid webhook configuration: ${message}`);
+  });
+
+    it('accepts every value the agent accepts, as the agent reads it', () => {
     const config = loadConfig({
       SYNC_PATHS: ' .claude=home/.claude, ,artifacts ',
       SYNC_INTERVAL: '1.5',
