@@ -29,8 +29,8 @@ export interface AgentSpecs {
   volumes: V1Volume[];
 }
 
-// The only place the injected containers are described: what the agent reads from its
-// environment here is the contract with src/agent.
+// The only place the injected containers are described. The env they carry follows the
+// contract of src/shared/agent-env.ts; every value was checked with the agent's parsers.
 export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
   const { config } = input;
   // A factory rather than one object cloned twice: each container gets its own fresh

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import jsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '../../src/agent/env.js';
+import { parseSize } from '../../src/agent/size.js';
+import { parseList } from '../../src/shared/agent-env.js';
 import { ConfigError, loadConfig } from '../../src/webhook/config.js';
 import { mutate } from '../../src/webhook/mutate.js';
 import { reviewAdmission } from '../../src/webhook/review.js';
@@ -198,6 +200,9 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
           expect(settings.syncIntervalSeconds).toBe(config.syncInterval);
           expect(settings.finalSyncTimeoutSeconds).toBe(config.finalSyncTimeoutSeconds);
           expect(settings.hydrateTimeoutSeconds).toBe(config.hydrateTimeoutSeconds);
+          expect(settings.maxSyncSize).toBe(parseSize(config.maxSyncSize));
+          expect(settings.exclude).toEqual(parseList(config.syncExclude));
+          expect(settings.refreshAfterDays).toBe(config.refreshAfterDays === undefined ? 7 : Number(config.refreshAfterDays));
         }
       }),
       { numRuns: 400 },
