@@ -27,6 +27,8 @@ export function createLogger(
     // A URL's userinfo is a credential wherever it turns up (an endpoint in a denial, an
     // error message quoting a URL): the line keeps the URL without it.
     formatters: { log: (object: Record<string, unknown>) => redactStrings(object) as Record<string, unknown> },
+    // Errors reach the line through this serializer, after the formatter above.
+    serializers: { err: (error: Error) => redactStrings({ ...pino.stdSerializers.err(error) }) },
     hooks: {
       logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...args: unknown[]) => void) {
         method.apply(this, args.map((arg) => (typeof arg === 'string' ? redactUrlCredentials(arg) : arg)));

@@ -8,7 +8,11 @@ export function redactEndpoint(value: string): string {
   return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[\s\S]*@/i, (_match, scheme: string | undefined) => `${scheme ?? ''}${MARK}@`);
 }
 
-/** Free text (log lines, SDK errors): the userinfo of every `scheme://...@` URL in it. */
+/**
+ * Free text (log lines, SDK errors): the userinfo of every `scheme://...@` URL in it, up
+ * to the URL's last "@" (a secret key may hold "/" or "@"). URLs without an authority
+ * (`file:///.../node_modules/@scope/...` in stack traces) are left alone.
+ */
 export function redactUrlCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s"'`<>]*@/gi, `$1${MARK}@`);
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)(?!\/)[^\s"'`<>]*@/gi, `$1${MARK}@`);
 }

@@ -88,6 +88,12 @@ describe('no credential in any message', () => {
     const { lines, sink } = capture();
     const logger = createLogger('webhook', sink);
     logger.warn({ err: { message: `GET https://${KEY}:${SECRET}@s3.example.com/x failed` }, nested: [`s3://${KEY}:${SECRET}@h`] }, `calling https://${KEY}:${SECRET}@h`);
+    logger.error({ err: new Error(`connect ECONNREFUSED https://${KEY}:${SECRET}@h`) }, 'unexpected error answering a review');
+    expect(lines.at(-1)).toContain('"type":"Error"');
+    expect(lines.at(-1)).toContain('connect ECONNREFUSED https://***@h');
+    // A stack trace's file URLs have no userinfo and stay readable.
+    logger.info(`at file:///app/node_modules/@aws-sdk/client-s3/dist/index.js:1:2`);
+    expect(lines.at(-1)).toContain('file:///app/node_modules/@aws-sdk/client-s3');
     expect(lines.join('')).toContain('https://***@s3.example.com/x');
     expect(lines.join('')).not.toContain(SECRET);
     expect(lines.join('')).not.toContain(KEY);
