@@ -13,7 +13,7 @@ import {
   type SyncPath,
 } from '../shared/agent-env.js';
 
-export { DEFAULT_EXCLUDE, DEFAULT_SYNC_PATHS, parseSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
+export { DEFAULT_EXCLUDE, parseSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 
 export interface AgentSettings {
   endpoint: string;
