@@ -218,6 +218,14 @@ describe('injected containers', () => {
     });
   });
 
+  // The agent has its own default; the webhook passes the setting only when an operator chose one.
+  it('passes REFRESH_AFTER_DAYS on only when it is set', () => {
+    const env = (settings: Record<string, string>) =>
+      envOf(byName(patched(loadPod('session-runner'), settings).pod.spec!.initContainers, 'state-sync'));
+    expect(env({})).not.toHaveProperty('REFRESH_AFTER_DAYS');
+    expect(env({ REFRESH_AFTER_DAYS: '2.5' }).REFRESH_AFTER_DAYS).toBe('2.5');
+  });
+
   it.each([
     ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,artifacts,uploads,file-uploads'],
     ['state/.claude/', '.claude=state/.claude,artifacts,uploads,file-uploads'],
