@@ -74,6 +74,7 @@ export async function startWebhook(options: StartOptions): Promise<WebhookProces
         PATH: process.env.PATH,
         ADDRESS: '127.0.0.1',
         PORT: String(port),
+        METRICS_PORT: '0',
         TLS_CERT_FILE: path.join(options.certDir, 'tls.crt'),
         TLS_KEY_FILE: path.join(options.certDir, 'tls.key'),
         SHUTDOWN_DELAY_SECONDS: '0',

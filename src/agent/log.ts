@@ -1,3 +1,5 @@
+import { redactUrlCredentials } from '../shared/redact.js';
+
 // The agent prints plain lines, not JSON: the shell version's operators grep container
 // logs for "Starting sync to S3..." and "Sync complete", and those lines are a contract.
 export interface AgentLog {
@@ -37,12 +39,17 @@ export function createAgentLog(
 ): AgentLog {
   const stamp = () => `[${now().toISOString()}]`;
   // Messages also carry text the agent does not control (S3 and file-system error
-  // messages that quote paths): whatever a call site missed still stays on its line.
-  const line = (message: string) => message.replace(CONTROL, escapeControl);
+  // messages that quote paths and URLs): whatever a call site missed still stays on its
+  // line, and a URL's userinfo (a credential) is never printed.
+  const line = (message: string) => redactUrlCredentials(message).replace(CONTROL, escapeControl);
   return {
-    info: (message) => out.write(`${stamp()} ${line(message)}\n`),
-    detail: (message) => out.write(`  ${line(message)}\n`),
-    warn: (message) => out.write(`${stamp()} WARNING: ${line(message)}\n`),
-    error: (message) => err.write(`${stamp()} ERROR: ${line(message)}\n`),
+    info: (message) => out.write(`${stamp()} ${line(message)}
+`),
+    detail: (message) => out.write(`  ${line(message)}
+`),
+    warn: (message) => out.write(`${stamp()} WARNING: ${line(message)}
+`),
+    error: (message) => err.write(`${stamp()} ERROR: ${line(message)}
+`),
   };
 }

@@ -19,7 +19,11 @@ export function parseEnvSchema<Shape extends z.ZodRawShape>(
   );
   const parsed = schema.safeParse(known);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    // Messages shared with the agent already start with the variable's name.
+    const problems = parsed.error.issues.map((issue) => {
+      const key = issue.path.join('.');
+      return issue.message.startsWith(`${key} `) ? issue.message : `${key}: ${issue.message}`;
+    });
     throw makeError(`invalid ${what}: ${problems.join('; ')}`);
   }
   return parsed.data;

@@ -15,7 +15,7 @@ export interface AgentSpecInput {
   session: string;
   /** name of the pod volume holding the session's state */
   stateVolume: string;
-  /** SYNC_PATHS after mapping `.claude` to the runner's subPath */
+  /** SYNC_PATHS after mapping `.claude` to the runner's subPath, checked by the agent's parser */
   syncPaths: string;
   /** whether the secret has S3_REGION; otherwise the configured default is used */
   secretHasRegion: boolean;
@@ -29,8 +29,8 @@ export interface AgentSpecs {
   volumes: V1Volume[];
 }
 
-// The only place the injected containers are described: what the agent reads from its
-// environment here is the contract with src/agent.
+// The only place the injected containers are described. The env they carry follows the
+// contract of src/shared/agent-env.ts; every value was checked with the agent's parsers.
 export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
   const { config } = input;
   // A factory rather than one object cloned twice: each container gets its own fresh
@@ -89,6 +89,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: 'MAX_SYNC_SIZE', value: config.maxSyncSize },
     { name: 'HYDRATE_TIMEOUT_SECONDS', value: String(config.hydrateTimeoutSeconds) },
     { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
+    ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
     { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
   ];
 }

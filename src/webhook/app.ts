@@ -13,7 +13,7 @@ export interface AppOptions {
   ready: () => boolean;
 }
 
-/** The HTTP surface: POST /mutate, /healthz, /readyz, /metrics. Transport only. */
+/** The admission surface: POST /mutate, /healthz, /readyz. Transport only. */
 export function createApp(options: AppOptions): express.Express {
   const { deps, metrics, logger } = options;
   const app = express();
@@ -26,14 +26,11 @@ export function createApp(options: AppOptions): express.Express {
     const ready = options.ready();
     res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready' : 'not ready');
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
 
-  const reject = (res: Response, code: number, reason: string, message: string, started: bigint) => {
+  const reject = (res: Response, code: number, reason: string, message: string, started: bigint, uid?: string) => {
     metrics.reviews.inc({ outcome: 'rejected', reason });
     metrics.latency.observe({ outcome: 'rejected' }, seconds(started));
-    logger.warn({ outcome: 'rejected', reason, code }, message);
+    logger.warn({ outcome: 'rejected', reason, code, ...(uid === undefined ? {} : { uid }) }, message);
     res.status(code).type('text/plain').send(`${message}\n`);
   };
 
@@ -73,7 +70,7 @@ export function createApp(options: AppOptions): express.Express {
         res.json(review.response);
       } catch (error) {
         if (error instanceof BadReview) {
-          reject(res, 400, 'malformed-review', error.message, started);
+          reject(res, 400, 'malformed-review', error.message, started, error.uid);
           return;
         }
         throw error;
@@ -107,4 +104,17 @@ export function createApp(options: AppOptions): express.Express {
 
 function seconds(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/**
+ * GET /metrics, served on its own port so that port can be opened to monitoring alone
+ * while the admission port must stay open to wherever the API server calls from.
+ */
+export function createMetricsApp(metrics: WebhookMetrics): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return app;
 }

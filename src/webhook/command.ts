@@ -77,7 +77,8 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
       logger,
     });
   } catch (error) {
-    process.stderr.write(`cannot listen on ${config.server.address}:${config.server.port}: ${(error as Error).message}\n`);
+    // The message names the address and port that failed: the admission or the metrics one.
+    process.stderr.write(`cannot listen: ${(error as Error).message}\n`);
     certificates.stop();
     secrets.close();
     process.exitCode = 1;

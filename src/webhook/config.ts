@@ -1,5 +1,15 @@
 import { z } from 'zod';
+import {
+  AGENT_TUNING,
+  DEFAULT_REGION,
+  regionProblem,
+  tuningField,
+  tuningProblem,
+  type AgentTuningName,
+  type SyncPath,
+} from '../shared/agent-env.js';
 import { parseEnvSchema } from '../shared/env-schema.js';
+import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME } from './names.js';
 import type { S3Policy } from './s3-settings.js';
 import { VERSION } from '../shared/version.js';
 
@@ -13,11 +23,14 @@ export interface MutationConfig {
   stateVolume: string;
   emptyDirSizeLimit: string;
   syncInterval: number;
+  /** as the operator wrote it (checked with the agent's parser), so the pod shows "1Gi" */
   maxSyncSize: string;
   syncExclude: string;
-  syncPaths: string;
+  syncPaths: SyncPath[];
   hydrateTimeoutSeconds: number;
   finalSyncTimeoutSeconds: number;
+  /** passed on only when the operator set it; the agent has its own default */
+  refreshAfterDays: string | undefined;
   gracePeriodMarginSeconds: number;
   defaultRegion: string;
   agentRunAsUser: number;
@@ -30,6 +43,11 @@ export interface MutationConfig {
 export interface ServerConfig {
   address: string;
   port: number;
+  /** plain HTTP, /metrics only: a NetworkPolicy can open it to monitoring alone */
+  metricsPort: number;
+  maxConnections: number;
+  headersTimeoutSeconds: number;
+  requestTimeoutSeconds: number;
   tlsCertFile: string;
   tlsKeyFile: string;
   bodyLimit: string;
@@ -53,6 +71,14 @@ const seconds = z.coerce
   .int('must be a whole number of seconds')
   .positive('must be positive');
 const policy = z.enum(['deny', 'ephemeral']);
+// Kept as written (the pod shows "1Gi", not a byte count), checked by the agent's parser.
+const checkedText = (name: AgentTuningName) =>
+  z
+    .string()
+    .superRefine((text, ctx) => {
+      const problem = tuningProblem(name, text);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    });
 
 // The same names the agent reads, so one value means the same on both sides.
 const schema = z.object({
@@ -62,25 +88,25 @@ const schema = z.object({
   STATE_VOLUME: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a volume name (DNS label)')
+    .refine((name) => name !== AGENT_STATE_VOLUME && name !== AGENT_TMP_VOLUME, 'is the name of a volume the webhook adds')
     .default('workspace'),
   EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),
-  SYNC_INTERVAL: seconds.default(60),
-  MAX_SYNC_SIZE: z
-    .string()
-    .regex(/^\d+(K|M|G|Ki|Mi|Gi)?$/, 'must be bytes, optionally with K, M, G, Ki, Mi or Gi')
-    .default('1Gi'),
-  SYNC_EXCLUDE: z.string().default('repos/**,node_modules/**,.venv/**,__pycache__/**'),
-  SYNC_PATHS: z
-    .string()
-    .regex(
-      /^[^,=\s]+(=[^,=\s]+)?(,[^,=\s]+(=[^,=\s]+)?)*$/,
-      'must be comma-separated entries "name" or "name=relative/path"',
-    )
-    .default('.claude,artifacts,uploads'),
-  HYDRATE_TIMEOUT_SECONDS: seconds.default(120),
-  FINAL_SYNC_TIMEOUT_SECONDS: seconds.default(45),
+  // The agent's own parsers: a value the webhook starts with is one every agent accepts.
+  SYNC_INTERVAL: tuningField('SYNC_INTERVAL'),
+  MAX_SYNC_SIZE: checkedText('MAX_SYNC_SIZE').default(AGENT_TUNING.MAX_SYNC_SIZE.fallback),
+  SYNC_EXCLUDE: checkedText('SYNC_EXCLUDE').default(AGENT_TUNING.SYNC_EXCLUDE.fallback),
+  SYNC_PATHS: tuningField('SYNC_PATHS'),
+  HYDRATE_TIMEOUT_SECONDS: tuningField('HYDRATE_TIMEOUT_SECONDS'),
+  FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
+  REFRESH_AFTER_DAYS: checkedText('REFRESH_AFTER_DAYS').optional(),
   GRACE_PERIOD_MARGIN_SECONDS: seconds.default(15),
-  DEFAULT_S3_REGION: z.string().min(1).default('us-east-1'),
+  DEFAULT_S3_REGION: z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = regionProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(DEFAULT_REGION),
   AGENT_RUN_AS_USER: z.coerce.number().int().min(1, 'must be a non-root uid').default(1001),
   AGENT_CPU_REQUEST: quantity.default('100m'),
   AGENT_MEMORY_REQUEST: quantity.default('128Mi'),
@@ -90,6 +116,10 @@ const schema = z.object({
   ON_SECRET_ERROR: policy.default('deny'),
   ADDRESS: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8443),
+  METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(9090),
+  MAX_CONNECTIONS: z.coerce.number().int().positive().default(256),
+  HEADERS_TIMEOUT_SECONDS: seconds.default(10),
+  REQUEST_TIMEOUT_SECONDS: seconds.default(30),
   TLS_CERT_FILE: z.string().min(1).default('/etc/webhook/certs/tls.crt'),
   TLS_KEY_FILE: z.string().min(1).default('/etc/webhook/certs/tls.key'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be like 3mb or 512kb').default('3mb'),
@@ -104,6 +134,13 @@ export class ConfigError extends Error {}
 /** Reads and validates the webhook's settings; throws a ConfigError with a one-line message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
   const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
+  if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+    throw new ConfigError('invalid webhook configuration: METRICS_PORT: must differ from PORT');
+  }
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (c.HEADERS_TIMEOUT_SECONDS > c.REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError('invalid webhook configuration: HEADERS_TIMEOUT_SECONDS: must not exceed REQUEST_TIMEOUT_SECONDS');
+  }
   return {
     mutation: {
       agentImage: c.AGENT_IMAGE,
@@ -117,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig 
       syncPaths: c.SYNC_PATHS,
       hydrateTimeoutSeconds: c.HYDRATE_TIMEOUT_SECONDS,
       finalSyncTimeoutSeconds: c.FINAL_SYNC_TIMEOUT_SECONDS,
+      refreshAfterDays: c.REFRESH_AFTER_DAYS,
       gracePeriodMarginSeconds: c.GRACE_PERIOD_MARGIN_SECONDS,
       defaultRegion: c.DEFAULT_S3_REGION,
       agentRunAsUser: c.AGENT_RUN_AS_USER,
@@ -129,6 +167,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig 
     server: {
       address: c.ADDRESS,
       port: c.PORT,
+      metricsPort: c.METRICS_PORT,
+      maxConnections: c.MAX_CONNECTIONS,
+      headersTimeoutSeconds: c.HEADERS_TIMEOUT_SECONDS,
+      requestTimeoutSeconds: c.REQUEST_TIMEOUT_SECONDS,
       tlsCertFile: c.TLS_CERT_FILE,
       tlsKeyFile: c.TLS_KEY_FILE,
       bodyLimit: c.BODY_LIMIT,

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
         ...process.env,
         ADDRESS: '127.0.0.1',
         PORT: '0',
+        METRICS_PORT: '0',
         TLS_CERT_FILE: join(certDir, 'tls.crt'),
         TLS_KEY_FILE: join(certDir, 'tls.key'),
         SHUTDOWN_DELAY_SECONDS: '0',

@@ -3,6 +3,7 @@ import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { admitPod } from './admission.js';
 import { ConfigError, loadConfig } from './config.js';
+import { podShapeProblem } from './pod-shape.js';
 import {
   ManifestError,
   ManifestSecretSource,
@@ -46,14 +47,13 @@ async function inject(options: InjectOptions): Promise<number> {
     throw new InputError(`unknown output format "${options.output}": use yaml or json`);
   }
   const config = loadConfig();
-  const manifest = parseManifest(
-    await readInput(options.filename),
-    options.filename === '-' ? 'stdin' : options.filename,
-  );
+  const manifest = parseManifest(await readInput(options.filename), origin(options.filename));
   const secrets = options.secret === undefined ? [] : await readSecret(options.secret);
   const secretNamespace = secrets[0]?.metadata?.namespace;
 
   const target = podOf(manifest);
+  const shapeProblem = podShapeProblem(target.pod);
+  if (shapeProblem !== undefined) throw new InputError(`${origin(options.filename)}: not a pod the webhook can read: ${shapeProblem}`);
   const namespace =
     options.namespace ?? target.pod.metadata?.namespace ?? manifest.metadata?.namespace ?? secretNamespace ?? 'default';
   if (secretNamespace !== undefined && secretNamespace !== namespace) {
@@ -75,6 +75,10 @@ async function inject(options: InjectOptions): Promise<number> {
   target.replace(result.pod);
   process.stdout.write(options.output === 'json' ? `${JSON.stringify(manifest, null, 2)}\n` : stringify(manifest));
   return 0;
+}
+
+function origin(filename: string): string {
+  return filename === '-' ? 'stdin' : filename;
 }
 
 async function readInput(filename: string): Promise<string> {
@@ -135,7 +139,7 @@ function podOf(manifest: V1Pod & Workload): { pod: V1Pod; replace: (pod: V1Pod) 
       ? manifest.spec?.jobTemplate?.spec
       : undefined;
   const template = holder?.template;
-  if (holder === undefined || template === undefined) {
+  if (holder === undefined || typeof template !== 'object' || template === null) {
     throw new InputError(`expected a Pod (or a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob), got kind "${manifest.kind ?? ''}"`);
   }
   return {

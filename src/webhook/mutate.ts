@@ -1,15 +1,8 @@
-import type { V1Container, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import type { MutationConfig } from './config.js';
 import type { S3Decision } from './s3-settings.js';
-import { buildAgentSpecs } from './agent-containers.js';
-import {
-  HYDRATE_CONTAINER,
-  OPT_OUT_ANNOTATION,
-  SESSION_LABEL,
-  SESSION_NAME_ANNOTATION,
-  STATUS_ANNOTATION,
-  SYNC_CONTAINER,
-} from './names.js';
+import { injectAgent, type EarlierInjection } from './inject-agent.js';
+import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION } from './names.js';
 import { VERSION } from '../shared/version.js';
 
 export type Classification =
@@ -23,6 +16,8 @@ export interface StatusAnnotation {
   reason: string;
   injected: string[];
   version: string;
+  /** the pod's own grace period before the final sync's budget was added to it */
+  podGracePeriodSeconds?: number;
 }
 
 export type MutationResult =
@@ -79,8 +74,10 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
 
   const swapped = swapClaims(spec.volumes ?? [], config.emptyDirSizeLimit);
   // Re-applied over a stale earlier injection, the claims it swapped are still ours.
-  const earlier = readStatus(pod)?.injected.filter((item) => item.startsWith('emptyDir:')) ?? [];
-  injected.push(...new Set([...earlier, ...swapped.map((name) => `emptyDir:${name}`)]));
+  const earlier = readStatus(pod);
+  const earlierClaims = earlier?.injected.filter((item) => item.startsWith('emptyDir:')) ?? [];
+  injected.push(...new Set([...earlierClaims, ...swapped.map((name) => `emptyDir:${name}`)]));
+  let podGracePeriodSeconds: number | undefined;
 
   let mode: StatusAnnotation['mode'] = 'ephemeral';
   let reason: string = s3.reason;
@@ -92,12 +89,27 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
       reason = 'no-state-volume';
       warnings.push(`no state volume "${config.stateVolume}" in the pod: session state is ephemeral`);
     } else {
+      const injection = injectAgent(
+        mutated,
+        { config, session: classification.session, stateVolume, secretHasRegion: s3.hasRegion, earlier },
+        warnings,
+      );
+      if (injection.kind === 'denied') {
+        return { outcome: 'denied', reason: injection.reason, message: injection.message, warnings: [] };
+      }
       mode = 'sync';
-      injected.push(...injectAgent(mutated, config, classification.session, stateVolume, s3.hasRegion, warnings));
+      injected.push(...injection.items);
+      podGracePeriodSeconds = injection.podGracePeriodSeconds;
     }
   }
 
-  const status: StatusAnnotation = { mode, reason, injected, version: VERSION };
+  const status: StatusAnnotation = {
+    mode,
+    reason,
+    injected,
+    version: VERSION,
+    ...(podGracePeriodSeconds === undefined ? {} : { podGracePeriodSeconds }),
+  };
   const metadata = (mutated.metadata ??= {});
   metadata.annotations = { ...metadata.annotations, [STATUS_ANNOTATION]: JSON.stringify(status) };
   return { outcome: 'patched', reason, pod: mutated, warnings, status };
@@ -130,88 +142,6 @@ function findStateVolume(volumes: V1Volume[], preferred: string, swapped: string
   return swapped.length === 1 ? swapped[0] : undefined;
 }
 
-function injectAgent(
-  pod: V1Pod,
-  config: MutationConfig,
-  session: string,
-  stateVolume: string,
-  secretHasRegion: boolean,
-  warnings: string[],
-): string[] {
-  const spec = pod.spec!;
-  const runner = findRunner(spec.containers, stateVolume);
-  const identity = runnerIdentity(pod, runner);
-  if (identity.runAsUser === undefined) {
-    // Kept under the 120 characters past which the API server may truncate a warning.
-    warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
-  }
-  const specs = buildAgentSpecs({
-    config,
-    session,
-    stateVolume,
-    syncPaths: mapClaudePath(config.syncPaths, spec.containers, stateVolume),
-    secretHasRegion,
-    runAsUser: identity.runAsUser ?? config.agentRunAsUser,
-    runAsGroup: identity.runAsGroup,
-  });
-
-  const ours = new Set([HYDRATE_CONTAINER, SYNC_CONTAINER]);
-  const initContainers = (spec.initContainers ?? []).filter((c) => !ours.has(c.name));
-  const containers = spec.containers.filter((c) => !ours.has(c.name));
-  // Appended after other injectors' init containers and native sidecars, so a mesh
-  // proxy sidecar is already up when hydrate needs the network.
-  initContainers.push(specs.hydrate);
-  if (config.sidecarMode === 'native') initContainers.push(specs.sync);
-  else containers.push(specs.sync);
-  spec.initContainers = initContainers;
-  spec.containers = containers;
-
-  const volumeNames = new Set(specs.volumes.map((volume) => volume.name));
-  spec.volumes = [...(spec.volumes ?? []).filter((v) => !volumeNames.has(v.name)), ...specs.volumes];
-
-  const needed = config.finalSyncTimeoutSeconds + config.gracePeriodMarginSeconds;
-  spec.terminationGracePeriodSeconds = Math.max(spec.terminationGracePeriodSeconds ?? 30, needed);
-
-  const syncPlace = config.sidecarMode === 'native' ? 'initContainer' : 'container';
-  return [
-    ...specs.volumes.map((volume) => `volume:${volume.name}`),
-    `initContainer:${HYDRATE_CONTAINER}`,
-    `${syncPlace}:${SYNC_CONTAINER}`,
-  ];
-}
-
-function mountsOf(container: V1Container, volume: string) {
-  return (container.volumeMounts ?? []).filter((mount) => mount.name === volume);
-}
-
-function findRunner(containers: V1Container[], stateVolume: string): V1Container | undefined {
-  return containers.find((c) => mountsOf(c, stateVolume).length > 0) ?? containers[0];
-}
-
-function runnerIdentity(pod: V1Pod, runner: V1Container | undefined) {
-  const own = runner?.securityContext;
-  const podLevel = pod.spec?.securityContext;
-  const uid = own?.runAsUser ?? podLevel?.runAsUser;
-  return {
-    runAsUser: uid === undefined || uid === 0 ? undefined : uid,
-    runAsGroup: own?.runAsGroup ?? podLevel?.runAsGroup,
-  };
-}
-
-// The platform mounts `.claude` from a subPath of the workspace volume; the agent must
-// sync that directory under the `.claude/` prefix.
-function mapClaudePath(syncPaths: string, containers: V1Container[], stateVolume: string): string {
-  const subPath = containers
-    .flatMap((c) => mountsOf(c, stateVolume))
-    .map((mount) => mount.subPath?.replace(/\/+$/, ''))
-    .find((path) => path !== undefined && (path === '.claude' || path.endsWith('/.claude')));
-  if (subPath === undefined || subPath === '.claude') return syncPaths;
-  return syncPaths
-    .split(',')
-    .map((entry) => (entry === '.claude' ? `.claude=${subPath}` : entry))
-    .join(',');
-}
-
 /** A pod we already mutated, seen again on reinvocation: its status annotation still holds. */
 export function isAlreadyMutated(pod: V1Pod): boolean {
   const status = readStatus(pod);
@@ -224,13 +154,17 @@ export function isAlreadyMutated(pod: V1Pod): boolean {
     .every((item) => names.has(item.slice(item.indexOf(':') + 1)));
 }
 
-function readStatus(pod: V1Pod): { injected: string[] } | undefined {
+function readStatus(pod: V1Pod): EarlierInjection | undefined {
   const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
   if (raw === undefined) return undefined;
   try {
-    const status = JSON.parse(raw) as Partial<StatusAnnotation>;
-    return Array.isArray(status.injected) && status.injected.every((item) => typeof item === 'string')
-      ? { injected: status.injected }
+    const status = JSON.parse(raw) as Partial<StatusAnnotation> | null;
+    const grace = status?.podGracePeriodSeconds;
+    return Array.isArray(status?.injected) && status.injected.every((item) => typeof item === 'string')
+      ? {
+          injected: status.injected,
+          podGracePeriodSeconds: Number.isSafeInteger(grace) && grace! >= 0 ? grace : undefined,
+        }
       : undefined;
   } catch {
     return undefined;

@@ -10,8 +10,7 @@ export const HYDRATE_CONTAINER = 'init-hydrate';
 export const SYNC_CONTAINER = 'state-sync';
 export const AGENT_STATE_VOLUME = 'session-storage-state';
 export const AGENT_TMP_VOLUME = 'session-storage-tmp';
-export const AGENT_STATE_DIR = '/var/lib/session-storage';
-export const WORKSPACE_DIR = '/workspace';
+export { AGENT_STATE_DIR, WORKSPACE_DIR } from '../shared/agent-env.js';
 
 export const S3_KEYS = [
   'S3_ENABLED',

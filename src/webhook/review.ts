@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import jsonPatch from 'fast-json-patch';
 import { z } from 'zod';
 import { admitPod, type AdmissionDeps } from './admission.js';
+import { podShapeProblem } from './pod-shape.js';
 
 const reviewSchema = z.object({
   apiVersion: z.enum(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1']),
@@ -16,7 +17,15 @@ const reviewSchema = z.object({
   }),
 });
 
-export class BadReview extends Error {}
+export class BadReview extends Error {
+  /** the request's uid, when the review got far enough to carry one */
+  constructor(
+    message: string,
+    readonly uid?: string,
+  ) {
+    super(uid === undefined ? `malformed AdmissionReview: ${message}` : `malformed AdmissionReview (uid ${uid}): ${message}`);
+  }
+}
 
 export interface ReviewOutcome {
   /** allowed (no patch), patched, or denied */
@@ -35,14 +44,15 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
   const parsed = reviewSchema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new BadReview(
-      `malformed AdmissionReview: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
-    );
+    throw new BadReview(issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid', uidOf(body));
   }
   const { apiVersion, request } = parsed.data;
+  // Checked before anything reads it, so a mistyped field is a 400, never a crash.
+  const shapeProblem = request.object ? podShapeProblem(request.object) : undefined;
   const pod = request.object as V1Pod | null | undefined;
-  const namespace = request.namespace ?? pod?.metadata?.namespace ?? '';
-  const podName = pod?.metadata?.name ?? (pod?.metadata?.generateName ? `${pod.metadata.generateName}*` : '');
+  const metadata = shapeProblem === undefined ? pod?.metadata : undefined;
+  const namespace = request.namespace ?? metadata?.namespace ?? '';
+  const podName = metadata?.name ?? (metadata?.generateName ? `${metadata.generateName}*` : '');
   const base = { uid: request.uid, namespace, podName, warnings: [] as string[] };
   const reply = (response: Record<string, unknown>) => ({
     apiVersion,
@@ -57,8 +67,9 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
     return { ...base, outcome: 'allowed', reason: 'not-create', response: reply({ allowed: true }) };
   }
   if (pod === null || pod === undefined) {
-    throw new BadReview('malformed AdmissionReview: request.object: a CREATE of a Pod must carry the pod');
+    throw new BadReview('request.object: a CREATE of a Pod must carry the pod', request.uid);
   }
+  if (shapeProblem !== undefined) throw new BadReview(`request.object.${shapeProblem}`, request.uid);
 
   const result = await admitPod(pod, namespace, deps);
   const warnings = result.warnings.length > 0 ? { warnings: result.warnings } : {};
@@ -100,4 +111,9 @@ function withoutManagedFields(pod: V1Pod): V1Pod {
   if (pod.metadata?.managedFields === undefined) return pod;
   const { managedFields: _dropped, ...metadata } = pod.metadata;
   return { ...pod, metadata };
+}
+
+function uidOf(body: unknown): string | undefined {
+  const uid = (body as { request?: { uid?: unknown } } | null)?.request?.uid;
+  return typeof uid === 'string' && uid !== '' ? uid : undefined;
 }

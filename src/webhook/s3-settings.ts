@@ -1,3 +1,4 @@
+import { bucketProblem, endpointProblem, regionProblem } from '../shared/agent-env.js';
 import type { SecretSummary } from './secret-summary.js';
 import type { S3Key } from './names.js';
 
@@ -87,42 +88,4 @@ function parseBoolean(value: string): boolean | undefined {
   if (normalized === 'true') return true;
   if (normalized === 'false') return false;
   return undefined;
-}
-
-export function endpointProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return `S3_ENDPOINT must be an http or https URL (got "${value}")`;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return `S3_ENDPOINT must be an http or https URL (got "${value}")`;
-  }
-  if (url.username !== '' || url.password !== '') {
-    return 'S3_ENDPOINT must not embed credentials';
-  }
-  if (url.search !== '' || url.hash !== '') {
-    return `S3_ENDPOINT must not have a query or fragment (got "${value}")`;
-  }
-  return undefined;
-}
-
-// S3's bucket naming rules, which MinIO and Ceph enforce as well.
-export function bucketProblem(value: string): string | undefined {
-  const why = (reason: string) => `S3_BUCKET "${value}" is not a legal bucket name: ${reason}`;
-  if (value.length < 3 || value.length > 63) return why('must be 3 to 63 characters long');
-  if (!/^[a-z0-9.-]+$/.test(value)) {
-    return why('only lowercase letters, digits, dots and hyphens are allowed');
-  }
-  if (!/^[a-z0-9].*[a-z0-9]$/.test(value)) return why('must begin and end with a letter or digit');
-  if (value.includes('..')) return why('must not contain two adjacent dots');
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(value)) return why('must not be formatted as an IP address');
-  return undefined;
-}
-
-export function regionProblem(value: string): string | undefined {
-  return /^[a-z0-9]+(-[a-z0-9]+)*$/.test(value) && value.length <= 32
-    ? undefined
-    : `S3_REGION "${value}" is not a well-formed region (like us-east-1)`;
 }

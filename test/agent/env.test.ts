@@ -20,14 +20,15 @@ describe('agent settings', () => {
       maxSyncSize: 2 ** 30,
       hydrateTimeoutSeconds: 120,
       finalSyncTimeoutSeconds: 45,
-      stateDir: '/var/lib/session-storage',
       refreshAfterDays: 7,
+      stateDir: '/var/lib/session-storage',
       exclude: ['repos/**', 'node_modules/**', '.venv/**', '__pycache__/**'],
     });
     expect(settings.syncPaths).toEqual([
       { name: '.claude', localDir: '.claude' },
       { name: 'artifacts', localDir: 'artifacts' },
       { name: 'uploads', localDir: 'uploads' },
+      { name: 'file-uploads', localDir: 'file-uploads' },
     ]);
   });
 
@@ -42,8 +43,8 @@ describe('agent settings', () => {
       MAX_SYNC_SIZE: '500Mi',
       HYDRATE_TIMEOUT_SECONDS: '30',
       FINAL_SYNC_TIMEOUT_SECONDS: '20',
-      AGENT_STATE_DIR: '/state',
       REFRESH_AFTER_DAYS: '0.5',
+      AGENT_STATE_DIR: '/state',
     });
     expect(settings).toMatchObject({
       region: 'eu-west-1',
@@ -57,8 +58,8 @@ describe('agent settings', () => {
       maxSyncSize: 500 * 2 ** 20,
       hydrateTimeoutSeconds: 30,
       finalSyncTimeoutSeconds: 20,
-      stateDir: '/state',
       refreshAfterDays: 0.5,
+      stateDir: '/state',
     });
   });
 
@@ -69,16 +70,19 @@ describe('agent settings', () => {
   it.each([
     [{ S3_BUCKET: undefined }, 'S3_BUCKET is required'],
     [{ AWS_SECRET_ACCESS_KEY: '' }, 'AWS_SECRET_ACCESS_KEY is required'],
-    [{ S3_ENDPOINT: 'minio:9000' }, 'S3_ENDPOINT must be an http(s) URL'],
-    [{ S3_BUCKET: 'Bad_Bucket' }, 'S3_BUCKET is not a valid bucket name'],
+    [{ S3_ENDPOINT: 'minio:9000' }, 'S3_ENDPOINT must be an http or https URL (got "minio:9000")'],
+    [{ S3_ENDPOINT: 'https://user:pw@s3.example.com' }, 'S3_ENDPOINT must not embed credentials'],
+    [{ S3_BUCKET: 'Bad_Bucket' }, 'S3_BUCKET "Bad_Bucket" is not a legal bucket name'],
+    [{ S3_REGION: 'EU West' }, 'S3_REGION "EU West" is not a well-formed region'],
     [{ NAMESPACE: 'Project_A' }, 'NAMESPACE must be a DNS label'],
     [{ SESSION_NAME: '../etc' }, 'SESSION_NAME must be a DNS label'],
-    [{ SYNC_INTERVAL: 'soon' }, 'SYNC_INTERVAL must be a number of seconds >= 1, got "soon"'],
-    [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a size like 500Mi or 1G, got "1 lot"'],
+    [{ SYNC_INTERVAL: 'soon' }, 'SYNC_INTERVAL must be a number of seconds from 1 to 86400, got "soon"'],
+    [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "1 lot"'],
+    [{ MAX_SYNC_SIZE: '0' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "0"'],
+    [{ REFRESH_AFTER_DAYS: '0' }, 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "0"'],
     [{ SYNC_PATHS: 'x=../outside' }, 'SYNC_PATHS entry "x=../outside": the local path must be relative and inside WORKSPACE_DIR'],
     [{ SYNC_PATHS: 'a,a' }, 'SYNC_PATHS names "a" twice'],
-    [{ REFRESH_AFTER_DAYS: '0' }, 'REFRESH_AFTER_DAYS must be a number of days > 0, got "0"'],
-    [{ REFRESH_AFTER_DAYS: 'weekly' }, 'REFRESH_AFTER_DAYS must be a number of days > 0, got "weekly"'],
+    [{ REFRESH_AFTER_DAYS: 'weekly' }, 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "weekly"'],
   ])('rejects %o with one clear line', (override, message) => {
     expect(() => loadSettings({ ...base, ...override })).toThrow(message);
   });

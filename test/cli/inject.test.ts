@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -104,5 +106,46 @@ describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
     const out = inject(['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml'), '--namespace', 'project-a']);
     expect(out.code).toBe(0);
     expect(out.stderr).toBe('warning: runner has no non-root runAsUser: agent runs as uid 1001, may miss its private files\n');
+  });
+
+  it.each([
+    ['spec.containers a string', (pod: any) => (pod.spec.containers = 'x'), 'spec.containers: Invalid input: expected array, received string'],
+    ['spec.volumes [null]', (pod: any) => (pod.spec.volumes = [null]), 'spec.volumes.0: Invalid input: expected object, received null'],
+    ['a numeric subPath', (pod: any) => (pod.spec.containers[0].volumeMounts[1].subPath = 7), 'spec.containers.0.volumeMounts.1.subPath: Invalid input: expected string, received number'],
+    ['a numeric annotation', (pod: any) => (pod.metadata.annotations = { a: 1 }), 'metadata.annotations.a: Invalid input: expected string, received number'],
+    ['metadata an array', (pod: any) => (pod.metadata = []), 'metadata: Invalid input: expected object, received array'],
+  ])('exits 2 with one line naming the field, no stack trace, on a pod with %s', (_name, change, problem) => {
+    const pod = parse(readFileSync(fixture('pods/session-runner.yaml'), 'utf8'));
+    change(pod);
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml')], { input: JSON.stringify(pod) });
+    expect(out).toEqual({ code: 2, stdout: '', stderr: `error: stdin: not a pod the webhook can read: ${problem}\n` });
+  });
+
+  it('exits 2 on a Deployment whose template is null', () => {
+    const out = inject(['-f', '-'], { input: 'apiVersion: apps/v1\nkind: Deployment\nspec: {template: null}\n' });
+    expect(out.code).toBe(2);
+    expect(out.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('prints no credential from an endpoint that carries one', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'inject-secret-'));
+    try {
+      const secret = join(directory, 'secret.yaml');
+      for (const [endpoint, env] of [
+        ['s3://AKIAINJECTKEY:inj3ct-s3cr3t@s3.example.com', {}],
+        ['AKIAINJECTKEY:inj3ct-s3cr3t@s3.example.com:9000', { ON_INCOMPLETE: 'ephemeral' }],
+      ] as const) {
+        writeFileSync(
+          secret,
+          `apiVersion: v1\nkind: Secret\nmetadata: {name: ambient-non-vertex-integrations}\nstringData:\n  S3_ENDPOINT: "${endpoint}"\n  S3_BUCKET: sessions\n  S3_ACCESS_KEY: a\n  S3_SECRET_KEY: b\n`,
+        );
+        const out = inject(['-f', fixture('pods/session-runner.yaml'), '--secret', secret], { env });
+        expect(out.stderr).toMatch(/S3_ENDPOINT must be an http or https URL \(got "(s3:\/\/)?\*\*\*@s3\.example\.com(:9000)?"\)/);
+        expect(out.stdout + out.stderr).not.toContain('inj3ct-s3cr3t');
+        expect(out.stdout + out.stderr).not.toContain('AKIAINJECTKEY');
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -64,6 +64,10 @@ describe('manifests against a real API server', () => {
     expect(webhook.webhooks[0]?.timeoutSeconds).toBeLessThanOrEqual(10);
     await kubectlOk(cluster, ['get', 'pdb', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE]);
     await kubectlOk(cluster, ['get', 'service', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE]);
+    const policy = JSON.parse(
+      await kubectlOk(cluster, ['get', 'networkpolicy', 'session-storage-webhook', '-n', WEBHOOK_NAMESPACE, '-o', 'json']),
+    ) as { spec: { podSelector: unknown; policyTypes: string[] } };
+    expect(policy.spec).toMatchObject({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'session-storage-webhook' } }, policyTypes: ['Ingress'] });
   });
 
   it('grants the webhook exactly what it needs and nothing more', async () => {

@@ -161,7 +161,7 @@ export async function startWebhook(
   env: Record<string, string>,
 ): Promise<WebhookProcess> {
   const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'webhook'], {
-    env: { PATH: process.env.PATH ?? '', ADDRESS: '127.0.0.1', PORT: String(port), ...env },
+    env: { PATH: process.env.PATH ?? '', ADDRESS: '127.0.0.1', PORT: String(port), METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

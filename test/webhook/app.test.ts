@@ -3,7 +3,7 @@ import jsonPatch from 'fast-json-patch';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
-import { createApp } from '../../src/webhook/app.js';
+import { createApp, createMetricsApp } from '../../src/webhook/app.js';
 import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
 import { defaultConfig, loadReview, readFixture } from './fixtures.js';
@@ -128,7 +128,26 @@ describe('POST /mutate', () => {
     const review = loadReview('create-session-pod');
     delete review.request.object;
     const res = await request(app).post('/mutate').send(review).expect(400);
-    expect(res.text).toBe('malformed AdmissionReview: request.object: a CREATE of a Pod must carry the pod\n');
+    expect(res.text).toBe('malformed AdmissionReview (uid 705ab4f5-6393-11e8-b7cc-42010a800002): request.object: a CREATE of a Pod must carry the pod\n');
+  });
+
+  // The API server only sends well-typed pods, but any client can post to /mutate, and a
+  // mistyped field once crashed the mutation halfway into an HTTP 500.
+  it.each([
+    ['spec.containers a string', (pod: any) => (pod.spec.containers = 'x'), 'request.object.spec.containers: Invalid input: expected array, received string'],
+    ['spec.volumes an object', (pod: any) => (pod.spec.volumes = {}), 'request.object.spec.volumes: Invalid input: expected array, received object'],
+    ['spec.volumes [null]', (pod: any) => (pod.spec.volumes = [null]), 'request.object.spec.volumes.0: Invalid input: expected object, received null'],
+    ['a numeric subPath', (pod: any) => (pod.spec.containers[0].volumeMounts[1].subPath = 7), 'request.object.spec.containers.0.volumeMounts.1.subPath: Invalid input: expected string, received number'],
+    ['a numeric annotation', (pod: any) => (pod.metadata.annotations = { 'ambient-code.io/session-storage': 1 }), 'request.object.metadata.annotations.ambient-code.io/session-storage: Invalid input: expected string, received number'],
+    ['metadata an array', (pod: any) => (pod.metadata = []), 'request.object.metadata: Invalid input: expected object, received array'],
+    ['a string grace period', (pod: any) => (pod.spec.terminationGracePeriodSeconds = '60'), 'request.object.spec.terminationGracePeriodSeconds: Invalid input: expected number, received string'],
+  ])('answers 400 naming the field and echoing the uid to a pod with %s, and logs it', async (_name, change, problem) => {
+    const { app, lines } = setup({ secret: 'complete' });
+    const review = loadReview('create-session-pod');
+    change(review.request.object);
+    const res = await request(app).post('/mutate').send(review).expect(400);
+    expect(res.text).toBe(`malformed AdmissionReview (uid ${review.request.uid}): ${problem}\n`);
+    expect(lines().at(-1)).toMatchObject({ outcome: 'rejected', reason: 'malformed-review', code: 400, uid: review.request.uid });
   });
 
   it('answers 413 past the body limit', async () => {
@@ -163,11 +182,12 @@ describe('health, readiness and metrics', () => {
     await request(setup({ ready: true }).app).get('/readyz').expect(200, 'ready');
   });
 
-  it('/metrics counts reviews by outcome and reason and times them', async () => {
-    const { app } = setup({ secret: 'incomplete' });
+  it('/metrics, on its own port only, counts reviews by outcome and reason and times them', async () => {
+    const { app, metrics } = setup({ secret: 'incomplete' });
     await request(app).post('/mutate').send(loadReview('create-session-pod')).expect(200);
     await request(app).post('/mutate').set('content-type', 'text/plain').send('x').expect(415);
-    const res = await request(app).get('/metrics').expect(200);
+    await request(app).get('/metrics').expect(404);
+    const res = await request(createMetricsApp(metrics)).get('/metrics').expect(200);
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="denied",reason="incomplete"} 1');
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="rejected",reason="unsupported-media-type"} 1');
     expect(res.text).toContain('session_storage_webhook_review_duration_seconds_count{outcome="denied"} 1');

@@ -2,6 +2,10 @@ import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import jsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
+import { loadSettings } from '../../src/agent/env.js';
+import { parseSize } from '../../src/agent/size.js';
+import { parseList } from '../../src/shared/agent-env.js';
+import { ConfigError, loadConfig } from '../../src/webhook/config.js';
 import { mutate } from '../../src/webhook/mutate.js';
 import { reviewAdmission } from '../../src/webhook/review.js';
 import type { S3Decision } from '../../src/webhook/s3-settings.js';
@@ -17,7 +21,13 @@ const volume: fc.Arbitrary<V1Volume> = fc.oneof(
 const mount = fc.record({
   name: volumeName,
   mountPath: fc.constantFrom('/workspace', '/app/.claude', '/data', '/cache'),
-  subPath: fc.option(fc.constantFrom('.claude', 'sessions/s/.claude', 'x'), { nil: undefined }),
+  subPath: fc.option(
+    fc.oneof(
+      fc.constantFrom('.claude', 'sessions/s/.claude', 'x', 'a,b/.claude', ' s/.claude', 'a=b/.claude/', 'a//b/./.claude'),
+      fc.string().map((prefix) => `${prefix}/.claude`),
+    ),
+    { nil: undefined },
+  ),
 });
 const container = (names: string[]): fc.Arbitrary<V1Container> =>
   fc.record({
@@ -125,5 +135,79 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
       }),
       { numRuns: 200 },
     );
+  });
+
+  // Whatever the webhook starts with and whatever pod it sees, the agent it injects must
+  // start: an env the agent rejects leaves every session pod stuck in Init.
+  it('every env it gives the agent is one the agent accepts, with the same values', () => {
+    // Mostly values the agent takes, so most runs reach the mutation; the rest probe the edge.
+    const mostly = (valid: fc.Arbitrary<string>, other: fc.Arbitrary<string>) =>
+      fc.oneof({ weight: 6, arbitrary: valid }, { weight: 1, arbitrary: other });
+    const text = mostly(fc.constantFrom('1', '1.5', '60', ' 7 ', '86400'), fc.oneof(fc.string(), fc.constantFrom('', '0', '0.5', '1e9', '-3', 'x')));
+    const syncEntry = fc
+      .record({
+        name: mostly(fc.constantFrom('.claude', 'artifacts', 'uploads', 'file-uploads'), fc.oneof(fc.constantFrom('metadata.json', '..', 'a/b', ''), fc.string())),
+        local: fc.option(mostly(fc.constantFrom('x', 'a=b', './.', 'home/.claude'), fc.oneof(fc.constantFrom('../x', '/abs', ' sp '), fc.string())), { nil: undefined }),
+      })
+      .map(({ name, local }) => (local === undefined ? name : `${name}=${local}`));
+    const env = fc.record(
+      {
+        SYNC_PATHS: mostly(fc.uniqueArray(syncEntry, { maxLength: 4, selector: (entry) => entry.split('=')[0]!.trim() }).map((entries) => entries.join(',')), fc.string()),
+        SYNC_EXCLUDE: fc.string(),
+        SYNC_INTERVAL: text,
+        MAX_SYNC_SIZE: mostly(fc.constantFrom('1Gi', '1.5Gi', '500Mi', '1TB'), fc.oneof(fc.constantFrom('0', '2 gigs', '0.1'), fc.string())),
+        HYDRATE_TIMEOUT_SECONDS: text,
+        FINAL_SYNC_TIMEOUT_SECONDS: text,
+        REFRESH_AFTER_DAYS: text,
+        DEFAULT_S3_REGION: fc.constantFrom('us-east-1', 'EU West', 'eu-west-3'),
+        SIDECAR_MODE: mode,
+      },
+      { requiredKeys: [] },
+    );
+    const namespace = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    const dummies: Record<string, string> = {
+      S3_ENDPOINT: 'http://minio.example:9000',
+      S3_BUCKET: 'sessions',
+      S3_REGION: 'us-east-1',
+      S3_ACCESS_KEY: 'access-key',
+      S3_SECRET_KEY: 'secret-key',
+    };
+    let accepted = 0;
+    fc.assert(
+      fc.property(env, sessionPod, decision, namespace, (variables, pod, s3, ns) => {
+        let config;
+        try {
+          config = loadConfig(variables as Record<string, string>).mutation;
+        } catch (error) {
+          if (error instanceof ConfigError) return;
+          throw error;
+        }
+        accepted += 1;
+        const result = mutate(pod, config, s3);
+        if (result.outcome === 'denied') return;
+        const spec = result.pod.spec!;
+        const agents = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => c.args?.[0] === 'hydrate' || c.args?.[0] === 'sync');
+        for (const container of agents) {
+          const resolved = Object.fromEntries(
+            (container.env ?? []).map((e) => {
+              if (e.value !== undefined) return [e.name, e.value];
+              if (e.valueFrom?.secretKeyRef) return [e.name, dummies[e.valueFrom.secretKeyRef.key]];
+              expect(e.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+              return [e.name, ns];
+            }),
+          );
+          const settings = loadSettings(resolved);
+          expect(settings.syncIntervalSeconds).toBe(config.syncInterval);
+          expect(settings.finalSyncTimeoutSeconds).toBe(config.finalSyncTimeoutSeconds);
+          expect(settings.hydrateTimeoutSeconds).toBe(config.hydrateTimeoutSeconds);
+          expect(settings.maxSyncSize).toBe(parseSize(config.maxSyncSize));
+          expect(settings.exclude).toEqual(parseList(config.syncExclude));
+          expect(settings.refreshAfterDays).toBe(config.refreshAfterDays === undefined ? 7 : Number(config.refreshAfterDays));
+        }
+      }),
+      { numRuns: 400 },
+    );
+    // The generators must reach the mutation, not only configurations the webhook refuses.
+    expect(accepted).toBeGreaterThan(50);
   });
 });

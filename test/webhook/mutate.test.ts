@@ -163,16 +163,6 @@ describe('injected containers', () => {
     ]);
   });
 
-  it('replaces, never duplicates, stale containers with our names', () => {
-    const pod = loadPod('session-runner');
-    pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'old:1' }];
-    const spec = patched(pod).pod.spec!;
-    expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
-      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
-      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
-    ]);
-  });
-
   it('passes credentials only through secretKeyRef and the namespace through fieldRef', () => {
     const sync = byName(patched(loadPod('session-runner')).pod.spec!.initContainers, 'state-sync')!;
     const env = envOf(sync);
@@ -228,15 +218,40 @@ describe('injected containers', () => {
     });
   });
 
+  // The agent has its own default; the webhook passes the setting only when an operator chose one.
+  it('passes REFRESH_AFTER_DAYS on only when it is set', () => {
+    const env = (settings: Record<string, string>) =>
+      envOf(byName(patched(loadPod('session-runner'), settings).pod.spec!.initContainers, 'state-sync'));
+    expect(env({})).not.toHaveProperty('REFRESH_AFTER_DAYS');
+    expect(env({ REFRESH_AFTER_DAYS: '2.5' }).REFRESH_AFTER_DAYS).toBe('2.5');
+  });
+
   it.each([
-    ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,artifacts,uploads'],
-    ['state/.claude/', '.claude=state/.claude,artifacts,uploads'],
-    ['.claude', '.claude,artifacts,uploads'],
-    ['claude-home', '.claude,artifacts,uploads'],
+    ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,artifacts,uploads,file-uploads'],
+    ['state/.claude/', '.claude=state/.claude,artifacts,uploads,file-uploads'],
+    ['a//b/./.claude', '.claude=a/b/.claude,artifacts,uploads,file-uploads'],
+    ['x=y/.claude', '.claude=x=y/.claude,artifacts,uploads,file-uploads'],
+    ['.claude', '.claude,artifacts,uploads,file-uploads'],
+    ['claude-home', '.claude,artifacts,uploads,file-uploads'],
   ])('maps .claude to the runner subPath %s', (subPath, expected) => {
     const pod = loadPod('session-runner');
     pod.spec!.containers[0]!.volumeMounts![1]!.subPath = subPath;
     expect(envOf(byName(patched(pod).pod.spec!.initContainers, 'init-hydrate')).SYNC_PATHS).toBe(expected);
+  });
+
+  // SYNC_PATHS is comma-separated and trimmed: such a subPath cannot reach the agent
+  // intact, and syncing another directory would lose .claude without anyone noticing.
+  it.each(['sessions/a,b/.claude', ' padded/.claude'])('denies a runner whose .claude subPath %j SYNC_PATHS cannot express', (subPath) => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers[0]!.volumeMounts![1]!.subPath = subPath;
+    expect(run(pod)).toEqual({
+      outcome: 'denied',
+      reason: 'unsyncable-subpath',
+      message:
+        `the runner mounts .claude from subPath "${subPath}", which the agent's SYNC_PATHS cannot express ` +
+        '(no commas, no leading or trailing spaces): rename that directory',
+      warnings: [],
+    });
   });
 
   it('hardens both containers so the pod can pass Pod Security "restricted"', () => {
@@ -280,21 +295,97 @@ describe('injected containers', () => {
   });
 });
 
-describe('grace period', () => {
+describe('names the webhook adds never clobber the pod', () => {
+  const platform = (name: string, script: string): V1Container => ({ name, image: 'quay.io/ambient_code/vteam_state_sync:latest', command: [script] });
+
   it.each([
-    [undefined, {}, 60],
-    [20, {}, 60],
-    [60, {}, 60],
-    [300, {}, 300],
-    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '100' }, 115],
-    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '30', GRACE_PERIOD_MARGIN_SECONDS: '5' }, 60],
-  ])('from %s with %o becomes %s, never lower, always above the final-sync budget', (before, env, after) => {
+    ['an init container', (pod: V1Pod) => (pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'old:1' }]), 'container "init-hydrate"'],
+    ['a user sidecar', (pod: V1Pod) => pod.spec!.containers.push({ name: 'state-sync', image: 'mine:1' }), 'container "state-sync"'],
+    ['a native user sidecar', (pod: V1Pod) => (pod.spec!.initContainers = [{ name: 'state-sync', image: 'mine:1', restartPolicy: 'Always' }]), 'container "state-sync"'],
+    ['a volume', (pod: V1Pod) => pod.spec!.volumes!.push({ name: 'session-storage-state', emptyDir: {} }), 'volume "session-storage-state"'],
+    ['a claim', (pod: V1Pod) => pod.spec!.volumes!.push({ name: 'session-storage-tmp', persistentVolumeClaim: { claimName: 'x' } }), 'volume "session-storage-tmp"'],
+  ])('denies a pod that already has %s under one of our names, naming it', (_what, change, named) => {
+    const pod = loadPod('session-runner');
+    change(pod);
+    const before = structuredClone(pod);
+    for (const mode of ['native', 'legacy']) {
+      expect(run(pod, { SIDECAR_MODE: mode })).toEqual({
+        outcome: 'denied',
+        reason: 'name-collision',
+        message:
+          `the pod already uses names session storage adds to session pods: ${named}; ` +
+          'rename them, or opt the pod out with the annotation ambient-code.io/session-storage: disabled',
+        warnings: [],
+      });
+    }
+    expect(pod).toEqual(before);
+  });
+
+  it('names every collision in one message', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers.push({ name: 'state-sync', image: 'mine:1' });
+    pod.spec!.volumes!.push({ name: 'session-storage-tmp', emptyDir: {} });
+    const result = run(pod);
+    expect(result.outcome === 'denied' && result.message).toContain('container "state-sync", volume "session-storage-tmp";');
+  });
+
+  it('admits a colliding pod without an agent where none is injected, changing nothing of it', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers.push({ name: 'state-sync', image: 'mine:1' });
+    const result = patched(pod, {}, decideS3({ kind: 'absent' }, defaultConfig().policy));
+    expect(result.pod.spec!.containers).toEqual(pod.spec!.containers);
+  });
+
+  it("takes over the platform's own rclone agent, which carries our container names", () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.initContainers = [platform('init-hydrate', '/usr/local/bin/hydrate.sh')];
+    pod.spec!.containers.push(platform('state-sync', '/usr/local/bin/sync.sh'));
+    const spec = patched(pod).pod.spec!;
+    expect(spec.initContainers!.map((c) => [c.name, c.args])).toEqual([['init-hydrate', ['hydrate']], ['state-sync', ['sync']]]);
+    expect(spec.containers.map((c) => c.name)).toEqual(['ambient-code-runner']);
+  });
+
+  it('a user container named state-sync that runs something else is not the platform\'s', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers.push({ ...platform('state-sync', '/usr/local/bin/hydrate.sh') });
+    expect(run(pod)).toMatchObject({ outcome: 'denied', reason: 'name-collision' });
+  });
+});
+
+describe('grace period', () => {
+  // The kubelet stops the native sidecar only after the runner exits, within one grace
+  // period: the runner keeps its own share and the final sync gets its budget on top.
+  it.each([
+    [undefined, {}, 90],
+    [20, {}, 80],
+    [60, {}, 120],
+    [300, {}, 360],
+    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '100' }, 175],
+    [60, { FINAL_SYNC_TIMEOUT_SECONDS: '30.5', GRACE_PERIOD_MARGIN_SECONDS: '5' }, 96],
+  ])('from %s with %o becomes %s: the pod\'s own value plus the final-sync budget plus the margin', (before, env, after) => {
     const pod = loadPod('session-runner');
     pod.spec!.terminationGracePeriodSeconds = before;
     const spec = patched(pod, env).pod.spec!;
     expect(spec.terminationGracePeriodSeconds).toBe(after);
     const budget = Number(envOf(byName(spec.initContainers, 'state-sync')).FINAL_SYNC_TIMEOUT_SECONDS);
-    expect(budget).toBeLessThan(after);
+    expect(after - (before ?? 30)).toBeGreaterThan(budget);
+  });
+
+  it('adds the budget once when re-applied over an earlier injection, and never lowers a forged record', () => {
+    const once = patched(loadPod('session-runner'));
+    const stripped = structuredClone(once.pod);
+    stripped.spec!.initContainers = [];
+    expect(patched(stripped).pod.spec!.terminationGracePeriodSeconds).toBe(120);
+
+    const forged = structuredClone(stripped);
+    forged.spec!.terminationGracePeriodSeconds = 600;
+    expect(patched(forged).pod.spec!.terminationGracePeriodSeconds).toBe(600);
+  });
+
+  it('leaves the grace period alone when no agent is injected', () => {
+    const pod = loadPod('session-runner');
+    const result = patched(pod, {}, decideS3({ kind: 'absent' }, defaultConfig().policy));
+    expect(result.pod.spec!.terminationGracePeriodSeconds).toBe(60);
   });
 });
 
@@ -306,6 +397,7 @@ describe('status annotation', () => {
       reason: 's3-configured',
       injected: ['emptyDir:workspace', 'volume:session-storage-state', 'volume:session-storage-tmp', 'initContainer:init-hydrate', 'container:state-sync'],
       version: VERSION,
+      podGracePeriodSeconds: 60,
     });
   });
 });

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type PeerCertificate } from 'node:tls';
+import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { generate } from 'selfsigned';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
@@ -22,11 +23,13 @@ afterEach(async () => {
   if (directory) rmSync(directory, { recursive: true, force: true });
 });
 
-async function start() {
+async function start(env: Record<string, string> = {}) {
   directory = mkdtempSync(join(tmpdir(), 'webhook-tls-'));
   const config = defaultConfig({
+    ...env,
     ADDRESS: '127.0.0.1',
     PORT: '0',
+    METRICS_PORT: '0',
     TLS_CERT_FILE: join(directory, 'certs', 'tls.crt'),
     TLS_KEY_FILE: join(directory, 'certs', 'tls.key'),
     SHUTDOWN_DELAY_SECONDS: '0',
@@ -149,5 +152,100 @@ describe('the HTTPS server', { timeout: 30_000 }, () => {
     expect(running.ready()).toBe(false);
     await stopped;
     await expect(get(running.port, '/healthz', material.caCert)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  async function serving(env: Record<string, string> = {}, keyType: 'ec' | 'rsa' = 'ec') {
+    const { running, certDir } = await start(env);
+    mkdirSync(certDir);
+    let material: ServingCertificates;
+    if (keyType === 'ec') {
+      material = await generateServingCertificates({ service: 'w', namespace: 'n', dev: true });
+    } else {
+      // Clusters may bring their own RSA certificate (TLS_CERT_FILE from cert-manager or a CA of theirs).
+      const pair = await generate([{ name: 'commonName', value: 'localhost' }], {
+        keyType: 'rsa',
+        keySize: 2048,
+        algorithm: 'sha256',
+        extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+      });
+      material = { caCert: pair.cert, cert: pair.cert, key: pair.private };
+    }
+    install(certDir, material);
+    await until(() => running.ready());
+    return { running, material };
+  }
+
+  function handshake(port: number, ca: string, ciphers: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, ca, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers });
+      socket.once('secureConnect', () => {
+        resolve(socket.getCipher().standardName);
+        socket.end();
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  // CBC suites with a SHA-1 MAC are what scanners flag (Lucky13, no AEAD); a client that
+  // offers nothing else must not get a session.
+  it.each(['rsa', 'ec'] as const)('refuses TLS 1.2 clients offering only CBC-SHA1 suites (%s certificate) and serves AEAD ones', async (keyType) => {
+    const { running, material } = await serving({}, keyType);
+    const auth = keyType === 'rsa' ? 'RSA' : 'ECDSA';
+    await expect(handshake(running.port, material.caCert, `ECDHE-${auth}-AES128-SHA`)).rejects.toThrow(/handshake failure|no shared cipher/i);
+    await expect(handshake(running.port, material.caCert, `ECDHE-${auth}-AES256-SHA`)).rejects.toThrow(/handshake failure|no shared cipher/i);
+    await expect(handshake(running.port, material.caCert, `ECDHE-${auth}-AES128-GCM-SHA256`)).resolves.toBe(`TLS_ECDHE_${auth}_WITH_AES_128_GCM_SHA256`);
+  });
+
+  it('keeps refusing CBC-SHA1 after the certificate is rotated', async () => {
+    const { running, material } = await serving();
+    const next = await generateServingCertificates({ service: 'w', namespace: 'n', dev: true });
+    install(join(directory!, 'certs'), next);
+    await until(async () => (await get(running.port, '/healthz', next.caCert).catch(() => undefined))?.status === 200);
+    await expect(handshake(running.port, next.caCert, 'ECDHE-ECDSA-AES128-SHA')).rejects.toThrow(/handshake failure|no shared cipher/i);
+    expect(material.caCert).not.toBe(next.caCert);
+  });
+
+  function open(port: number, ca: string): Promise<TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, ca });
+      socket.once('secureConnect', () => resolve(socket));
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error('closed before the handshake')));
+    });
+  }
+
+  it('closes connections beyond MAX_CONNECTIONS at once, and takes new ones when others end', async () => {
+    const { running, material } = await serving({ MAX_CONNECTIONS: '2' });
+    const first = await open(running.port, material.caCert);
+    const second = await open(running.port, material.caCert);
+    await expect(open(running.port, material.caCert)).rejects.toThrow();
+    first.destroy();
+    await until(async () => {
+      const socket = await open(running.port, material.caCert).catch(() => undefined);
+      socket?.destroy();
+      return socket !== undefined;
+    });
+    second.destroy();
+  });
+
+  it('drops a client that never finishes its request headers (HEADERS_TIMEOUT_SECONDS)', async () => {
+    const { running, material } = await serving({ HEADERS_TIMEOUT_SECONDS: '1', REQUEST_TIMEOUT_SECONDS: '2' });
+    const socket = await open(running.port, material.caCert);
+    const started = Date.now();
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    socket.write('POST /mutate HTTP/1.1\r\nHost: webhook\r\ncontent-type: application/json\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('serves /metrics over plain HTTP on METRICS_PORT only, not on the admission port', async () => {
+    const { running, material } = await serving();
+    expect(running.metricsPort).not.toBe(running.port);
+    const metrics = await fetch(`http://127.0.0.1:${running.metricsPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('session_storage_webhook_reviews_total');
+    expect((await get(running.port, '/metrics', material.caCert)).status).toBe(404);
   });
 });

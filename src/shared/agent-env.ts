@@ -1,0 +1,201 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { parseSize } from '../agent/size.js';
+import { redactEndpoint } from './redact.js';
+
+/*
+ * The agent's environment: the contract between the webhook, which writes it into the
+ * injected containers, and the agent, which reads it. Both sides parse with the functions
+ * here, so a setting the webhook accepts is one the agent accepts, with the same meaning.
+ */
+
+export class SettingsError extends Error {}
+
+export interface SyncPath {
+  // S3 prefix below the session, without the trailing slash (".claude").
+  name: string;
+  // Directory relative to the workspace root that holds this path's files.
+  localDir: string;
+}
+
+export const WORKSPACE_DIR = '/workspace';
+export const AGENT_STATE_DIR = '/var/lib/session-storage';
+export const DEFAULT_REGION = 'us-east-1';
+// `uploads/` is the seed's name and `file-uploads/` the platform's for the same files:
+// both are restored and synced, so sessions of either origin keep them.
+export const DEFAULT_SYNC_PATHS = '.claude,artifacts,uploads,file-uploads';
+export const DEFAULT_EXCLUDE = 'repos/**,node_modules/**,.venv/**,__pycache__/**';
+
+// Node timers overflow past 2^31 ms (about 24.8 days) and then fire at once; a day is far
+// beyond any sensible interval or budget.
+const MAX_SECONDS = 86_400;
+const PATH_NAME = /^[^/\\\0]+$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function parseSyncPaths(text: string): SyncPath[] {
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0) throw new SettingsError('SYNC_PATHS must name at least one path');
+  const seen = new Set<string>();
+  return entries.map((entry) => {
+    const [rawName, ...rest] = entry.split('=');
+    const name = (rawName ?? '').trim();
+    const localDir = rest.length > 0 ? rest.join('=').trim() : name;
+    // metadata.json sits beside the prefixes: a prefix of that name would collide with it.
+    if (!PATH_NAME.test(name) || name === '.' || name === '..' || name === 'metadata.json') {
+      throw new SettingsError(`SYNC_PATHS entry "${entry}": "${name}" is not a valid S3 prefix name`);
+    }
+    const normalized = path.posix.normalize(localDir);
+    if (localDir === '' || path.posix.isAbsolute(localDir) || normalized === '..' || normalized.startsWith('../')) {
+      throw new SettingsError(`SYNC_PATHS entry "${entry}": the local path must be relative and inside WORKSPACE_DIR`);
+    }
+    if (seen.has(name)) throw new SettingsError(`SYNC_PATHS names "${name}" twice`);
+    seen.add(name);
+    return { name, localDir: normalized };
+  });
+}
+
+/**
+ * The SYNC_PATHS text for `paths`, checked by parsing it back: a local path the format
+ * cannot carry (a comma, leading or trailing space) throws instead of being mangled.
+ */
+export function formatSyncPaths(paths: readonly SyncPath[]): string {
+  const text = paths.map((p) => (p.localDir === p.name ? p.name : `${p.name}=${p.localDir}`)).join(',');
+  let back: SyncPath[] | undefined;
+  try {
+    back = parseSyncPaths(text);
+  } catch {
+    back = undefined;
+  }
+  const lost = paths.find((p, index) => back?.[index]?.name !== p.name || back[index]?.localDir !== p.localDir);
+  if (back === undefined || back.length !== paths.length || lost !== undefined) {
+    const what = lost === undefined ? `"${text}"` : `"${lost.name}" at local path "${lost.localDir}"`;
+    throw new SettingsError(`SYNC_PATHS cannot express ${what}`);
+  }
+  return text;
+}
+
+export function parseList(text: string): string[] {
+  return text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
+const seconds = (name: string) => (text: string) => {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 1 || value > MAX_SECONDS) {
+    throw new SettingsError(`${name} must be a number of seconds from 1 to ${MAX_SECONDS}, got "${text}"`);
+  }
+  return value;
+};
+
+function size(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes === undefined || bytes <= 0) {
+    throw new SettingsError(`MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "${text}"`);
+  }
+  return bytes;
+}
+
+function days(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new SettingsError(`REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "${text}"`);
+  }
+  return value;
+}
+
+/** The agent's tuning: what an operator may set on the webhook, which passes it on. */
+export const AGENT_TUNING = {
+  SYNC_PATHS: { fallback: DEFAULT_SYNC_PATHS, parse: parseSyncPaths },
+  SYNC_EXCLUDE: { fallback: DEFAULT_EXCLUDE, parse: parseList },
+  SYNC_INTERVAL: { fallback: '60', parse: seconds('SYNC_INTERVAL') },
+  MAX_SYNC_SIZE: { fallback: '1Gi', parse: size },
+  HYDRATE_TIMEOUT_SECONDS: { fallback: '120', parse: seconds('HYDRATE_TIMEOUT_SECONDS') },
+  FINAL_SYNC_TIMEOUT_SECONDS: { fallback: '45', parse: seconds('FINAL_SYNC_TIMEOUT_SECONDS') },
+  REFRESH_AFTER_DAYS: { fallback: '7', parse: days },
+} as const;
+
+export type AgentTuningName = keyof typeof AGENT_TUNING;
+export type AgentTuning = { [K in AgentTuningName]: ReturnType<(typeof AGENT_TUNING)[K]['parse']> };
+
+/** The problem with `text` as the value of `name`, in the agent's words, if any. */
+export function tuningProblem(name: AgentTuningName, text: string): string | undefined {
+  try {
+    AGENT_TUNING[name].parse(text);
+    return undefined;
+  } catch (error) {
+    if (error instanceof SettingsError) return error.message;
+    throw error;
+  }
+}
+
+/**
+ * A zod field reading one tuning variable into its parsed value. Unset or empty takes the
+ * default, except SYNC_EXCLUDE, where empty means "exclude nothing".
+ */
+export function tuningField<K extends AgentTuningName>(name: K) {
+  const setting = AGENT_TUNING[name];
+  return z
+    .string()
+    .optional()
+    .transform((text, ctx): AgentTuning[K] => {
+      const unset = text === undefined || (text.trim() === '' && name !== 'SYNC_EXCLUDE');
+      const effective = unset ? setting.fallback : text;
+      const problem = tuningProblem(name, effective);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem });
+        return z.NEVER;
+      }
+      return setting.parse(effective) as AgentTuning[K];
+    });
+}
+
+export function isDnsLabel(value: string): boolean {
+  return DNS_LABEL.test(value);
+}
+
+// The S3 connection values. The webhook checks them in the namespace's secret before it
+// injects the agent; the agent checks them again, with the same rules, at start.
+
+export function endpointProblem(value: string): string | undefined {
+  const shown = redactEndpoint(value);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `S3_ENDPOINT must be an http or https URL (got "${shown}")`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `S3_ENDPOINT must be an http or https URL (got "${shown}")`;
+  }
+  if (url.username !== '' || url.password !== '') {
+    return 'S3_ENDPOINT must not embed credentials';
+  }
+  if (url.search !== '' || url.hash !== '') {
+    return `S3_ENDPOINT must not have a query or fragment (got "${shown}")`;
+  }
+  return undefined;
+}
+
+// S3's bucket naming rules, which MinIO and Ceph enforce as well.
+export function bucketProblem(value: string): string | undefined {
+  const why = (reason: string) => `S3_BUCKET "${value}" is not a legal bucket name: ${reason}`;
+  if (value.length < 3 || value.length > 63) return why('must be 3 to 63 characters long');
+  if (!/^[a-z0-9.-]+$/.test(value)) {
+    return why('only lowercase letters, digits, dots and hyphens are allowed');
+  }
+  if (!/^[a-z0-9].*[a-z0-9]$/.test(value)) return why('must begin and end with a letter or digit');
+  if (value.includes('..')) return why('must not contain two adjacent dots');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(value)) return why('must not be formatted as an IP address');
+  return undefined;
+}
+
+export function regionProblem(value: string): string | undefined {
+  return /^[a-z0-9]+(-[a-z0-9]+)*$/.test(value) && value.length <= 32
+    ? undefined
+    : `S3_REGION "${value}" is not a well-formed region (like us-east-1)`;
+}

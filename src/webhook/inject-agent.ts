@@ -1,0 +1,177 @@
+import path from 'node:path';
+import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
+import { formatSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
+import { buildAgentSpecs } from './agent-containers.js';
+import type { MutationConfig } from './config.js';
+import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, HYDRATE_CONTAINER, OPT_OUT_ANNOTATION, SYNC_CONTAINER } from './names.js';
+
+// Kubernetes' default when the pod does not set terminationGracePeriodSeconds.
+export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
+
+/** What an earlier injection recorded in the status annotation, if the pod carries one. */
+export interface EarlierInjection {
+  injected: string[];
+  podGracePeriodSeconds: number | undefined;
+}
+
+export interface InjectionInput {
+  config: MutationConfig;
+  session: string;
+  stateVolume: string;
+  secretHasRegion: boolean;
+  earlier: EarlierInjection | undefined;
+}
+
+export type Injection =
+  | { kind: 'injected'; items: string[]; podGracePeriodSeconds: number }
+  | { kind: 'denied'; reason: 'name-collision' | 'unsyncable-subpath'; message: string };
+
+/**
+ * Adds the agent to `pod` (a copy whose spec the caller owns), or says why it must not:
+ * nothing the pod already has is replaced or dropped, except what an earlier pass of ours
+ * (or the platform's own agent, which the webhook takes over) put there.
+ */
+export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionInput, warnings: string[]): Injection {
+  const { config, stateVolume } = input;
+  const spec = pod.spec;
+  const collisions = collidingNames(spec, input.earlier);
+  if (collisions.length > 0) {
+    return {
+      kind: 'denied',
+      reason: 'name-collision',
+      message:
+        `the pod already uses names session storage adds to session pods: ${collisions.join(', ')}; ` +
+        `rename them, or opt the pod out with the annotation ${OPT_OUT_ANNOTATION}: disabled`,
+    };
+  }
+  const syncPaths = syncPathsFor(config.syncPaths, spec.containers, stateVolume);
+  if (syncPaths.kind === 'denied') return syncPaths;
+
+  const runner = findRunner(spec.containers, stateVolume);
+  const identity = runnerIdentity(pod, runner);
+  if (identity.runAsUser === undefined) {
+    // Kept under the 120 characters past which the API server may truncate a warning.
+    warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
+  }
+  const specs = buildAgentSpecs({
+    config,
+    session: input.session,
+    stateVolume,
+    syncPaths: syncPaths.text,
+    secretHasRegion: input.secretHasRegion,
+    runAsUser: identity.runAsUser ?? config.agentRunAsUser,
+    runAsGroup: identity.runAsGroup,
+  });
+
+  const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
+  const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
+  const containers = spec.containers.filter((c) => !replaceable(c));
+  // Appended after other injectors' init containers and native sidecars, so a mesh
+  // proxy sidecar is already up when hydrate needs the network.
+  initContainers.push(specs.hydrate);
+  if (config.sidecarMode === 'native') initContainers.push(specs.sync);
+  else containers.push(specs.sync);
+  spec.initContainers = initContainers;
+  spec.containers = containers;
+
+  const volumeNames = new Set(specs.volumes.map((volume) => volume.name));
+  spec.volumes = [...(spec.volumes ?? []).filter((v) => !volumeNames.has(v.name)), ...specs.volumes];
+
+  // The kubelet stops a native sidecar only after the runner has exited, and both share
+  // one grace period: the runner keeps all of its own, and the final sync gets its budget
+  // plus the margin on top. Re-applied over an earlier injection, the pod's own value is
+  // the one recorded then, so the sum is not added twice.
+  const podGracePeriodSeconds =
+    input.earlier?.podGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS;
+  const needed = podGracePeriodSeconds + Math.ceil(config.finalSyncTimeoutSeconds) + config.gracePeriodMarginSeconds;
+  spec.terminationGracePeriodSeconds = Math.max(spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, needed);
+
+  const syncPlace = config.sidecarMode === 'native' ? 'initContainer' : 'container';
+  return {
+    kind: 'injected',
+    items: [
+      ...specs.volumes.map((volume) => `volume:${volume.name}`),
+      `initContainer:${HYDRATE_CONTAINER}`,
+      `${syncPlace}:${SYNC_CONTAINER}`,
+    ],
+    podGracePeriodSeconds,
+  };
+}
+
+// The platform's operator runs its own rclone agent under our container names; the
+// webhook replaces it (with the same role) rather than refusing the pod.
+const PLATFORM_SCRIPTS: Record<string, string> = {
+  [HYDRATE_CONTAINER]: '/usr/local/bin/hydrate.sh',
+  [SYNC_CONTAINER]: '/usr/local/bin/sync.sh',
+};
+
+function takenOver(container: V1Container, earlier: EarlierInjection | undefined): boolean {
+  const injected = earlier?.injected ?? [];
+  const ours = injected.includes(`initContainer:${container.name}`) || injected.includes(`container:${container.name}`);
+  const script = PLATFORM_SCRIPTS[container.name];
+  const platform = script !== undefined && [...(container.command ?? []), ...(container.args ?? [])].some((part) => part.includes(script));
+  return ours || platform;
+}
+
+function collidingNames(spec: V1PodSpec, earlier: EarlierInjection | undefined): string[] {
+  const containers = [...(spec.initContainers ?? []), ...spec.containers]
+    .filter((c) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && !takenOver(c, earlier))
+    .map((c) => `container "${c.name}"`);
+  const volumes = (spec.volumes ?? [])
+    .filter((v) => (v.name === AGENT_STATE_VOLUME || v.name === AGENT_TMP_VOLUME) && !earlier?.injected.includes(`volume:${v.name}`))
+    .map((v) => `volume "${v.name}"`);
+  return [...new Set([...containers, ...volumes])];
+}
+
+function mountsOf(container: V1Container, volume: string) {
+  return (container.volumeMounts ?? []).filter((mount) => mount.name === volume);
+}
+
+function findRunner(containers: V1Container[], stateVolume: string): V1Container | undefined {
+  return containers.find((c) => mountsOf(c, stateVolume).length > 0) ?? containers[0];
+}
+
+function runnerIdentity(pod: V1Pod, runner: V1Container | undefined) {
+  const own = runner?.securityContext;
+  const podLevel = pod.spec?.securityContext;
+  const uid = own?.runAsUser ?? podLevel?.runAsUser;
+  return {
+    runAsUser: uid === undefined || uid === 0 ? undefined : uid,
+    runAsGroup: own?.runAsGroup ?? podLevel?.runAsGroup,
+  };
+}
+
+/**
+ * The platform mounts `.claude` from a subPath of the workspace volume; the agent must
+ * sync that directory under the `.claude/` prefix. A subPath SYNC_PATHS cannot carry (a
+ * comma, leading or trailing spaces) denies the pod: syncing another directory instead
+ * would lose the session's `.claude` without anyone noticing.
+ */
+function syncPathsFor(
+  configured: readonly SyncPath[],
+  containers: V1Container[],
+  stateVolume: string,
+): { kind: 'ok'; text: string } | { kind: 'denied'; reason: 'unsyncable-subpath'; message: string } {
+  const subPath = containers
+    .flatMap((c) => mountsOf(c, stateVolume))
+    .map((mount) => mount.subPath?.replace(/\/+$/, ''))
+    .find((sub) => sub !== undefined && (sub === '.claude' || sub.endsWith('/.claude')));
+  const paths =
+    subPath === undefined
+      ? configured
+      : configured.map((p) =>
+          p.name === '.claude' && p.localDir === '.claude' ? { name: p.name, localDir: path.posix.normalize(subPath) } : p,
+        );
+  try {
+    return { kind: 'ok', text: formatSyncPaths(paths) };
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    return {
+      kind: 'denied',
+      reason: 'unsyncable-subpath',
+      message:
+        `the runner mounts .claude from subPath "${subPath ?? ''}", which the agent's SYNC_PATHS cannot express ` +
+        '(no commas, no leading or trailing spaces): rename that directory',
+    };
+  }
+}
