@@ -22,6 +22,11 @@ export const S3_KEYS = [
 ] as const;
 export type S3Key = (typeof S3_KEYS)[number];
 
+// The platform's choice between its cluster-wide storage ("shared") and the project's own
+// S3 ("custom"); the platform reads the S3_* keys only in custom mode.
+export const STORAGE_MODE_KEY = 'STORAGE_MODE';
+export const STORAGE_MODES = ['shared', 'custom'] as const;
+
 // The keys whose values the webhook may keep in memory; the credentials are only ever
 // recorded as present or absent.
 export const NON_SECRET_KEYS = ['S3_ENABLED', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION'] as const;
