@@ -46,6 +46,54 @@ describe('which pods are mutated', () => {
     });
   });
 
+  it("leaves a pod of the platform's own S3 support exactly as it is, with a warning", () => {
+    const pod = loadPod('platform-s3-operator');
+    const before = structuredClone(pod);
+    const result = run(pod);
+    expect(result).toEqual({
+      outcome: 'allowed',
+      reason: 'already-managed',
+      pod: before,
+      warnings: ["the platform's own init-hydrate, state-sync already manage this pod's state: left unchanged"],
+    });
+    expect(pod).toEqual(before);
+  });
+
+  it.each([
+    ['only the hydrate (repositories seeded, no persistence)', (pod: V1Pod) => {
+      pod.spec!.containers = pod.spec!.containers.filter((c) => c.name !== 'state-sync');
+    }, 'init-hydrate'],
+    ['the sync script wrapped in a shell', (pod: V1Pod) => {
+      pod.spec!.initContainers = [];
+      byName(pod.spec!.containers, 'state-sync')!.command = ['/bin/sh', '-c', 'exec /usr/local/bin/sync.sh'];
+    }, 'state-sync'],
+    ['a PVC still in the pod', (pod: V1Pod) => {
+      pod.spec!.volumes = [{ name: 'workspace', persistentVolumeClaim: { claimName: 'ambient-workspace-sess-op1' } }];
+    }, 'init-hydrate, state-sync'],
+  ])("never replaces the platform's containers: %s", (_name, change, names) => {
+    const pod = loadPod('platform-s3-operator');
+    change(pod);
+    expect(run(pod)).toMatchObject({
+      outcome: 'allowed',
+      reason: 'already-managed',
+      pod,
+      warnings: [`the platform's own ${names} already manage this pod's state: left unchanged`],
+    });
+  });
+
+  it("denies a pod whose containers take our names without being ours or the platform's", () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'someone/else:1', command: ['/bin/restore'] }];
+    expect(run(pod)).toEqual({
+      outcome: 'denied',
+      reason: 'agent-name-collision',
+      message:
+        'the pod already has "init-hydrate", not injected by this webhook nor the platform\'s own (hydrate.sh): ' +
+        'rename it or opt the pod out with ambient-code.io/session-storage: disabled',
+      warnings: [],
+    });
+  });
+
   it('passes a denial of the S3 settings through with its message', () => {
     const config = defaultConfig();
     const s3 = decideS3(loadSecretSummary('incomplete'), config.policy);
@@ -163,9 +211,12 @@ describe('injected containers', () => {
     ]);
   });
 
-  it('replaces, never duplicates, stale containers with our names', () => {
+  it('replaces, never duplicates, stale containers our status annotation says we injected', () => {
     const pod = loadPod('session-runner');
     pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'old:1' }];
+    pod.metadata!.annotations = {
+      [STATUS_ANNOTATION]: JSON.stringify({ mode: 'sync', reason: 's3-configured', injected: ['initContainer:init-hydrate', 'initContainer:state-sync'], version: '0.0.1' }),
+    };
     const spec = patched(pod).pod.spec!;
     expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
       ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
