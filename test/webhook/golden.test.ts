@@ -1,3 +1,4 @@
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -58,7 +59,7 @@ describe('golden admission responses for pods left as they are', () => {
       },
     };
     const secrets = new ManifestSecretSource(parseSecretManifests(readFixture('secrets/complete.yaml'), 'complete'));
-    const review = await reviewAdmission(body, { config: config.mutation, policy: config.policy, secrets });
+    const review = await reviewAdmission(body, { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS });
     const file = `golden/${golden}.yaml`;
     if (process.env.UPDATE_GOLDEN === '1' || !existsSync(fixturePath(file))) {
       writeFileSync(fixturePath(file), stringify({ reason: review.reason, response: review.response }));
