@@ -53,14 +53,27 @@ export function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
 }
 
+/** The API server's own explanation (its Status message), e.g. which RBAC rule is missing. */
 export function describeError(error: unknown): string {
   if (error instanceof ApiException) {
-    const body = error.body as { message?: unknown } | string | undefined;
-    const message =
-      typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : undefined;
+    const message = statusMessage(error.body);
     return `HTTP ${error.code}${message ? `: ${message}` : ''}`;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+// The generated client hands error bodies over as the raw response text.
+function statusMessage(body: unknown): string | undefined {
+  let parsed = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+  }
+  const message = (parsed as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : undefined;
 }
 
 export function loadDefaultKubeConfig(): KubeConfig {

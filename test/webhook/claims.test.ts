@@ -2,7 +2,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { admitPod } from '../../src/webhook/admission.js';
 import { decideClaim, type ClaimLookup, type ClaimSource, type NamespaceLookup } from '../../src/webhook/claim-source.js';
-import { limitedRead, RateLimiter } from '../../src/webhook/kube-read.js';
+import { ApiException } from '@kubernetes/client-node';
+import { describeError, limitedRead, RateLimiter } from '../../src/webhook/kube-read.js';
 import { ManifestSecretSource, parseSecretManifests, type SecretSource } from '../../src/webhook/secret-source.js';
 import { defaultConfig, loadPod, readFixture } from './fixtures.js';
 
@@ -224,5 +225,15 @@ describe('API read pacing', () => {
     const limiter = new RateLimiter(1);
     limiter.reserve(0);
     await expect(limitedRead(limiter, 500, () => Promise.resolve('x'))).rejects.toThrow('over the API read rate limit for 500 ms');
+  });
+});
+
+describe('API read failures', () => {
+  it("name the API server's reason, whether the client hands the body over as text or parsed", () => {
+    const status = { kind: 'Status', message: 'persistentvolumeclaims "x" is forbidden: User "system:serviceaccount:a:b" cannot get resource' };
+    expect(describeError(new ApiException(403, 'Unknown API Status Code!', JSON.stringify(status), {}))).toBe(`HTTP 403: ${status.message}`);
+    expect(describeError(new ApiException(403, 'Unknown API Status Code!', status, {}))).toBe(`HTTP 403: ${status.message}`);
+    expect(describeError(new ApiException(502, 'Unknown API Status Code!', '<html>bad gateway</html>', {}))).toBe('HTTP 502');
+    expect(describeError(new Error('timed out after 2000 ms'))).toBe('timed out after 2000 ms');
   });
 });
