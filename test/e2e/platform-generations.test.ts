@@ -1,3 +1,6 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -10,10 +13,13 @@ import {
   kubectlOk,
   readYaml,
   toYaml,
+  waitUntil,
   type WebhookProcess,
 } from '../support/cluster-client.js';
+import { podVolumes, runContainer } from '../support/cluster-agent.js';
 import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook } from '../support/cluster-webhook.js';
+import { addUser, createBucket, rootClient } from '../support/minio.js';
 
 // The pods of every platform generation, and sessions created before a namespace opted
 // in, through the real API server with the installed manifests (selection, RBAC and the
@@ -146,6 +152,62 @@ describe('pods of every platform generation through the real API server', () => 
     expect(got.spec?.restartPolicy).toBe('Never');
     expect(got.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
     expect(JSON.stringify(got)).not.toContain('e2e-secret-value-never-in-the-pod');
+  });
+
+  it("a control-plane session's agents, run with the stored pods' env, keep its state under the session name", async () => {
+    const namespace = 'e2e-gen-control-plane-life';
+    const bucket = await createBucket(minio, 'e2e-cp');
+    const user = await addUser(minio, {
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${bucket}`] },
+        { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${bucket}/*`] },
+      ],
+    });
+    const template = await fixture('control-plane', namespace);
+    await createNamespace(cluster, namespace, OPT_IN, [template.spec!.serviceAccountName!]);
+    await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(integrationSecret(namespace, {
+      STORAGE_MODE: 'custom',
+      S3_ENDPOINT: minio.endpoint,
+      S3_BUCKET: bucket,
+      S3_REGION: minio.region,
+      S3_ACCESS_KEY: user.accessKey,
+      S3_SECRET_KEY: user.secretKey,
+    })));
+    // The control plane names a session's pods after its id; a restarted session gets a new pod.
+    const podOf = async (name: string) => {
+      const pod = structuredClone(template);
+      pod.metadata!.name = name;
+      expect((await create(pod)).code).toBe(0);
+      return stored(namespace, name);
+    };
+
+    const first = await podOf('session-cp-life-runner');
+    const volumes = await podVolumes(first);
+    const hydrate = await runContainer(api, first, initContainer(first, 'init-hydrate')!, volumes);
+    expect(await hydrate.exited, hydrate.output()).toBe(0);
+    expect(hydrate.output()).toContain('No existing state found, starting fresh session');
+    const ws = volumes.get('workspace')!;
+    await mkdir(join(ws, 'artifacts'), { recursive: true });
+    await writeFile(join(ws, 'artifacts/result.md'), '# made by the control-plane runner\n');
+    const sync = await runContainer(api, first, anyContainer(first, 'state-sync')!, volumes);
+    await waitUntil('the first periodic sync', async () => (/Sync complete/.test(sync.output()) ? true : undefined), 30_000, 100);
+    sync.child.kill('SIGTERM');
+    expect(await sync.exited, sync.output()).toBe(0);
+
+    const s3 = rootClient(minio);
+    try {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${namespace}/` }));
+      expect((listed.Contents ?? []).map((o) => o.Key)).toContain(`${namespace}/sess-cp1/artifacts/result.md`);
+    } finally {
+      s3.destroy();
+    }
+
+    const second = await podOf('session-cp-life-runner-2');
+    const volumes2 = await podVolumes(second);
+    const rehydrate = await runContainer(api, second, initContainer(second, 'init-hydrate')!, volumes2);
+    expect(await rehydrate.exited, rehydrate.output()).toBe(0);
+    expect(await readFile(join(volumes2.get('workspace')!, 'artifacts/result.md'), 'utf8')).toBe('# made by the control-plane runner\n');
   });
 
   it('never sends a pod that is neither labelled nor annotated as a session', async () => {
