@@ -15,10 +15,11 @@ export interface AdmissionDeps {
 /** The one path from a pod to a decision, shared by the webhook and `inject`. */
 export async function admitPod(pod: V1Pod, namespace: string, deps: AdmissionDeps): Promise<MutationResult> {
   // Only session pods cost a lookup.
-  if (classify(pod).kind !== 'session') return mutate(pod, deps.config, null);
+  const classification = classify(pod);
+  if (classification.kind !== 'session') return mutate(pod, deps.config, null);
   // Before the secret: a session that stays on its PVC runs as it always did, whatever
   // the project's S3 settings now say.
-  const claim = await decideClaim(pod, namespace, deps.config.stateVolume, deps.claims);
+  const claim = await decideClaim(pod, namespace, classification.session, deps.config.stateVolume, deps.claims);
   if (claim.kind === 'keep') {
     return { outcome: 'allowed', reason: 'existing-pvc-session', pod, warnings: [claim.warning] };
   }

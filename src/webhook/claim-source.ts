@@ -1,9 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { STORAGE_ENABLED_AT_ANNOTATION } from './names.js';
+import { MIGRATED_TO_ANNOTATION, STORAGE_ENABLED_AT_ANNOTATION } from './names.js';
 
 export type ClaimLookup =
   | { kind: 'absent' }
-  | { kind: 'present'; createdAt: Date; phase: string | undefined }
+  | { kind: 'present'; createdAt: Date; phase: string | undefined; annotations: Record<string, string> }
   | { kind: 'error'; reason: string };
 
 export type NamespaceLookup =
@@ -46,6 +46,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 export async function decideClaim(
   pod: V1Pod,
   namespace: string,
+  session: string,
   stateVolume: string,
   source: ClaimSource,
 ): Promise<ClaimDecision> {
@@ -56,6 +57,10 @@ export async function decideClaim(
     return { kind: 'deny', reason: 'claim-lookup-failed', message: `failed to read PVC ${claimName}: ${claim.reason}` };
   }
   if (claim.kind === 'absent') return { kind: 'swap' };
+  // Its files were copied to S3 under this session's prefix (`migrate-job`), so this
+  // session's next pod hydrates them. Another session naming the PVC (a continuation)
+  // would find nothing under its own prefix and stays on the PVC.
+  if (claim.annotations[MIGRATED_TO_ANNOTATION]?.trim() === session) return { kind: 'swap' };
 
   const ns = await source.namespace(namespace);
   if (ns.kind === 'error') {
@@ -82,9 +87,11 @@ export async function decideClaim(
     : { kind: 'swap' };
 }
 
-// The same volume the mutation treats as the state volume: the configured name, else the
-// only PVC.
-function stateClaim(pod: V1Pod, stateVolume: string): string | undefined {
+/**
+ * The PVC of the volume the mutation treats as the state volume (the configured name,
+ * else the only PVC), if that volume is a PVC.
+ */
+export function stateClaim(pod: V1Pod, stateVolume: string): string | undefined {
   const volumes = pod.spec?.volumes ?? [];
   const named = volumes.find((volume) => volume.name === stateVolume);
   if (named !== undefined) return named.persistentVolumeClaim?.claimName;

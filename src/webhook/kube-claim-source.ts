@@ -32,7 +32,12 @@ export class KubeClaimSource implements ClaimSource {
       );
       const created = claim.metadata?.creationTimestamp;
       if (created === undefined) return { kind: 'error', reason: 'the PVC has no creationTimestamp' };
-      return { kind: 'present', createdAt: new Date(created), phase: claim.status?.phase };
+      return {
+        kind: 'present',
+        createdAt: new Date(created),
+        phase: claim.status?.phase,
+        annotations: claim.metadata?.annotations ?? {},
+      };
     } catch (error) {
       return isNotFound(error) ? { kind: 'absent' } : { kind: 'error', reason: describeError(error) };
     }

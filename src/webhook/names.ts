@@ -6,6 +6,8 @@ export const STATUS_ANNOTATION = 'ambient-code.io/session-storage-status';
 export const INTEGRATION_SECRET = 'ambient-non-vertex-integrations';
 /** On the namespace, set by the admin when opting in: PVCs created before it stay. */
 export const STORAGE_ENABLED_AT_ANNOTATION = 'ambient-code.io/session-storage-enabled-at';
+/** On a PVC whose files were copied to S3: the session they were copied under. */
+export const MIGRATED_TO_ANNOTATION = 'ambient-code.io/session-storage-migrated-to';
 
 export const HYDRATE_CONTAINER = 'init-hydrate';
 export const SYNC_CONTAINER = 'state-sync';

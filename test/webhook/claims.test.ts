@@ -29,8 +29,14 @@ function cluster(
   return { source, reads };
 }
 
-const pvc = (createdAt: string, phase = 'Bound'): ClaimLookup => ({ kind: 'present', createdAt: new Date(createdAt), phase });
-const decide = (pod: V1Pod, source: ClaimSource) => decideClaim(pod, 'project-a', 'workspace', source);
+const pvc = (createdAt: string, phase = 'Bound', annotations: Record<string, string> = {}): ClaimLookup => ({
+  kind: 'present',
+  createdAt: new Date(createdAt),
+  phase,
+  annotations,
+});
+const decide = (pod: V1Pod, source: ClaimSource) =>
+  decideClaim(pod, 'project-a', pod.metadata?.labels?.['agentic-session'] ?? 'sess-b2', 'workspace', source);
 
 describe('sessions that still live on a PVC', () => {
   it('keeps the PVC of a session created before the namespace opted in', async () => {
@@ -89,11 +95,22 @@ describe('sessions that still live on a PVC', () => {
     expect(reads).toEqual([]);
   });
 
+  it("swaps a PVC whose files were copied to S3 under this session's name, for this session only", async () => {
+    const migrated = { 'ambient-code.io/session-storage-migrated-to': 'sess-7f3a' };
+    const { source, reads } = cluster({ 'ambient-workspace-sess-7f3a': pvc('2026-01-10T12:00:00Z', 'Bound', migrated) });
+    expect(await decide(loadPod('session-runner'), source)).toEqual({ kind: 'swap' });
+    expect(reads).toEqual(['pvc project-a/ambient-workspace-sess-7f3a']);
+    // A continuation names the same PVC; its own S3 prefix holds nothing.
+    const continuation = loadPod('session-runner');
+    continuation.metadata!.labels!['agentic-session'] = 'sess-7f3a-cont';
+    expect(await decide(continuation, source)).toMatchObject({ kind: 'keep' });
+  });
+
   describe('with no opt-in time recorded on the namespace', () => {
     const none: NamespaceLookup = { kind: 'present', annotations: {} };
 
     it.each(['Bound', 'Lost', undefined])('keeps a PVC in phase %s: it may hold state', async (phase) => {
-      const { source } = cluster({ 'ambient-workspace-sess-7f3a': { kind: 'present', createdAt: new Date(), phase } }, none);
+      const { source } = cluster({ 'ambient-workspace-sess-7f3a': { kind: 'present', createdAt: new Date(), phase, annotations: {} } }, none);
       expect(await decide(loadPod('session-runner'), source)).toEqual({
         kind: 'keep',
         warning: 'existing PVC kept, no S3 sync (bound, namespace has no opt-in time): ambient-workspace-sess-7f3a',
