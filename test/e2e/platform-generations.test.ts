@@ -1,5 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -12,6 +15,7 @@ import {
   kubectl,
   kubectlOk,
   readYaml,
+  ROOT,
   toYaml,
   waitUntil,
   type WebhookProcess,
@@ -20,6 +24,7 @@ import { podVolumes, runContainer } from '../support/cluster-agent.js';
 import { lockCluster } from '../support/cluster-lock.js';
 import { installManifests, runInstalledWebhook } from '../support/cluster-webhook.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
+import { parse } from 'yaml';
 
 // The pods of every platform generation, and sessions created before a namespace opted
 // in, through the real API server with the installed manifests (selection, RBAC and the
@@ -63,6 +68,7 @@ async function pvcPod(namespace: string, session: string, claim = `ambient-works
   pod.metadata!.labels = { 'agentic-session': session, app: 'ambient-code-runner' };
   pod.spec!.serviceAccountName = 'default';
   pod.spec!.volumes = [{ name: 'workspace', persistentVolumeClaim: { claimName: claim } }];
+  pod.spec!.containers[0]!.volumeMounts![1]!.subPath = `sessions/${session}/.claude`;
   return pod;
 }
 
@@ -298,6 +304,81 @@ describe('pods of every platform generation through the real API server', () => 
       const result = await create(await pvcPod(namespace, 'sess-x'));
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain(`namespace annotation ${ENABLED_AT} must be an RFC 3339 time like 2026-01-15T09:00:00Z (got "last tuesday")`);
+    });
+
+    it("migrate-job copies a kept session's files to S3; once its PVC is marked, the session's next pod hydrates them", async () => {
+      const namespace = 'e2e-gen-migrate';
+      const session = 'sess-mig';
+      const claim = `ambient-workspace-${session}`;
+      await createNamespace(cluster, namespace, OPT_IN);
+      const bucket = await createBucket(minio, 'e2e-mig');
+      const user = await addUser(minio, {
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${bucket}`] },
+          { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${bucket}/*`] },
+        ],
+      });
+      const secret = integrationSecret(namespace, {
+        STORAGE_MODE: 'custom',
+        S3_ENDPOINT: minio.endpoint,
+        S3_BUCKET: bucket,
+        S3_REGION: minio.region,
+        S3_ACCESS_KEY: user.accessKey,
+        S3_SECRET_KEY: user.secretKey,
+      });
+      await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(secret));
+      const old = await createClaim(namespace, claim);
+      const enabledAt = new Date(new Date(old.metadata!.creationTimestamp!).getTime() + 1000);
+      await kubectlOk(cluster, ['annotate', 'namespace', namespace, `${ENABLED_AT}=${enabledAt.toISOString().replace('.000Z', 'Z')}`]);
+      expect((await create(await pvcPod(namespace, session))).code).toBe(0);
+      const kept = await stored(namespace, `${session}-runner`);
+      expectKeptOnPvc(kept, claim);
+
+      // The admin's steps: the Job from the session's pod and the project's secret.
+      const dir = await mkdtemp(join(tmpdir(), 'migrate-job-'));
+      await writeFile(join(dir, 'pod.yaml'), toYaml(kept));
+      await writeFile(join(dir, 'secret.yaml'), toYaml(secret));
+      const printed = await promisify(execFile)(process.execPath, [
+        join(ROOT, 'dist/cli.js'), 'migrate-job', '-f', join(dir, 'pod.yaml'), '--secret', join(dir, 'secret.yaml'),
+      ]);
+      expect(printed.stderr).toContain(`annotate pvc ${claim} ambient-code.io/session-storage-migrated-to=${session}`);
+      await kubectlOk(cluster, ['create', '-f', '-'], printed.stdout);
+      const job = parse(printed.stdout) as { metadata: { name: string }; spec: { template: { spec: V1Pod['spec'] } } };
+      expect(await kubectlOk(cluster, ['get', 'job', job.metadata.name, '-n', namespace, '-o', 'name'])).toContain(job.metadata.name);
+
+      // Its pod, run as the kubelet would, over the PVC's files (the .claude subPath as the platform mounts it).
+      const jobPod: V1Pod = { metadata: { name: `${job.metadata.name}-x`, namespace }, spec: job.spec.template.spec };
+      const volumes = await podVolumes(jobPod);
+      const files: Record<string, string> = {
+        [`sessions/${session}/.claude/projects/-workspace/history.jsonl`]: '{"role":"user","content":"from the PVC era"}\n',
+        'artifacts/report.md': '# written on the PVC\n',
+      };
+      for (const [path, content] of Object.entries(files)) {
+        await mkdir(join(volumes.get('workspace')!, path, '..'), { recursive: true });
+        await writeFile(join(volumes.get('workspace')!, path), content);
+      }
+      const copy = await runContainer(api, jobPod, jobPod.spec!.containers[0]!, volumes);
+      expect(await copy.exited, copy.output()).toBe(0);
+
+      // Still kept until the admin marks the PVC; then the session's next pod uses S3.
+      await kubectlOk(cluster, ['annotate', 'pvc', claim, '-n', namespace, `ambient-code.io/session-storage-migrated-to=${session}`]);
+      const next = await pvcPod(namespace, session);
+      next.metadata!.name = `${session}-runner-2`;
+      expect((await create(next)).stderr).toBe('');
+      const moved = await stored(namespace, `${session}-runner-2`);
+      expectOnS3(moved);
+      const volumes2 = await podVolumes(moved);
+      const hydrate = await runContainer(api, moved, initContainer(moved, 'init-hydrate')!, volumes2);
+      expect(await hydrate.exited, hydrate.output()).toBe(0);
+      for (const [path, content] of Object.entries(files)) {
+        expect(await readFile(join(volumes2.get('workspace')!, path), 'utf8'), path).toBe(content);
+      }
+
+      // A continuation naming the same PVC has nothing under its own prefix: it stays.
+      const continuation = await pvcPod(namespace, `${session}-cont`, claim);
+      expect((await create(continuation)).code).toBe(0);
+      expectKeptOnPvc(await stored(namespace, `${session}-cont-runner`), claim);
     });
 
     it('read the PVCs and namespaces with the manifests\' RBAC alone', () => {
