@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { decideClaim, type ClaimSource } from './claim-source.js';
 import type { MutationConfig } from './config.js';
 import { classify, mutate, type MutationResult } from './mutate.js';
 import { decideS3, type S3Policy } from './s3-settings.js';
@@ -8,12 +9,22 @@ export interface AdmissionDeps {
   config: MutationConfig;
   policy: S3Policy;
   secrets: SecretSource;
+  claims: ClaimSource;
 }
 
 /** The one path from a pod to a decision, shared by the webhook and `inject`. */
 export async function admitPod(pod: V1Pod, namespace: string, deps: AdmissionDeps): Promise<MutationResult> {
-  // Only session pods cost a secret lookup.
-  const s3 =
-    classify(pod).kind === 'session' ? decideS3(await deps.secrets.get(namespace), deps.policy) : null;
-  return mutate(pod, deps.config, s3);
+  // Only session pods cost a lookup.
+  const classification = classify(pod);
+  if (classification.kind !== 'session') return mutate(pod, deps.config, null);
+  // Before the secret: a session that stays on its PVC runs as it always did, whatever
+  // the project's S3 settings now say.
+  const claim = await decideClaim(pod, namespace, classification.session, deps.config.stateVolume, deps.claims);
+  if (claim.kind === 'keep') {
+    return { outcome: 'allowed', reason: 'existing-pvc-session', pod, warnings: [claim.warning] };
+  }
+  if (claim.kind === 'deny') {
+    return { outcome: 'denied', reason: claim.reason, message: claim.message, warnings: [] };
+  }
+  return mutate(pod, deps.config, decideS3(await deps.secrets.get(namespace), deps.policy));
 }

@@ -30,6 +30,17 @@ export function registerWebhookCommands(program: Command): void {
     );
 
   program
+    .command('migrate-job')
+    .description("print a Job that copies a PVC session's files to S3, so its next pod uses S3")
+    .requiredOption('-f, --filename <file>', "the session's Pod manifest (kubectl get pod NAME -o yaml)")
+    .requiredOption('--secret <file>', "the namespace's integration Secret manifest")
+    .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
+    .action(async (options: { filename: string; secret: string; output: string }) => {
+      const { runMigrateJob } = await import('./migrate-job-command.js');
+      process.exitCode = await runMigrateJob(options);
+    });
+
+  program
     .command('certs')
     .description('generate a CA and a serving certificate for the webhook service; prints the caBundle')
     .requiredOption('--service <name>', 'name of the webhook Service')

@@ -1,6 +1,7 @@
 import { createLogger } from '../shared/logger.js';
 import { CertConfigError, loadCertConfig } from './ca/config.js';
 import type { CertificateManager } from './ca/manager.js';
+import { NO_CLAIMS } from './claim-source.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { ManifestError, ManifestSecretSource, type SecretSource } from './secret-source.js';
@@ -68,11 +69,20 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
     secrets = kube;
   }
 
+  // Without a cluster (--secret-file) nothing is known of existing PVCs: every session is new.
+  const claims =
+    options.secretFiles.length > 0
+      ? NO_CLAIMS
+      : new (await import('./kube-claim-source.js')).KubeClaimSource({
+          getTimeoutMs: config.server.secretGetTimeoutMs,
+          getsPerSecond: config.server.secretGetPerSecond,
+        });
+
   let running;
   try {
     running = await startWebhookServer({
       server: config.server,
-      deps: { config: config.mutation, policy: config.policy, secrets },
+      deps: { config: config.mutation, policy: config.policy, secrets, claims },
       metrics,
       logger,
     });

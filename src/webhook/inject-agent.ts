@@ -29,7 +29,8 @@ export type Injection =
 /**
  * Adds the agent to `pod` (a copy whose spec the caller owns), or says why it must not:
  * nothing the pod already has is replaced or dropped, except what an earlier pass of ours
- * (or the platform's own agent, which the webhook takes over) put there.
+ * put there. (Pods with the platform's own agent never get here: `classify` leaves them
+ * as they are.)
  */
 export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionInput, warnings: string[]): Injection {
   const { config, stateVolume } = input;
@@ -98,19 +99,9 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
   };
 }
 
-// The platform's operator runs its own rclone agent under our container names; the
-// webhook replaces it (with the same role) rather than refusing the pod.
-const PLATFORM_SCRIPTS: Record<string, string> = {
-  [HYDRATE_CONTAINER]: '/usr/local/bin/hydrate.sh',
-  [SYNC_CONTAINER]: '/usr/local/bin/sync.sh',
-};
-
 function takenOver(container: V1Container, earlier: EarlierInjection | undefined): boolean {
   const injected = earlier?.injected ?? [];
-  const ours = injected.includes(`initContainer:${container.name}`) || injected.includes(`container:${container.name}`);
-  const script = PLATFORM_SCRIPTS[container.name];
-  const platform = script !== undefined && [...(container.command ?? []), ...(container.args ?? [])].some((part) => part.includes(script));
-  return ours || platform;
+  return injected.includes(`initContainer:${container.name}`) || injected.includes(`container:${container.name}`);
 }
 
 function collidingNames(spec: V1PodSpec, earlier: EarlierInjection | undefined): string[] {

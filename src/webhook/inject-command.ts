@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { admitPod } from './admission.js';
+import { NO_CLAIMS } from './claim-source.js';
 import { ConfigError, loadConfig } from './config.js';
 import { podShapeProblem } from './pod-shape.js';
 import {
@@ -66,6 +67,7 @@ async function inject(options: InjectOptions): Promise<number> {
     config: config.mutation,
     policy: config.policy,
     secrets: new ManifestSecretSource(secrets),
+    claims: NO_CLAIMS,
   });
   for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
   if (result.outcome === 'denied') {

@@ -1,5 +1,6 @@
-import { ApiException, CoreV1Api, KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../shared/logger.js';
+import { describeError, isNotFound, loadDefaultKubeConfig, RateLimiter } from './kube-read.js';
 import { INTEGRATION_SECRET } from './names.js';
 import { summarizeSecret, type SecretSummary } from './secret-summary.js';
 import type { CacheResult, SecretSource } from './secret-source.js';
@@ -29,13 +30,13 @@ export class KubeSecretSource implements SecretSource {
   private closed = false;
   private abort: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly limiter: TokenBucket;
+  private readonly limiter: RateLimiter;
 
   constructor(private readonly options: KubeSecretSourceOptions) {
     const kubeConfig = options.kubeConfig ?? loadDefaultKubeConfig();
     this.api = kubeConfig.makeApiClient(CoreV1Api);
     this.watch = new Watch(kubeConfig);
-    this.limiter = new TokenBucket(options.getsPerSecond);
+    this.limiter = new RateLimiter(options.getsPerSecond);
   }
 
   start(): void {
@@ -60,7 +61,7 @@ export class KubeSecretSource implements SecretSource {
     }
     this.options.onLookup?.('miss');
     // The secret may have been created a moment before the pod, ahead of the watch event.
-    if (!this.limiter.take()) {
+    if (this.limiter.reserve(0) === undefined) {
       return this.synced ? { kind: 'absent' } : { kind: 'error', reason: 'secret cache not synced yet' };
     }
     return this.fetch(namespace);
@@ -83,7 +84,7 @@ export class KubeSecretSource implements SecretSource {
       this.cache.set(namespace, summary);
       return summary;
     } catch (error) {
-      if (error instanceof ApiException && error.code === 404) return { kind: 'absent' };
+      if (isNotFound(error)) return { kind: 'absent' };
       return { kind: 'error', reason: describeError(error) };
     } finally {
       clearTimeout(timer);
@@ -129,40 +130,5 @@ export class KubeSecretSource implements SecretSource {
   private store(secret: V1Secret): void {
     const namespace = secret.metadata?.namespace;
     if (namespace !== undefined) this.cache.set(namespace, summarizeSecret(secret));
-  }
-}
-
-function loadDefaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  return kubeConfig;
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof ApiException) {
-    const body = error.body as { message?: unknown } | string | undefined;
-    const message =
-      typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : undefined;
-    return `HTTP ${error.code}${message ? `: ${message}` : ''}`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Allows `perSecond` takes per second on average, in bursts of at most that many. */
-class TokenBucket {
-  private tokens: number;
-  private last = Date.now();
-
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
-  }
-
-  take(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
   }
 }

@@ -2,12 +2,14 @@ import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import type { MutationConfig } from './config.js';
 import type { S3Decision } from './s3-settings.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
+import { findPlatformAgents, platformAgentWarning } from './platform-agent.js';
 import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION } from './names.js';
 import { VERSION } from '../shared/version.js';
 
 export type Classification =
   | { kind: 'skip'; reason: 'not-session-pod' | 'opted-out' }
   | { kind: 'reinvocation' }
+  | { kind: 'already-managed'; containers: string[] }
   | { kind: 'invalid-session'; message: string }
   | { kind: 'session'; session: string };
 
@@ -37,6 +39,8 @@ export function classify(pod: V1Pod): Classification {
     return { kind: 'skip', reason: 'opted-out' };
   }
   if (isAlreadyMutated(pod)) return { kind: 'reinvocation' };
+  const platform = findPlatformAgents(pod, injectedContainers(pod));
+  if (platform.length > 0) return { kind: 'already-managed', containers: platform };
   if (session.length > 63 || !DNS_LABEL.test(session)) {
     return {
       kind: 'invalid-session',
@@ -59,6 +63,8 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
       return { outcome: 'allowed', reason: classification.reason, pod, warnings: [] };
     case 'reinvocation':
       return { outcome: 'allowed', reason: 'reinvocation', pod, warnings: [] };
+    case 'already-managed':
+      return { outcome: 'allowed', reason: 'already-managed', pod, warnings: [platformAgentWarning(classification.containers)] };
     case 'invalid-session':
       return { outcome: 'denied', reason: 'invalid-session-name', message: classification.message, warnings: [] };
     case 'session':
@@ -149,9 +155,16 @@ export function isAlreadyMutated(pod: V1Pod): boolean {
   const spec = pod.spec;
   if ((spec?.volumes ?? []).some((volume) => volume.persistentVolumeClaim !== undefined)) return false;
   const names = new Set([...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.name));
-  return status.injected
-    .filter((item) => item.startsWith('initContainer:') || item.startsWith('container:'))
-    .every((item) => names.has(item.slice(item.indexOf(':') + 1)));
+  return [...injectedContainers(pod)].every((name) => names.has(name));
+}
+
+/** The container names our status annotation says we injected. */
+function injectedContainers(pod: V1Pod): Set<string> {
+  return new Set(
+    (readStatus(pod)?.injected ?? [])
+      .filter((item) => item.startsWith('initContainer:') || item.startsWith('container:'))
+      .map((item) => item.slice(item.indexOf(':') + 1)),
+  );
 }
 
 function readStatus(pod: V1Pod): EarlierInjection | undefined {

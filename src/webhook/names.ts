@@ -5,6 +5,10 @@ export const SESSION_NAME_ANNOTATION = 'ambient-code.io/session-name';
 export const OPT_OUT_ANNOTATION = 'ambient-code.io/session-storage';
 export const STATUS_ANNOTATION = 'ambient-code.io/session-storage-status';
 export const INTEGRATION_SECRET = 'ambient-non-vertex-integrations';
+/** On the namespace, set by the admin when opting in: PVCs created before it stay. */
+export const STORAGE_ENABLED_AT_ANNOTATION = 'ambient-code.io/session-storage-enabled-at';
+/** On a PVC whose files were copied to S3: the session they were copied under. */
+export const MIGRATED_TO_ANNOTATION = 'ambient-code.io/session-storage-migrated-to';
 
 export const HYDRATE_CONTAINER = 'init-hydrate';
 export const SYNC_CONTAINER = 'state-sync';
@@ -21,6 +25,11 @@ export const S3_KEYS = [
   'S3_SECRET_KEY',
 ] as const;
 export type S3Key = (typeof S3_KEYS)[number];
+
+// The platform's choice between its cluster-wide storage ("shared") and the project's own
+// S3 ("custom"); the platform reads the S3_* keys only in custom mode.
+export const STORAGE_MODE_KEY = 'STORAGE_MODE';
+export const STORAGE_MODES = ['shared', 'custom'] as const;
 
 // The keys whose values the webhook may keep in memory; the credentials are only ever
 // recorded as present or absent.

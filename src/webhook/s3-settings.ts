@@ -1,6 +1,6 @@
 import { bucketProblem, endpointProblem, regionProblem } from '../shared/agent-env.js';
 import type { SecretSummary } from './secret-summary.js';
-import type { S3Key } from './names.js';
+import { STORAGE_MODE_KEY, STORAGE_MODES, type S3Key } from './names.js';
 
 export type FailurePolicy = 'deny' | 'ephemeral';
 
@@ -16,6 +16,7 @@ export type S3Reason =
   | 'secret-absent'
   | 's3-not-configured'
   | 's3-disabled'
+  | 'storage-mode-shared'
   | 'incomplete'
   | 'invalid'
   | 'secret-error';
@@ -27,6 +28,8 @@ export type S3Decision =
 
 export const MESSAGES = {
   absent: 'S3 not configured: session state is ephemeral',
+  // Under the 120 characters past which the API server may truncate a warning.
+  shared: 'S3 not configured: session state is ephemeral (STORAGE_MODE=shared; use custom with S3_* keys)',
   disabled: 'S3 disabled in project settings',
   incomplete: (missing: readonly S3Key[]) => `incomplete S3 configuration: missing ${missing.join(', ')}`,
   invalid: (problems: readonly string[]) => `invalid S3 configuration: ${problems.join('; ')}`,
@@ -45,9 +48,24 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
     return failure(policy.onSecretError, 'secret-error', MESSAGES.readError(summary.reason));
   }
   const { present, values } = summary;
+  const mode = values[STORAGE_MODE_KEY];
+  if (mode !== undefined && !(STORAGE_MODES as readonly string[]).includes(mode)) {
+    return failure(
+      policy.onIncomplete,
+      'invalid',
+      MESSAGES.invalid([`${STORAGE_MODE_KEY} must be ${STORAGE_MODES.map((m) => `"${m}"`).join(' or ')} (got "${mode}")`]),
+    );
+  }
+  // "shared" is the platform's cluster-wide storage, whose credentials live outside the
+  // project and never reach this webhook. The platform ignores S3_* keys in this mode, so
+  // keys left over from an earlier custom setup must not be used either.
+  if (mode === 'shared') {
+    return { kind: 'ephemeral', reason: 'storage-mode-shared', warning: MESSAGES.shared };
+  }
   // The secret holds every non-Vertex integration; one without any S3 key has simply not
-  // been set up for S3, which is the "not configured" row, not an incomplete one.
-  if (present.size === 0) {
+  // been set up for S3, which is the "not configured" row, not an incomplete one. A
+  // project that chose "custom" has asked for S3, so missing keys are incomplete there.
+  if (present.size === 0 && mode !== 'custom') {
     return { kind: 'ephemeral', reason: 's3-not-configured', warning: MESSAGES.absent };
   }
   const enabled = values.S3_ENABLED;

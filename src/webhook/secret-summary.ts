@@ -1,4 +1,4 @@
-import { NON_SECRET_KEYS, S3_KEYS, type NonSecretKey, type S3Key } from './names.js';
+import { NON_SECRET_KEYS, S3_KEYS, STORAGE_MODE_KEY, type NonSecretKey, type S3Key } from './names.js';
 
 /**
  * What the webhook knows about a namespace's integration secret. Credential values never
@@ -10,7 +10,7 @@ export type SecretSummary =
   | {
       kind: 'present';
       present: ReadonlySet<S3Key>;
-      values: Partial<Record<NonSecretKey, string>>;
+      values: Partial<Record<NonSecretKey | typeof STORAGE_MODE_KEY, string>>;
     };
 
 /** The parts of a v1 Secret the summary is built from (data is base64, stringData plain). */
@@ -21,7 +21,7 @@ export interface SecretLike {
 
 export function summarizeSecret(secret: SecretLike): SecretSummary {
   const present = new Set<S3Key>();
-  const values: Partial<Record<NonSecretKey, string>> = {};
+  const values: Partial<Record<NonSecretKey | typeof STORAGE_MODE_KEY, string>> = {};
   for (const key of S3_KEYS) {
     const value = readKey(secret, key);
     if (value === undefined || value.trim() === '') continue;
@@ -30,6 +30,8 @@ export function summarizeSecret(secret: SecretLike): SecretSummary {
       values[key as NonSecretKey] = value.trim();
     }
   }
+  const mode = readKey(secret, STORAGE_MODE_KEY)?.trim();
+  if (mode) values[STORAGE_MODE_KEY] = mode;
   return { kind: 'present', present, values };
 }
 

@@ -83,5 +83,13 @@ describe('manifests against a real API server', () => {
     expect(await canI('get', 'secrets/other', WEBHOOK_NAMESPACE)).toBe(false);
     expect(await canI('create', 'secrets', 'any-project')).toBe(false);
     expect(await canI('list', 'pods', 'any-project')).toBe(false);
+    // One read of the PVC a session pod names and of its namespace's opt-in time; nothing
+    // that would let the webhook enumerate or change either.
+    expect(await canI('get', 'persistentvolumeclaims/ambient-workspace-sess-1', 'any-project')).toBe(true);
+    expect(await canI('get', 'namespaces/any-project')).toBe(true);
+    for (const verb of ['list', 'watch', 'create', 'update', 'patch', 'delete']) {
+      expect(await canI(verb, 'persistentvolumeclaims', 'any-project'), `${verb} persistentvolumeclaims`).toBe(false);
+      expect(await canI(verb, 'namespaces'), `${verb} namespaces`).toBe(false);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 import { Writable } from 'node:stream';
 import jsonPatch from 'fast-json-patch';
 import request from 'supertest';
@@ -22,7 +23,7 @@ function setup(options: { secret?: string; bodyLimit?: string; ready?: boolean }
   );
   const metrics = createMetrics();
   const app = createApp({
-    deps: { config: config.mutation, policy: config.policy, secrets },
+    deps: { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS },
     metrics,
     logger: createLogger('webhook', sink),
     bodyLimit: options.bodyLimit ?? config.server.bodyLimit,

@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
 import { startWebhookServer, type RunningWebhook } from '../../src/webhook/server.js';
 import { defaultConfig } from './fixtures.js';
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 
 const quiet = createLogger('webhook', new Writable({ write: (_c, _e, done) => done() }));
 let running: RunningWebhook | undefined;
@@ -40,7 +41,7 @@ describe('webhook metrics', () => {
     const metrics = createMetrics();
     running = await startWebhookServer({
       server: config.server,
-      deps: { config: config.mutation, policy: config.policy, secrets: new ManifestSecretSource([]) },
+      deps: { config: config.mutation, policy: config.policy, secrets: new ManifestSecretSource([]), claims: NO_CLAIMS },
       metrics,
       logger: quiet,
       tlsPollMs: 100,

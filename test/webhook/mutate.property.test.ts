@@ -1,3 +1,4 @@
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import jsonPatch from 'fast-json-patch';
@@ -117,7 +118,7 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
     await fc.assert(
       fc.asyncProperty(sessionPod, mode, async (pod, sidecarMode) => {
         const config = defaultConfig({ SIDECAR_MODE: sidecarMode });
-        const deps = { config: config.mutation, policy: config.policy, secrets };
+        const deps = { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS };
         const body = {
           apiVersion: 'admission.k8s.io/v1',
           kind: 'AdmissionReview',

@@ -46,6 +46,54 @@ describe('which pods are mutated', () => {
     });
   });
 
+  it("leaves a pod of the platform's own S3 support exactly as it is, with a warning", () => {
+    const pod = loadPod('platform-s3-operator');
+    const before = structuredClone(pod);
+    const result = run(pod);
+    expect(result).toEqual({
+      outcome: 'allowed',
+      reason: 'already-managed',
+      pod: before,
+      warnings: ["the platform's own init-hydrate, state-sync already manage this pod's state: left unchanged"],
+    });
+    expect(pod).toEqual(before);
+  });
+
+  it.each([
+    ['only the hydrate (repositories seeded, no persistence)', (pod: V1Pod) => {
+      pod.spec!.containers = pod.spec!.containers.filter((c) => c.name !== 'state-sync');
+    }, 'init-hydrate'],
+    ['the sync script wrapped in a shell', (pod: V1Pod) => {
+      pod.spec!.initContainers = [];
+      byName(pod.spec!.containers, 'state-sync')!.command = ['/bin/sh', '-c', 'exec /usr/local/bin/sync.sh'];
+    }, 'state-sync'],
+    ['a PVC still in the pod', (pod: V1Pod) => {
+      pod.spec!.volumes = [{ name: 'workspace', persistentVolumeClaim: { claimName: 'ambient-workspace-sess-op1' } }];
+    }, 'init-hydrate, state-sync'],
+  ])("never replaces the platform's containers: %s", (_name, change, names) => {
+    const pod = loadPod('platform-s3-operator');
+    change(pod);
+    expect(run(pod)).toMatchObject({
+      outcome: 'allowed',
+      reason: 'already-managed',
+      pod,
+      warnings: [`the platform's own ${names} already manage this pod's state: left unchanged`],
+    });
+  });
+
+  it("denies a pod whose containers take our names without being ours or the platform's", () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'someone/else:1', command: ['/bin/restore'] }];
+    expect(run(pod)).toEqual({
+      outcome: 'denied',
+      reason: 'name-collision',
+      message:
+        'the pod already uses names session storage adds to session pods: container "init-hydrate"; ' +
+        'rename them, or opt the pod out with the annotation ambient-code.io/session-storage: disabled',
+      warnings: [],
+    });
+  });
+
   it('passes a denial of the S3 settings through with its message', () => {
     const config = defaultConfig();
     const s3 = decideS3(loadSecretSummary('incomplete'), config.policy);
@@ -160,6 +208,19 @@ describe('injected containers', () => {
     expect(spec.containers.map((c) => [c.name, c.restartPolicy])).toEqual([
       ['ambient-code-runner', undefined],
       ['state-sync', undefined],
+    ]);
+  });
+
+  it('replaces, never duplicates, stale containers our status annotation says we injected', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.initContainers = [{ name: 'init-hydrate', image: 'old:1' }];
+    pod.metadata!.annotations = {
+      [STATUS_ANNOTATION]: JSON.stringify({ mode: 'sync', reason: 's3-configured', injected: ['initContainer:init-hydrate', 'initContainer:state-sync'], version: '0.0.1' }),
+    };
+    const spec = patched(pod).pod.spec!;
+    expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
+      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
+      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
     ]);
   });
 
@@ -336,13 +397,11 @@ describe('names the webhook adds never clobber the pod', () => {
     expect(result.pod.spec!.containers).toEqual(pod.spec!.containers);
   });
 
-  it("takes over the platform's own rclone agent, which carries our container names", () => {
+  it("leaves the platform's own rclone agent, which carries our container names, in place", () => {
     const pod = loadPod('session-runner');
     pod.spec!.initContainers = [platform('init-hydrate', '/usr/local/bin/hydrate.sh')];
     pod.spec!.containers.push(platform('state-sync', '/usr/local/bin/sync.sh'));
-    const spec = patched(pod).pod.spec!;
-    expect(spec.initContainers!.map((c) => [c.name, c.args])).toEqual([['init-hydrate', ['hydrate']], ['state-sync', ['sync']]]);
-    expect(spec.containers.map((c) => c.name)).toEqual(['ambient-code-runner']);
+    expect(run(pod)).toMatchObject({ outcome: 'allowed', reason: 'already-managed', pod });
   });
 
   it('a user container named state-sync that runs something else is not the platform\'s', () => {

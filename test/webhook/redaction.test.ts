@@ -9,6 +9,7 @@ import { createApp } from '../../src/webhook/app.js';
 import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
 import { defaultConfig, loadReview } from './fixtures.js';
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 
 const KEY = 'AKIAREDACTME7Q';
 const SECRET = 'sup3r-s3cret-v4lue';
@@ -44,7 +45,7 @@ function setup(endpoint: string, env: Record<string, string>) {
     },
   ]);
   const app = createApp({
-    deps: { config: config.mutation, policy: config.policy, secrets },
+    deps: { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS },
     metrics: createMetrics(),
     logger: createLogger('webhook', sink),
     bodyLimit: '3mb',

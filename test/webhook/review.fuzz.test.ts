@@ -8,6 +8,7 @@ import { createMetrics } from '../../src/webhook/metrics.js';
 import { BadReview, reviewAdmission } from '../../src/webhook/review.js';
 import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
 import { defaultConfig, loadReview, readFixture } from './fixtures.js';
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 
 type Path = (string | number)[];
 
@@ -113,6 +114,7 @@ function setup() {
     config: config.mutation,
     policy: config.policy,
     secrets: new ManifestSecretSource(parseSecretManifests(readFixture('secrets/complete.yaml'), 'complete')),
+    claims: NO_CLAIMS,
   };
   const app = createApp({
     deps,

@@ -69,6 +69,42 @@ describe('the decision table of the README', () => {
   });
 });
 
+const SHARED_WARNING = 'S3 not configured: session state is ephemeral (STORAGE_MODE=shared; use custom with S3_* keys)';
+
+describe('STORAGE_MODE, as the platform writes it', () => {
+  it.each([
+    ['shared, nothing else', withValues({ STORAGE_MODE: 'shared' }), { kind: 'ephemeral', reason: 'storage-mode-shared', warning: SHARED_WARNING }],
+    ['shared with stale S3 keys from an earlier custom setup', withValues({ ...complete, STORAGE_MODE: 'shared' }), { kind: 'ephemeral', reason: 'storage-mode-shared', warning: SHARED_WARNING }],
+    ['shared, padded with whitespace', withValues({ ...complete, STORAGE_MODE: ' shared\n' }), { kind: 'ephemeral', reason: 'storage-mode-shared', warning: SHARED_WARNING }],
+    ['custom with every key', withValues({ ...complete, S3_ENABLED: '', STORAGE_MODE: 'custom' }), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['custom without any S3 key', withValues({ STORAGE_MODE: 'custom' }), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY' }],
+    ['custom missing the secret key', withValues({ ...complete, S3_SECRET_KEY: '', STORAGE_MODE: 'custom' }), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_SECRET_KEY' }],
+    ['custom with S3_ENABLED false', withValues({ ...complete, S3_ENABLED: 'false', STORAGE_MODE: 'custom' }), { kind: 'ephemeral', reason: 's3-disabled', warning: 'S3 disabled in project settings' }],
+    ['custom with an illegal bucket', withValues({ ...complete, S3_BUCKET: 'ab', STORAGE_MODE: 'custom' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "ab" is not a legal bucket name: must be 3 to 63 characters long' }],
+    ['absent: as before, the S3_* keys decide', withValues(complete), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['empty: as absent', withValues({ ...complete, STORAGE_MODE: '' }), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['unknown value', withValues({ ...complete, STORAGE_MODE: 'minio' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: STORAGE_MODE must be "shared" or "custom" (got "minio")' }],
+    // The platform compares case-sensitively, so "Custom" is not custom there: refusing it
+    // is the only reading that cannot disagree with the platform.
+    ['wrong case', withValues({ ...complete, STORAGE_MODE: 'Custom' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: STORAGE_MODE must be "shared" or "custom" (got "Custom")' }],
+  ])('%s', (_name, summary, expected) => {
+    expect(decideS3(summary, deny)).toEqual(expected);
+  });
+
+  it('read from base64 data as the platform stores it', () => {
+    const summary = summarizeSecret({ data: { STORAGE_MODE: Buffer.from('shared').toString('base64') } });
+    expect(decideS3(summary, deny)).toMatchObject({ reason: 'storage-mode-shared' });
+  });
+
+  it('the ephemeral policy turns an unknown mode into a warning naming the allowed values', () => {
+    expect(decideS3(withValues({ STORAGE_MODE: 'minio' }), lenient)).toEqual({
+      kind: 'ephemeral',
+      reason: 'invalid',
+      warning: 'invalid S3 configuration: STORAGE_MODE must be "shared" or "custom" (got "minio"): session state is ephemeral',
+    });
+  });
+});
+
 describe('secret summaries', () => {
   it('never keep credential values, only whether they are set', () => {
     const summary = loadSecretSummary('complete');

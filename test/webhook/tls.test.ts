@@ -1,3 +1,4 @@
+import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,7 @@ async function start(env: Record<string, string> = {}) {
   });
   running = await startWebhookServer({
     server: config.server,
-    deps: { config: config.mutation, policy: config.policy, secrets: new ManifestSecretSource([]) },
+    deps: { config: config.mutation, policy: config.policy, secrets: new ManifestSecretSource([]), claims: NO_CLAIMS },
     metrics: createMetrics(),
     logger: quiet,
     tlsPollMs: 100,
