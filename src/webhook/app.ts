@@ -19,13 +19,7 @@ export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  app.get('/healthz', (_req, res) => {
-    res.type('text/plain').send('ok');
-  });
-  app.get('/readyz', (_req, res) => {
-    const ready = options.ready();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready' : 'not ready');
-  });
+  addHealth(app, options.ready);
 
   const reject = (res: Response, code: number, reason: string, message: string, started: bigint, uid?: string) => {
     metrics.reviews.inc({ outcome: 'rejected', reason });
@@ -110,11 +104,25 @@ function seconds(started: bigint): number {
  * GET /metrics, served on its own port so that port can be opened to monitoring alone
  * while the admission port must stay open to wherever the API server calls from.
  */
-export function createMetricsApp(metrics: WebhookMetrics): express.Express {
+// Health is served here too, in plain HTTP: the kubelet probes this port, so a replica
+// still waiting for its first certificate is not-ready but alive instead of failing its
+// liveness probe on a TLS handshake and being restarted over and over.
+export function createMetricsApp(metrics: WebhookMetrics, ready: () => boolean): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  addHealth(app, ready);
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   return app;
+}
+
+function addHealth(app: express.Express, ready: () => boolean): void {
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+  app.get('/readyz', (_req, res) => {
+    const isReady = ready();
+    res.status(isReady ? 200 : 503).type('text/plain').send(isReady ? 'ready' : 'not ready');
+  });
 }

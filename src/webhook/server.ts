@@ -72,7 +72,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   // No certificate yet is fine: handshakes fail until the files appear, and /readyz says so.
   const server = createServer({ ...TLS_POLICY, ...limits, handshakeTimeout: limits.headersTimeout }, app);
   server.maxConnections = config.maxConnections;
-  const metricsServer = createHttpServer(limits, createMetricsApp(options.metrics));
+  const metricsServer = createHttpServer(limits, createMetricsApp(options.metrics, ready));
   metricsServer.maxConnections = config.maxConnections;
   await tls.start();
 

@@ -183,12 +183,20 @@ describe('health, readiness and metrics', () => {
     await request(setup({ ready: true }).app).get('/readyz').expect(200, 'ready');
   });
 
+  // The kubelet probes the plain-HTTP port: no certificate yet means not ready, never dead.
+  it('the metrics port answers /healthz always and /readyz from the same readiness', async () => {
+    const { metrics } = setup({});
+    await request(createMetricsApp(metrics, () => false)).get('/healthz').expect(200, 'ok');
+    await request(createMetricsApp(metrics, () => false)).get('/readyz').expect(503, 'not ready');
+    await request(createMetricsApp(metrics, () => true)).get('/readyz').expect(200, 'ready');
+  });
+
   it('/metrics, on its own port only, counts reviews by outcome and reason and times them', async () => {
     const { app, metrics } = setup({ secret: 'incomplete' });
     await request(app).post('/mutate').send(loadReview('create-session-pod')).expect(200);
     await request(app).post('/mutate').set('content-type', 'text/plain').send('x').expect(415);
     await request(app).get('/metrics').expect(404);
-    const res = await request(createMetricsApp(metrics)).get('/metrics').expect(200);
+    const res = await request(createMetricsApp(metrics, () => true)).get('/metrics').expect(200);
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="denied",reason="incomplete"} 1');
     expect(res.text).toContain('session_storage_webhook_reviews_total{outcome="rejected",reason="unsupported-media-type"} 1');
     expect(res.text).toContain('session_storage_webhook_review_duration_seconds_count{outcome="denied"} 1');
