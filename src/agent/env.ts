@@ -31,6 +31,8 @@ export interface AgentSettings {
   hydrateTimeoutSeconds: number;
   finalSyncTimeoutSeconds: number;
   refreshAfterDays: number;
+  // 0: no metrics server.
+  metricsPort: number;
   stateDir: string;
 }
 
@@ -66,6 +68,7 @@ const schema = z.object({
   HYDRATE_TIMEOUT_SECONDS: tuningField('HYDRATE_TIMEOUT_SECONDS'),
   FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
   REFRESH_AFTER_DAYS: tuningField('REFRESH_AFTER_DAYS'),
+  SYNC_METRICS_PORT: tuningField('SYNC_METRICS_PORT'),
   AGENT_STATE_DIR: z.string().trim().optional(),
 });
 
@@ -93,6 +96,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     hydrateTimeoutSeconds: values.HYDRATE_TIMEOUT_SECONDS,
     finalSyncTimeoutSeconds: values.FINAL_SYNC_TIMEOUT_SECONDS,
     refreshAfterDays: values.REFRESH_AFTER_DAYS,
+    metricsPort: values.SYNC_METRICS_PORT,
     stateDir: path.resolve(values.AGENT_STATE_DIR || AGENT_STATE_DIR),
   };
 }

@@ -36,6 +36,7 @@ export class SyncMetrics {
   private readonly duration: Histogram;
   private readonly started: number;
   private lastOk: number | undefined;
+  private running = false;
   private readonly now: () => number;
 
   constructor(private readonly options: SyncMetricsOptions) {
@@ -89,7 +90,12 @@ export class SyncMetrics {
     });
   }
 
+  cycleStarted(): void {
+    this.running = true;
+  }
+
   record(report: CycleReport): void {
+    this.running = false;
     this.cycles.inc({ result: report.ok ? 'ok' : 'failed' });
     this.uploadedFiles.inc(report.uploaded);
     this.uploadedBytes.inc(report.uploadedBytes);
@@ -104,8 +110,11 @@ export class SyncMetrics {
 
   // Healthy until no cycle has succeeded for unhealthyAfterSeconds (counted from the start
   // when none has yet): the kubelet's liveness probe turns that into an event and a restart
-  // count on the pod, where users look.
+  // count on the pod, where users look. A cycle still running is never unhealthy: a first
+  // upload of a large tree may take longer than the threshold, and killing it would only
+  // start it over (its requests time out on their own when S3 hangs).
   healthy(): boolean {
+    if (this.running) return true;
     const since = this.lastOk ?? this.started;
     return this.now() - since <= this.options.unhealthyAfterSeconds * 1000;
   }

@@ -2,12 +2,18 @@ import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './context.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
-import { Syncer } from './sync.js';
+import { serveSyncMetrics, SyncMetrics } from './metrics.js';
+import { Syncer, type CycleResult } from './sync.js';
+import { VERSION } from '../shared/version.js';
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 // `sync --once` beside the sidecar waits for the sidecar's cycle to finish; a cycle
 // uploading a large backlog can take minutes.
 const ONCE_LOCK_WAIT_MS = 5 * 60_000;
+// The liveness threshold: this many intervals without a successful cycle, and never less
+// than UNHEALTHY_MIN_SECONDS, so a short S3 blip on a fast interval does not restart it.
+const UNHEALTHY_INTERVALS = 5;
+const UNHEALTHY_MIN_SECONDS = 300;
 
 export async function runSyncCommand(
   options: { once: boolean },
@@ -30,11 +36,37 @@ export async function runSyncCommand(
       const result = await syncer.cycle(signal, { final: true });
       return result.ok ? 0 : 1;
     }
+    const { settings } = runtime;
+    let metrics: SyncMetrics | undefined;
+    if (settings.metricsPort > 0) {
+      metrics = new SyncMetrics({
+        session: settings.session,
+        intervalSeconds: settings.syncIntervalSeconds,
+        version: VERSION,
+        unhealthyAfterSeconds: Math.max(UNHEALTHY_MIN_SECONDS, UNHEALTHY_INTERVALS * settings.syncIntervalSeconds),
+      });
+      try {
+        await serveSyncMetrics(metrics, settings.metricsPort);
+      } catch (error) {
+        // Metrics are a signal, not the job: a taken port must not stop the syncing.
+        log.warn(`cannot serve metrics on port ${settings.metricsPort}: ${(error as Error).message}`);
+      }
+    }
+    const cycle = async (signal: AbortSignal, final: boolean): Promise<CycleResult> => {
+      metrics?.cycleStarted();
+      const started = performance.now();
+      const result = await syncer.cycle(signal, { final }).catch((error: unknown) => {
+        metrics?.record({ ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, skipped: 0, durationSeconds: (performance.now() - started) / 1000 });
+        throw error;
+      });
+      metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
+      return result;
+    };
     const ok = await runSyncLoop({
-      intervalSeconds: runtime.settings.syncIntervalSeconds,
-      finalSyncTimeoutSeconds: runtime.settings.finalSyncTimeoutSeconds,
+      intervalSeconds: settings.syncIntervalSeconds,
+      finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
       log,
-      cycle: (signal, final) => syncer.cycle(signal, { final }),
+      cycle,
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
     });
     return ok ? 0 : 1;

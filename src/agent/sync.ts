@@ -29,6 +29,7 @@ export interface SyncContext {
 export interface CycleResult {
   ok: boolean;
   uploaded: number;
+  uploadedBytes: number;
   deleted: number;
   unchanged: number;
   skipped: number;
@@ -110,7 +111,7 @@ export class Syncer {
 
   async cycle(signal: AbortSignal, options: { final?: boolean } = {}): Promise<CycleResult> {
     const { settings, log } = this.context;
-    const result: CycleResult = { ok: false, uploaded: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0 };
+    const result: CycleResult = { ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0 };
     log.info('Starting sync to S3...');
     let lock;
     try {
@@ -275,6 +276,7 @@ export class Syncer {
       // no longer matches it and is uploaded again next cycle.
       known.set(file.key, entry);
       result.uploaded += 1;
+      result.uploadedBytes += entry.size;
       const after = await stat(file.absolutePath).catch(() => undefined);
       if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
         log.detail(`${logName(file.key)} changed during upload: retried next cycle`);

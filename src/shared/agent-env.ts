@@ -108,6 +108,14 @@ function days(text: string): number {
   return value;
 }
 
+function port(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new SettingsError(`SYNC_METRICS_PORT must be a port number from 1 to 65535, or 0 for none, got "${text}"`);
+  }
+  return value;
+}
+
 /** The agent's tuning: what an operator may set on the webhook, which passes it on. */
 export const AGENT_TUNING = {
   SYNC_PATHS: { fallback: DEFAULT_SYNC_PATHS, parse: parseSyncPaths },
@@ -117,6 +125,9 @@ export const AGENT_TUNING = {
   HYDRATE_TIMEOUT_SECONDS: { fallback: '120', parse: seconds('HYDRATE_TIMEOUT_SECONDS') },
   FINAL_SYNC_TIMEOUT_SECONDS: { fallback: '45', parse: seconds('FINAL_SYNC_TIMEOUT_SECONDS') },
   REFRESH_AFTER_DAYS: { fallback: '7', parse: days },
+  // state-sync's /metrics and /healthz; the agent serves nothing unless given a port, the
+  // webhook gives it one (see the webhook's SYNC_METRICS_PORT).
+  SYNC_METRICS_PORT: { fallback: '0', parse: port },
 } as const;
 
 export type AgentTuningName = keyof typeof AGENT_TUNING;

@@ -21,7 +21,13 @@ export interface AgentSpecInput {
   secretHasRegion: boolean;
   runAsUser: number;
   runAsGroup: number | undefined;
+  /** 0 when the pod already uses the configured port */
+  metricsPort: number;
+  /** the swapped workspace's sizeLimit, requested as ephemeral storage so the scheduler reserves it */
+  reservedStorage: string | undefined;
 }
+
+export const SYNC_METRICS_PORT_NAME = 'sync-metrics';
 
 export interface AgentSpecs {
   hydrate: V1Container;
@@ -56,6 +62,22 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
   const hydrate = container(HYDRATE_CONTAINER, ['hydrate']);
   const sync = container(SYNC_CONTAINER, ['sync']);
   if (config.sidecarMode === 'native') sync.restartPolicy = 'Always';
+  if (input.reservedStorage !== undefined) {
+    sync.resources!.requests = { ...sync.resources!.requests, 'ephemeral-storage': input.reservedStorage };
+  }
+  if (input.metricsPort > 0) {
+    sync.env!.push({ name: 'SYNC_METRICS_PORT', value: String(input.metricsPort) });
+    sync.ports = [{ name: SYNC_METRICS_PORT_NAME, containerPort: input.metricsPort, protocol: 'TCP' }];
+    // /healthz fails once no sync cycle has succeeded for 5 intervals (at least 5 min) and
+    // none is running: three failed probes restart the sidecar, which the pod's events and
+    // restart count show. A readiness probe would take the whole pod out of its Services.
+    sync.livenessProbe = {
+      httpGet: { path: '/healthz', port: SYNC_METRICS_PORT_NAME },
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    };
+  }
   return {
     hydrate,
     sync,

@@ -31,6 +31,10 @@ export interface MutationConfig {
   finalSyncTimeoutSeconds: number;
   /** passed on only when the operator set it; the agent has its own default */
   refreshAfterDays: string | undefined;
+  /** state-sync's metrics and liveness port; 0 injects none */
+  syncMetricsPort: number;
+  /** request the swapped workspace's sizeLimit as ephemeral storage on state-sync */
+  reserveWorkspaceStorage: boolean;
   gracePeriodMarginSeconds: number;
   defaultRegion: string;
   agentRunAsUser: number;
@@ -99,6 +103,8 @@ const schema = z.object({
   HYDRATE_TIMEOUT_SECONDS: tuningField('HYDRATE_TIMEOUT_SECONDS'),
   FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
   REFRESH_AFTER_DAYS: checkedText('REFRESH_AFTER_DAYS').optional(),
+  SYNC_METRICS_PORT: checkedText('SYNC_METRICS_PORT').default('9464').transform(Number),
+  RESERVE_WORKSPACE_STORAGE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
   GRACE_PERIOD_MARGIN_SECONDS: seconds.default(15),
   DEFAULT_S3_REGION: z
     .string()
@@ -155,6 +161,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig 
       hydrateTimeoutSeconds: c.HYDRATE_TIMEOUT_SECONDS,
       finalSyncTimeoutSeconds: c.FINAL_SYNC_TIMEOUT_SECONDS,
       refreshAfterDays: c.REFRESH_AFTER_DAYS,
+      syncMetricsPort: c.SYNC_METRICS_PORT,
+      reserveWorkspaceStorage: c.RESERVE_WORKSPACE_STORAGE,
       gracePeriodMarginSeconds: c.GRACE_PERIOD_MARGIN_SECONDS,
       defaultRegion: c.DEFAULT_S3_REGION,
       agentRunAsUser: c.AGENT_RUN_AS_USER,

@@ -20,6 +20,8 @@ export interface InjectionInput {
   stateVolume: string;
   secretHasRegion: boolean;
   earlier: EarlierInjection | undefined;
+  /** the state volume was a PVC this mutation swapped for an EmptyDir */
+  stateVolumeSwapped: boolean;
 }
 
 export type Injection =
@@ -54,6 +56,14 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     // Kept under the 120 characters past which the API server may truncate a warning.
     warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
   }
+  const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
+  // Containers share the pod's network: a port the pod already uses cannot be ours too.
+  const taken = [...(spec.initContainers ?? []), ...spec.containers]
+    .filter((c) => !replaceable(c))
+    .some((c) => (c.ports ?? []).some((p) => p.containerPort === config.syncMetricsPort));
+  if (taken && config.syncMetricsPort > 0) {
+    warnings.push(`port ${config.syncMetricsPort} is in use in the pod: state-sync serves no metrics or health`);
+  }
   const specs = buildAgentSpecs({
     config,
     session: input.session,
@@ -62,9 +72,10 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     secretHasRegion: input.secretHasRegion,
     runAsUser: identity.runAsUser ?? config.agentRunAsUser,
     runAsGroup: identity.runAsGroup,
+    metricsPort: taken ? 0 : config.syncMetricsPort,
+    reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
   });
 
-  const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));
   // Appended after other injectors' init containers and native sidecars, so a mesh

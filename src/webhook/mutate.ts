@@ -3,7 +3,7 @@ import type { MutationConfig } from './config.js';
 import type { S3Decision } from './s3-settings.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
 import { findPlatformAgents, platformAgentWarning } from './platform-agent.js';
-import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION } from './names.js';
+import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION, SYNC_LABEL } from './names.js';
 import { VERSION } from '../shared/version.js';
 
 export type Classification =
@@ -97,7 +97,14 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
     } else {
       const injection = injectAgent(
         mutated,
-        { config, session: classification.session, stateVolume, secretHasRegion: s3.hasRegion, earlier },
+        {
+          config,
+          session: classification.session,
+          stateVolume,
+          secretHasRegion: s3.hasRegion,
+          earlier,
+          stateVolumeSwapped: injected.includes(`emptyDir:${stateVolume}`),
+        },
         warnings,
       );
       if (injection.kind === 'denied') {
@@ -118,6 +125,8 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
   };
   const metadata = (mutated.metadata ??= {});
   metadata.annotations = { ...metadata.annotations, [STATUS_ANNOTATION]: JSON.stringify(status) };
+  // What the PodMonitor of manifests/monitoring selects: pods with a state-sync to scrape.
+  if (mode === 'sync') metadata.labels = { ...metadata.labels, [SYNC_LABEL]: 'enabled' };
   return { outcome: 'patched', reason, pod: mutated, warnings, status };
 }
 

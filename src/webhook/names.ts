@@ -4,6 +4,8 @@ export const SESSION_LABEL = 'agentic-session';
 export const SESSION_NAME_ANNOTATION = 'ambient-code.io/session-name';
 export const OPT_OUT_ANNOTATION = 'ambient-code.io/session-storage';
 export const STATUS_ANNOTATION = 'ambient-code.io/session-storage-status';
+/** On pods given a state-sync: what manifests/monitoring's PodMonitor selects. */
+export const SYNC_LABEL = 'ambient-code.io/session-storage-sync';
 export const INTEGRATION_SECRET = 'ambient-non-vertex-integrations';
 /** On the namespace, set by the admin when opting in: PVCs created before it stay. */
 export const STORAGE_ENABLED_AT_ANNOTATION = 'ambient-code.io/session-storage-enabled-at';

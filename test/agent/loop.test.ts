@@ -3,7 +3,7 @@ import { runSyncLoop } from '../../src/agent/loop.js';
 import type { CycleResult } from '../../src/agent/sync.js';
 import { captureLog } from './helpers.js';
 
-const failed: CycleResult = { ok: false, uploaded: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 1 };
+const failed: CycleResult = { ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 1 };
 const succeeded: CycleResult = { ...failed, ok: true, failed: 0 };
 
 interface Call {

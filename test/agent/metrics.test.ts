@@ -29,6 +29,16 @@ describe('state-sync metrics', () => {
     expect(metrics.healthy()).toBe(true);
   });
 
+  it('a cycle still running is never unhealthy, so a long first upload is not killed and started over', () => {
+    const time = clock(0);
+    const metrics = new SyncMetrics({ session: 's1', intervalSeconds: 60, version: 't', unhealthyAfterSeconds: 180, now: time.now });
+    metrics.cycleStarted();
+    time.advance(600);
+    expect(metrics.healthy()).toBe(true);
+    metrics.record({ ...report, ok: false });
+    expect(metrics.healthy()).toBe(false);
+  });
+
   it('a sidecar that never succeeds is unhealthy after the threshold from its start', () => {
     const time = clock(0);
     const metrics = new SyncMetrics({ session: 's1', intervalSeconds: 60, version: 't', unhealthyAfterSeconds: 180, now: time.now });

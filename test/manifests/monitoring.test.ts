@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { SyncMetrics } from '../../src/agent/metrics.js';
+import { createMetrics } from '../../src/webhook/metrics.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROMTOOL = path.join(ROOT, '.cache/bin/promtool');
@@ -60,5 +62,38 @@ describe('the PrometheusRule', () => {
     const alerts = rule.spec.groups.flatMap((group) => group.rules.map((r) => r.alert)).filter(Boolean);
     const tested = readFileSync(path.join(MONITORING, 'rules-test.yaml'), 'utf8');
     for (const alert of alerts) expect(tested).toContain(`alertname: ${alert}`);
+  });
+});
+
+describe('our series', () => {
+  async function exposition(): Promise<{ webhook: string; agent: string }> {
+    const sync = new SyncMetrics({ session: 's1', intervalSeconds: 60, version: 'test', unhealthyAfterSeconds: 300 });
+    sync.record({ ok: true, uploaded: 1, uploadedBytes: 10, deleted: 0, skipped: 0, durationSeconds: 0.1 });
+    return { webhook: await createMetrics().registry.metrics(), agent: await sync.registry.metrics() };
+  }
+
+  it('pass promtool check metrics (names, help, types, units)', async () => {
+    const { webhook, agent } = await exposition();
+    // The Node.js process series come from prom-client's defaults; ours are what we name.
+    const ours = (body: string) => `${body.split('\n').filter((line) => /^(# (HELP|TYPE) )?session_storage_/.test(line)).join('\n')}\n`;
+    for (const body of [webhook, agent].map(ours)) {
+      expect(body).toContain('# TYPE session_storage_');
+      const result = await promtool(['check', 'metrics'], body);
+      expect(result.output).toBe('');
+      expect(result.code).toBe(0);
+    }
+  });
+
+  it('include every session_storage_* series the alerts and the dashboard query', async () => {
+    const { webhook, agent } = await exposition();
+    const exported = `${webhook}\n${agent}`;
+    const queried = ['prometheusrule.yaml', 'rules-test.yaml', 'grafana-dashboard.json'].flatMap((file) =>
+      [...readFileSync(path.join(MONITORING, file), 'utf8').matchAll(/session_storage_[a-z_]+/g)].map((m) => m[0]),
+    );
+    expect(queried.length).toBeGreaterThan(10);
+    for (const name of new Set(queried)) {
+      const family = name.replace(/_(bucket|count|sum)$/, '');
+      expect(exported, name).toMatch(new RegExp(`^# TYPE ${family} `, 'm'));
+    }
   });
 });

@@ -460,3 +460,41 @@ describe('status annotation', () => {
     });
   });
 });
+
+describe('state-sync metrics, health and storage reservation', () => {
+  it('serves metrics and liveness on SYNC_METRICS_PORT and labels the pod for the PodMonitor', () => {
+    const result = patched(loadPod('session-runner'), { SYNC_METRICS_PORT: '9555' });
+    const sync = byName(result.pod.spec!.initContainers, 'state-sync')!;
+    expect(envOf(sync).SYNC_METRICS_PORT).toBe('9555');
+    expect(sync.ports).toEqual([{ name: 'sync-metrics', containerPort: 9555, protocol: 'TCP' }]);
+    expect(sync.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'sync-metrics' });
+    expect(byName(result.pod.spec!.initContainers, 'init-hydrate')!.ports).toBeUndefined();
+    expect(result.pod.metadata!.labels!['ambient-code.io/session-storage-sync']).toBe('enabled');
+  });
+
+  it('leaves a port the pod already uses to the pod, with a warning', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.containers[0]!.ports = [{ containerPort: 9464 }];
+    const result = patched(pod);
+    const sync = byName(result.pod.spec!.initContainers, 'state-sync')!;
+    expect(sync.ports).toBeUndefined();
+    expect(sync.livenessProbe).toBeUndefined();
+    expect(envOf(sync)).not.toHaveProperty('SYNC_METRICS_PORT');
+    expect(result.warnings).toContain('port 9464 is in use in the pod: state-sync serves no metrics or health');
+  });
+
+  it('SYNC_METRICS_PORT=0 injects no port and no probe', () => {
+    const sync = byName(patched(loadPod('session-runner'), { SYNC_METRICS_PORT: '0' }).pod.spec!.initContainers, 'state-sync')!;
+    expect(sync.ports).toBeUndefined();
+    expect(sync.livenessProbe).toBeUndefined();
+  });
+
+  it('reserves the swapped workspace as ephemeral storage on state-sync, only for a swapped PVC', () => {
+    const request = (pod: V1Pod, env: Record<string, string> = {}) =>
+      byName(patched(pod, env).pod.spec!.initContainers, 'state-sync')!.resources!.requests!['ephemeral-storage'];
+    expect(request(loadPod('session-runner'))).toBe('10Gi');
+    expect(request(loadPod('session-runner'), { EMPTYDIR_SIZE_LIMIT: '3Gi' })).toBe('3Gi');
+    expect(request(loadPod('session-runner'), { RESERVE_WORKSPACE_STORAGE: 'false' })).toBeUndefined();
+    expect(request(loadPod('control-plane'))).toBeUndefined();
+  });
+});
