@@ -216,7 +216,8 @@ export class Syncer {
   }
 
   // Data-safety invariant 1: a remote object is deleted only when hydrate succeeded in
-  // this pod, the file was known, it is gone locally, every upload of this cycle
+  // this pod, the file was known (and restored: an unrestored key was never local), it is
+  // gone locally, every upload of this cycle
   // succeeded, the walk read every directory, and its sync path is not empty locally
   // (an empty tree over a non-empty remote is a missing mount, not a user's deletion).
   private async propagateDeletions(
@@ -231,7 +232,7 @@ export class Syncer {
     const gone: string[] = [];
     const guarded = new Map<string, number>();
     for (const key of record.files.keys()) {
-      if (local.has(key) || this.isExcludedKey(key)) continue;
+      if (local.has(key) || this.isExcludedKey(key) || record.unrestored?.has(key)) continue;
       const name = key.slice(0, key.indexOf('/'));
       if (!settings.syncPaths.some((syncPath) => syncPath.name === name)) continue;
       if ((counts.get(name) ?? 0) === 0) {
