@@ -227,9 +227,10 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
           { client: target.client, bucket: target.bucket, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
           tree,
         );
-        if (downloaded.unusableMtime !== undefined) {
-          const used = job.known ? "the manifest's mtime" : 'the time it was uploaded';
-          log.warn(`${job.key} has an unusable x-amz-meta-mtime ("${downloaded.unusableMtime}"): restored with ${used}`);
+        const mtime = downloaded.unusableMtime;
+        if (mtime !== undefined) {
+          const used = mtime.used === 'manifest' ? "the manifest's mtime" : 'the time it was uploaded';
+          log.warn(`${job.key} has an unusable x-amz-meta-mtime ("${mtime.value}"): restored with ${used}`);
         }
         restoredFiles.set(job.key, downloaded.entry);
         summary.restored += 1;

@@ -214,8 +214,8 @@ export interface DownloadRequest {
 
 export interface Downloaded {
   entry: FileEntry;
-  // The object's x-amz-meta-mtime when it could not be used.
-  unusableMtime?: string;
+  // The object's x-amz-meta-mtime when it could not be used, and which time was used.
+  unusableMtime?: { value: string; used: 'manifest' | 'upload' };
 }
 
 async function fetchObject(
@@ -253,7 +253,10 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
 
   const metaMtime = response.Metadata?.mtime;
   const parsedMtime = parseMtime(metaMtime);
-  const mtimeMs = parsedMtime ?? request.known?.mtimeMs ?? response.LastModified?.getTime() ?? Date.now();
+  // Manifest entries learned from a listing carry mtimeMs -1: no time at all.
+  const knownMtime = request.known && request.known.mtimeMs >= 0 ? request.known.mtimeMs : undefined;
+  const fallback = knownMtime === undefined ? 'upload' : 'manifest';
+  const mtimeMs = parsedMtime ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
   const known = request.known?.mode;
   const mode = parseMode(response.Metadata?.mode) ?? (known === undefined ? undefined : known & 0o777);
   const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
@@ -289,10 +292,12 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
     }
     await rename(partial.data, localPath);
   } catch (error) {
+    // A body left unread would hold its keep-alive socket for good.
+    (response.Body as { destroy?: () => void } | undefined)?.destroy?.();
     if (small) await removeName(partial.data);
     throw error;
   }
   await removeName(partial.etag);
   const entry = { size, mtimeMs, mode };
-  return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: metaMtime } : { entry };
+  return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: { value: metaMtime, used: fallback } } : { entry };
 }

@@ -150,6 +150,22 @@ describe('state the platform wrote (rclone sync.sh)', () => {
     expect(runner.log.text()).not.toContain(FRESH_SESSION_MESSAGE);
     expect(await readFile(path.join(runner.workspace, 'file-uploads/brief.docx'), 'utf8')).toBe('brief');
   });
+  it('gives a pre-uploaded file its upload time (and does not upload it again) when an older pod that did not sync file-uploads wrote the manifest', async () => {
+    const session = uniqueSession();
+    const prefix = `project-a/${session}/`;
+    // The backend's upload carries no x-amz-meta-mtime.
+    await root.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}file-uploads/brief.docx`, Body: 'brief' }));
+    const uploaded = Date.now();
+    const older = await pod(session, { SYNC_PATHS: '.claude,artifacts,uploads' });
+    expect(await older.hydrate()).toBe(true);
+    expect((await older.sync({ final: true })).ok).toBe(true);
+    const newer = await pod(session);
+    expect(await newer.hydrate()).toBe(true);
+    const restored = await stat(path.join(newer.workspace, 'file-uploads/brief.docx'));
+    expect(Math.abs(restored.mtimeMs - uploaded)).toBeLessThan(10_000);
+    // The time restored is the time recorded: the first sync has nothing to upload.
+    expect(await newer.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 1 });
+  });
 });
 
 describe('a metadata.json that cannot be read', () => {
