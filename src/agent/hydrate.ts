@@ -95,6 +95,7 @@ async function remoteState(
       log.warn(`could not delete the access probe under ${target.prefix}: ${describeS3Error(probe.leftOver)}`);
     }
     // The policy lets these credentials read what they write here: the 403 meant missing.
+    log.detail('metadata.json answered 403 without s3:ListBucket; a probe object was written and read back: it is missing');
     metadata = { kind: 'missing' };
   } else {
     metadata = read;
@@ -149,6 +150,9 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0, unrestored: 0 };
   if (keys.size === 0) {
     log.info(FRESH_SESSION_MESSAGE);
+    if (listing.kind === 'denied') {
+      log.detail('(without s3:ListBucket only metadata.json can show state: objects uploaded without one, such as pre-uploaded files, are not seen)');
+    }
     // A fresh session is a complete hydrate of nothing: the record lets sync propagate
     // deletions of files it uploads itself in this first pod, and knows no remote file
     // it could wrongly delete.
