@@ -217,8 +217,8 @@ export class Syncer {
 
   // Data-safety invariant 1: a remote object is deleted only when hydrate succeeded in
   // this pod, the file was known (and restored: an unrestored key was never local), it is
-  // gone locally, every upload of this cycle
-  // succeeded, the walk read every directory, and its sync path is not empty locally
+  // gone locally, every upload of this cycle succeeded, the walk read every directory,
+  // and its sync path is not empty locally
   // (an empty tree over a non-empty remote is a missing mount, not a user's deletion).
   private async propagateDeletions(
     record: LocalRecord,
