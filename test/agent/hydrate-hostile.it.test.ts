@@ -34,6 +34,7 @@ describe('hydrate never writes through a symlink or outside the workspace', () =
   let root: S3Client;
   let session: string;
   let outside: string;
+  const outsides: string[] = [];
   const pods: Pod[] = [];
   const big = randomBytes(2 * 2 ** 20 + 3);
   const seed: Record<string, string | Buffer> = {
@@ -62,6 +63,7 @@ describe('hydrate never writes through a symlink or outside the workspace', () =
   afterAll(async () => {
     root.destroy();
     for (const created of pods) await created.dispose();
+    for (const dir of outsides) await rm(dir, { recursive: true, force: true });
   });
 
   // A fresh pod and a directory outside its workspace, holding a file and a directory an
@@ -70,6 +72,7 @@ describe('hydrate never writes through a symlink or outside the workspace', () =
     const pod = await newPod(agentEnv(minio, bucket, session));
     pods.push(pod);
     outside = await mkdtemp(path.join(tmpdir(), 'outside-'));
+    outsides.push(outside);
     const outsideFile = path.join(outside, 'victim.txt');
     const outsideDir = path.join(outside, 'victim-dir');
     await writeFile(outsideFile, 'host data');
