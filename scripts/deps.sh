@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds (or reuses, when the recorded version matches) every server the tests need into
-# .cache/bin/, from Go modules. Each builder script is idempotent and version-checked.
+# .cache/bin/, from Go modules, and installs Debian's rclone (the platform's sync tool).
+# Each script is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for builder in scripts/build-minio.sh scripts/build-control-plane.sh scripts/build-tools.sh; do
+for builder in scripts/build-minio.sh scripts/build-control-plane.sh scripts/build-tools.sh scripts/install-rclone.sh; do
   if [ -f "$builder" ]; then
     bash "$builder"
   fi

@@ -1,17 +1,18 @@
 import { setMaxListeners } from 'node:events';
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
+import path from 'node:path';
 import type { AgentSettings } from './env.js';
 import { sessionPrefix } from './env.js';
-import { resolveKey } from './keys.js';
+import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
 import { sameFile, type FileEntry, type FileMap } from './manifest.js';
 import { clearRecord, writeRecord } from './record.js';
-import { listRemote, readMetadata, type RemoteTarget } from './remote.js';
-import { classifyS3Error, isNotFound } from './s3.js';
+import { listRemote, probeAccess, readMetadata, type Listing, type MetadataRead, type RemoteTarget } from './remote.js';
+import { classifyS3Error, describeS3Error, isAccessDenied, isNotFound } from './s3.js';
 import { formatBytes } from './size.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
-import { downloadFile, type CheckedDirs } from './transfer.js';
+import { downloadFile, RefusedPath, WorkspaceTree } from './transfer.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
 const PROGRESS_INTERVAL_MS = 2_000;
@@ -30,6 +31,109 @@ interface HydrateSummary {
   unchanged: number;
   bytes: number;
   refused: number;
+  unrestored: number;
+}
+
+// A failure hydrate names itself. Permanent ones (a policy, a missing bucket, state that
+// cannot be enumerated) are not worth the whole HYDRATE_TIMEOUT_SECONDS.
+class HydrateFailure extends Error {
+  constructor(
+    readonly kind: string,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+const PERMANENT_KINDS = new Set(['access denied', 'bucket not found', 'state cannot be enumerated']);
+
+function failureOf(error: unknown): { kind: string; detail: string } {
+  if (error instanceof HydrateFailure) return { kind: error.kind, detail: error.message };
+  return classifyS3Error(error);
+}
+
+function listingFix(target: RemoteTarget): string {
+  const namespace = target.prefix.slice(0, target.prefix.indexOf('/'));
+  return `listing denied: grant s3:ListBucket on arn:aws:s3:::${target.bucket} with condition s3:prefix "${namespace}/*"`;
+}
+
+// metadata.json, where a policy denies it rather than the key being missing.
+type MetadataState = MetadataRead | { kind: 'denied'; error: unknown };
+
+async function readMetadataState(target: RemoteTarget, signal: AbortSignal): Promise<MetadataState> {
+  try {
+    return await readMetadata(target, signal);
+  } catch (error) {
+    if (isAccessDenied(error)) return { kind: 'denied', error };
+    throw error;
+  }
+}
+
+// What the remote state is, or a failure when it exists but cannot be enumerated. A
+// session starts fresh only when nothing says state exists: metadata.json is missing
+// (told apart from denied by what the policy allows, not by the status code) and the
+// listing, where permitted, is empty.
+async function remoteState(
+  context: HydrateContext,
+  signal: AbortSignal,
+): Promise<{ metadata: MetadataRead; manifest: Map<string, FileEntry>; listing: Listing }> {
+  const { target, log } = context;
+  const [read, listing] = await Promise.all([readMetadataState(target, signal), listRemote(target, signal)]);
+  let metadata: MetadataRead;
+  if (read.kind === 'denied') {
+    // With s3:ListBucket, S3 answers 404 for a missing key: this 403 is a real denial.
+    if (listing.kind === 'listed') throw read.error;
+    const probe = await probeAccess(target, signal);
+    if (probe.kind === 'denied') {
+      const granted = probe.step === 'write' ? 'neither read nor write' : 'write but not read';
+      throw new HydrateFailure(
+        'access denied',
+        `reading metadata.json was refused, and these credentials may ${granted} objects under ${target.prefix}: grant s3:GetObject and s3:PutObject on arn:aws:s3:::${target.bucket}/${target.prefix}* (${describeS3Error(probe.error)})`,
+      );
+    }
+    if (probe.leftOver !== undefined) {
+      log.warn(`could not delete the access probe under ${target.prefix}: ${describeS3Error(probe.leftOver)}`);
+    }
+    // The policy lets these credentials read what they write here: the 403 meant missing.
+    log.detail('metadata.json answered 403 without s3:ListBucket; a probe object was written and read back: it is missing');
+    metadata = { kind: 'missing' };
+  } else {
+    metadata = read;
+  }
+  if (listing.kind === 'denied') {
+    if (metadata.kind === 'invalid') {
+      throw new HydrateFailure('state cannot be enumerated', `metadata.json unreadable: ${metadata.reason}; ${listingFix(target)}`);
+    }
+    if (metadata.kind === 'found' && metadata.metadata.manifest === undefined) {
+      throw new HydrateFailure(
+        'state cannot be enumerated',
+        `metadata.json has no manifest (written by the platform's sync.sh); ${listingFix(target)}`,
+      );
+    }
+  } else if (metadata.kind === 'invalid') {
+    log.warn(`metadata.json is unreadable (${metadata.reason}): restoring from the listing`);
+  }
+  const manifest = new Map(Object.entries(metadata.kind === 'found' ? (metadata.metadata.manifest ?? {}) : {}));
+  return { metadata, manifest, listing };
+}
+
+interface Job {
+  key: string;
+  relativePath: string;
+  known: FileEntry | undefined;
+}
+
+// Why a key cannot be restored per object (it is then named, left in S3 and never deleted
+// by sync), or undefined when the error concerns the whole attempt (endpoint, credentials,
+// a full disk) and the attempt fails.
+const PER_OBJECT_ERRNO = new Set(['ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'ENOTEMPTY']);
+
+function objectProblem(error: unknown): string | undefined {
+  if (error instanceof RefusedPath) return error.message;
+  if (isAccessDenied(error)) return describeS3Error(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && PER_OBJECT_ERRNO.has(code)) return `${code} (${(error as Error).message})`;
+  return undefined;
 }
 
 // One attempt: read the manifest (and the listing where the policy allows it), then
@@ -37,16 +141,18 @@ interface HydrateSummary {
 // attempt match their manifest entry and are skipped, which makes a retry a resume.
 async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Promise<HydrateSummary> {
   const { settings, target, log } = context;
-  const metadata = await readMetadata(target, signal);
-  if (metadata.kind === 'invalid') log.warn(`metadata.json is unreadable (${metadata.reason}): restoring from the listing`);
-  const manifest = new Map(Object.entries(metadata.kind === 'found' ? (metadata.metadata.manifest ?? {}) : {}));
-  const listing = await listRemote(target, signal);
+  const { metadata, manifest, listing } = await remoteState(context, signal);
   const keys = new Set([...manifest.keys(), ...(listing.kind === 'listed' ? listing.sizes.keys() : [])]);
 
   const restoredFiles: FileMap = new Map();
-  const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0 };
+  // Keys that exist in S3 but not locally: sync must never read them as deleted.
+  const unrestored = new Set<string>();
+  const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0, unrestored: 0 };
   if (keys.size === 0) {
     log.info(FRESH_SESSION_MESSAGE);
+    if (listing.kind === 'denied') {
+      log.detail('(without s3:ListBucket only metadata.json can show state: objects uploaded without one, such as pre-uploaded files, are not seen)');
+    }
     // A fresh session is a complete hydrate of nothing: the record lets sync propagate
     // deletions of files it uploads itself in this first pod, and knows no remote file
     // it could wrongly delete.
@@ -54,29 +160,55 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     return summary;
   }
 
+  const remoteEntry = (key: string): FileEntry | undefined => {
+    const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
+    return manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
+  };
+  const skip = (key: string, reason: string) => {
+    log.warn(`cannot restore ${logName(key)}: ${reason}`);
+    unrestored.add(key);
+    const entry = remoteEntry(key);
+    if (entry) restoredFiles.set(key, entry);
+    summary.unrestored += 1;
+  };
+
   await mkdir(settings.workspaceDir, { recursive: true });
-  const workspaceReal = await realpath(settings.workspaceDir);
-  const jobs: Array<{ key: string; localPath: string; known: FileEntry | undefined }> = [];
+  const tree = new WorkspaceTree(await realpath(settings.workspaceDir));
+  const candidates: Job[] = [];
   for (const key of [...keys].sort()) {
     const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
     if (resolution.kind === 'refused') {
       summary.refused += 1;
       log.warn(`refusing object ${target.prefix}${logName(key)}: ${resolution.reason}`);
     } else if (resolution.kind === 'file') {
-      jobs.push({ key, localPath: resolution.localPath, known: manifest.get(key) });
+      const relativePath = path.relative(settings.workspaceDir, resolution.localPath);
+      if (longComponent(relativePath)) skip(key, 'a path component is longer than 255 bytes');
+      else candidates.push({ key, relativePath, known: manifest.get(key) });
     } else {
       // Objects of sync paths this pod does not sync stay in the manifest sync writes, so
       // a later pod that syncs them still finds them without ListBucket. Sync never
       // deletes them.
-      const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
-      const entry = manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
+      const entry = remoteEntry(key);
       if (entry) restoredFiles.set(key, entry);
     }
   }
+  // A key that is also a directory prefix (`a` and `a/b`) cannot be both locally: the
+  // directory, which may hold many files, wins.
+  const directories = new Set<string>();
+  for (const job of candidates) {
+    for (let dir = path.dirname(job.relativePath); dir !== '.' && !directories.has(dir); dir = path.dirname(dir)) {
+      directories.add(dir);
+    }
+  }
+  const jobs: Job[] = [];
+  for (const job of candidates) {
+    if (directories.has(job.relativePath)) skip(job.key, `it is also a directory (${job.key}/...)`);
+    else jobs.push(job);
+  }
 
   log.info(`Restoring ${jobs.length} files from s3://${target.bucket}/${target.prefix}`);
-  const checkedDirs: CheckedDirs = new Map();
   let done = 0;
+  let denied: unknown;
   const progress = setInterval(() => {
     log.detail(`restored ${done}/${jobs.length} files (${formatBytes(summary.bytes)})`);
   }, context.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
@@ -85,37 +217,43 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     await forEachBounded(jobs, context.workers, async (job) => {
       if (firstError !== undefined) return;
       try {
-        const local = await stat(job.localPath).catch(() => undefined);
-        const localEntry = local && { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 };
+        // The directory check comes first: an lstat through a symlinked directory could
+        // otherwise find a matching file outside and count it as restored.
+        await tree.ensureDir(path.dirname(job.relativePath));
+        const local = await lstat(path.join(tree.root, job.relativePath)).catch(() => undefined);
+        const localEntry = local?.isFile() ? { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 } : undefined;
         // The object's age comes from the manifest: sync refreshes it before the bucket's
         // lifecycle rule would expire it.
         const uploadedAt = job.known?.uploadedAt;
         if (job.known && localEntry && sameFile(job.known, localEntry)) {
           restoredFiles.set(job.key, { ...localEntry, uploadedAt });
           summary.unchanged += 1;
-        } else {
-          const entry = await downloadFile(
-            target.client,
-            target.bucket,
-            target.prefix + job.key,
-            job.localPath,
-            workspaceReal,
-            job.known,
-            checkedDirs,
-            signal,
-          );
-          restoredFiles.set(job.key, { ...entry, uploadedAt });
-          summary.restored += 1;
-          summary.bytes += entry.size;
+          return;
         }
+        const downloaded = await downloadFile(
+          { client: target.client, bucket: target.bucket, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
+          tree,
+        );
+        const mtime = downloaded.unusableMtime;
+        if (mtime !== undefined) {
+          const used = mtime.used === 'manifest' ? "the manifest's mtime" : 'the time it was uploaded';
+          log.warn(`${logName(job.key)} has an unusable x-amz-meta-mtime ("${logName(mtime.value)}"): restored with ${used}`);
+        }
+        restoredFiles.set(job.key, { ...downloaded.entry, uploadedAt });
+        summary.restored += 1;
+        summary.bytes += downloaded.entry.size;
       } catch (error) {
-        // A manifest entry whose object is gone (deleted after the manifest was
-        // written) is not state to restore.
-        if (isNotFound(error)) {
-          log.warn(`${logName(job.key)} is listed in metadata.json but missing in S3: skipped`);
-        } else {
-          // Workers see firstError and stop taking jobs.
+        if (signal.aborted) {
           firstError ??= error;
+        } else if (isNotFound(error)) {
+          // Deleted since it was listed: there is nothing left to restore or to keep.
+          log.warn(`cannot restore ${logName(job.key)}: missing in S3 (deleted since it was listed)`);
+        } else {
+          const problem = objectProblem(error);
+          // Workers see firstError and stop taking jobs.
+          if (problem === undefined) firstError ??= error;
+          else skip(job.key, problem);
+          if (isAccessDenied(error)) denied ??= error;
         }
       } finally {
         done += 1;
@@ -125,25 +263,37 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     clearInterval(progress);
   }
   if (firstError !== undefined) throw firstError;
+  // Every object refused and no metadata.json to show the policy lets these credentials
+  // read here: not one bad object but no read access at all.
+  if (denied !== undefined && summary.restored + summary.unchanged === 0 && metadata.kind === 'missing') throw denied;
 
   await writeRecord(settings.stateDir, {
     bucket: target.bucket,
     prefix: target.prefix,
     hydrated: true,
     files: restoredFiles,
+    unrestored,
   });
   return summary;
 }
-
 
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 15_000;
 // The last retry is worth making only with this much of the budget left.
 const MIN_LAST_ATTEMPT_MS = 250;
+// A policy or a missing bucket does not change between attempts a second apart; a few
+// tries cover a credential or bucket being created at the same moment.
+export const PERMANENT_ATTEMPTS = 3;
 
-// Retries with backoff until HYDRATE_TIMEOUT_SECONDS is spent. Any failure leaves no
-// record behind, so state-sync (which only starts after a successful hydrate anyway) can
-// never delete on the strength of a partial restore.
+// Full jitter: a random wait up to the doubling ceiling, so pods restarted together after
+// an outage do not retry in step.
+export function backoffDelay(attempt: number, random: () => number = Math.random): number {
+  return random() * Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+}
+
+// Retries with backoff until HYDRATE_TIMEOUT_SECONDS is spent (PERMANENT_ATTEMPTS for a
+// permanent failure). Any failure leaves no record behind, so state-sync (which only starts
+// after a successful hydrate anyway) can never delete on the strength of a partial restore.
 export async function hydrate(context: HydrateContext): Promise<boolean> {
   const { settings, target, log } = context;
   const started = Date.now();
@@ -155,31 +305,29 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
   await clearRecord(settings.stateDir);
   log.info(`Hydrating ${settings.workspaceDir} from s3://${target.bucket}/${sessionPrefix(settings)}`);
 
-  let backoff = FIRST_BACKOFF_MS;
   for (let attempt = 1; ; attempt += 1) {
     try {
       const summary = await hydrateAttempt(context, signal);
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       log.info(
-        `Hydrate complete (${summary.restored} files restored, ${formatBytes(summary.bytes)}, ${summary.unchanged} already in place, ${summary.refused} refused, ${seconds}s)`,
+        `Hydrate complete (${summary.restored} files restored, ${formatBytes(summary.bytes)}, ${summary.unchanged} already in place, ${summary.refused} refused, ${summary.unrestored} not restorable, ${seconds}s)`,
       );
       return true;
     } catch (error) {
-      const classified = classifyS3Error(error);
+      const classified = failureOf(error);
       const failure =
         signal.aborted && classified.kind === 'error'
           ? { kind: 'timed out', detail: 'HYDRATE_TIMEOUT_SECONDS reached' }
           : classified;
       const remaining = deadline - Date.now();
-      if (remaining < MIN_LAST_ATTEMPT_MS) {
+      if (remaining < MIN_LAST_ATTEMPT_MS || (PERMANENT_KINDS.has(failure.kind) && attempt >= PERMANENT_ATTEMPTS)) {
         const seconds = Math.round((Date.now() - started) / 1000);
         log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
         return false;
       }
-      const delay = Math.min(backoff, remaining - MIN_LAST_ATTEMPT_MS);
+      const delay = Math.min(backoffDelay(attempt), remaining - MIN_LAST_ATTEMPT_MS);
       log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await sleep(delay, signal);
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
   }
 }

@@ -37,6 +37,15 @@ export function resolveKey(key: string, syncPaths: readonly SyncPath[], workspac
   return { kind: 'file', key, syncPath, localPath };
 }
 
+// NAME_MAX of Linux file systems, in bytes (UTF-8), per path component.
+const NAME_MAX = 255;
+
+// Whether a local relative path has a component no file system here can create: S3 keys
+// allow it, so it is reported per key rather than failing the restore.
+export function longComponent(relativePath: string): boolean {
+  return relativePath.split(path.sep).some((component) => Buffer.byteLength(component) > NAME_MAX);
+}
+
 export function keyFor(syncPath: SyncPath, relativePath: string): string {
   return `${syncPath.name}/${relativePath}`;
 }

@@ -16,6 +16,7 @@ const recordSchema = z.object({
   prefix: z.string(),
   hydrated: z.boolean(),
   files: z.record(z.string(), fileEntrySchema),
+  unrestored: z.array(z.string()).optional(),
 });
 
 export interface LocalRecord {
@@ -23,6 +24,9 @@ export interface LocalRecord {
   prefix: string;
   hydrated: boolean;
   files: FileMap;
+  // Keys hydrate found in S3 but could not restore (a name no local file can have, a key
+  // that is also a directory, an object the server refused): absent locally, never deleted.
+  unrestored?: Set<string>;
 }
 
 const FILE_NAME = 'record.json';
@@ -49,6 +53,7 @@ export async function readRecord(stateDir: string, bucket: string, prefix: strin
     prefix,
     hydrated: parsed.data.hydrated,
     files: new Map(Object.entries(parsed.data.files)),
+    ...(parsed.data.unrestored ? { unrestored: new Set(parsed.data.unrestored) } : {}),
   };
 }
 
@@ -64,6 +69,7 @@ export async function writeRecord(stateDir: string, record: LocalRecord): Promis
     prefix: record.prefix,
     hydrated: record.hydrated,
     files: Object.fromEntries(record.files),
+    unrestored: record.unrestored?.size ? [...record.unrestored] : undefined,
   });
   try {
     await writeFile(temp, body);

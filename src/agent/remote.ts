@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -6,7 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { METADATA_KEY, metadataSchema, type Metadata } from './manifest.js';
-import { isNotFound } from './s3.js';
+import { isAccessDenied, isNotFound } from './s3.js';
 
 export interface RemoteTarget {
   client: S3Client;
@@ -52,10 +54,8 @@ export async function writeMetadata(target: RemoteTarget, metadata: Metadata, si
   );
 }
 
-function isListDenied(error: unknown): boolean {
-  const e = error as { name?: unknown; Code?: unknown };
-  return e.name === 'AccessDenied' || e.Code === 'AccessDenied';
-}
+// Objects hydrate writes for a moment to learn what the policy allows (probeAccess).
+export const PROBE_PREFIX = '.session-storage-probe-';
 
 export type Listing = { kind: 'denied' } | { kind: 'listed'; sizes: Map<string, number> };
 
@@ -72,17 +72,50 @@ export async function listRemote(target: RemoteTarget, signal: AbortSignal): Pro
         { abortSignal: signal },
       );
     } catch (error) {
-      if (isListDenied(error)) return { kind: 'denied' };
+      if (isAccessDenied(error)) return { kind: 'denied' };
       throw error;
     }
     for (const object of page.Contents ?? []) {
       if (object.Key === undefined) continue;
       const key = object.Key.slice(target.prefix.length);
-      if (key !== METADATA_KEY) sizes.set(key, object.Size ?? 0);
+      if (key !== METADATA_KEY && !key.startsWith(PROBE_PREFIX)) sizes.set(key, object.Size ?? 0);
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token !== undefined);
   return { kind: 'listed', sizes };
+}
+
+export type Probe =
+  | { kind: 'readable'; leftOver?: unknown }
+  | { kind: 'denied'; step: 'write' | 'read'; error: unknown };
+
+// Whether these credentials may write and read back an object under the prefix: without
+// s3:ListBucket, AWS answers 403 for a missing key as for a denied one, and only what the
+// policy allows tells the two apart. The probe object is deleted again; `leftOver` is the
+// error if that failed. Errors other than a denial are thrown.
+export async function probeAccess(target: RemoteTarget, signal: AbortSignal): Promise<Probe> {
+  const Key = `${target.prefix}${PROBE_PREFIX}${randomBytes(8).toString('hex')}`;
+  try {
+    await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key, Body: '' }), { abortSignal: signal });
+  } catch (error) {
+    if (isAccessDenied(error)) return { kind: 'denied', step: 'write', error };
+    throw error;
+  }
+  let read: Probe = { kind: 'readable' };
+  try {
+    const response = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key }), { abortSignal: signal });
+    await response.Body?.transformToByteArray();
+  } catch (error) {
+    if (!isAccessDenied(error)) throw error;
+    read = { kind: 'denied', step: 'read', error };
+  } finally {
+    try {
+      await target.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key }), { abortSignal: signal });
+    } catch (error) {
+      if (read.kind === 'readable') read = { kind: 'readable', leftOver: error };
+    }
+  }
+  return read;
 }
 
 const DELETE_BATCH = 1000;

@@ -106,6 +106,11 @@ export function isCredentialError(error: unknown): boolean {
   return ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'].some((code) => codes.has(code));
 }
 
+// A policy refusing this request, as opposed to credentials the server rejects outright.
+export function isAccessDenied(error: unknown): boolean {
+  return hasErrorCode(error, 'AccessDenied') && !isCredentialError(error);
+}
+
 export function isNotFound(error: unknown): boolean {
   const codes = new Set(codesOf(error));
   return codes.has('NoSuchKey') || codes.has('NotFound');

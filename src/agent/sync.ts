@@ -290,8 +290,9 @@ export class Syncer {
   }
 
   // Data-safety invariant 1: a remote object is deleted only when hydrate succeeded in
-  // this pod, the file was known, it is gone locally, every upload of this cycle
-  // succeeded, the walk read every directory, and its sync path is not empty locally
+  // this pod, the file was known (and restored: an unrestored key was never local), it is
+  // gone locally, every upload of this cycle succeeded, the walk read every directory,
+  // and its sync path is not empty locally
   // (an empty tree over a non-empty remote is a missing mount, not a user's deletion).
   private async propagateDeletions(
     record: LocalRecord,
@@ -306,8 +307,9 @@ export class Syncer {
     const guarded = new Map<string, number>();
     for (const [key, entry] of record.files) {
       // A negative mtime: an object this pod only knows from a listing (adopted, or written
-      // by another tool); it was never local here, so its absence is no deletion.
-      if (entry.mtimeMs < 0 || local.has(key) || this.isExcludedKey(key)) continue;
+      // by another tool); it was never local here, so its absence is no deletion. Nor is
+      // that of an object hydrate could not restore.
+      if (entry.mtimeMs < 0 || local.has(key) || this.isExcludedKey(key) || record.unrestored?.has(key)) continue;
       const name = key.slice(0, key.indexOf('/'));
       if (!settings.syncPaths.some((syncPath) => syncPath.name === name)) continue;
       if ((counts.get(name) ?? 0) === 0) {

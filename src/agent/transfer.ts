@@ -1,18 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import type { FileEntry } from './manifest.js';
+import { partialPaths, type PartialPaths } from './partial-names.js';
 import { hasErrorCode } from './s3.js';
 import type { FsPath } from './walk.js';
-
-// Hydrate's temp files beside their targets. The walk syncs user files that happen to
-// end in it: sync runs only after hydrate finished in this pod.
-export const PARTIAL_SUFFIX = '.session-storage-partial';
 
 // Files below this size are read whole: one buffer, one request, and the cheapest path for
 // the many small files a session holds.
@@ -111,10 +106,13 @@ export async function uploadFile(
   });
 }
 
+// rclone writes x-amz-meta-mtime as decimal seconds with a fraction. Anything else ("1e300",
+// "abc", a negative or a time beyond what file systems hold) is reported by the caller and
+// the file restored with another time.
+const MTIME = /^\d{1,10}(\.\d+)?$/;
+
 function parseMtime(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+  return value !== undefined && MTIME.test(value) ? Number(value) * 1000 : undefined;
 }
 
 function parseMode(value: string | undefined): number | undefined {
@@ -122,32 +120,77 @@ function parseMode(value: string | undefined): number | undefined {
   return Number.parseInt(value, 8) & 0o777;
 }
 
-function isInside(root: string, candidate: string): boolean {
-  const relative = path.relative(root, candidate);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
+// A local path the restore refuses to create or write through.
+export class RefusedPath extends Error {}
 
-// Directories already created and checked during this restore: thousands of files share
-// a few directories, and each check costs a realpath.
-export type CheckedDirs = Map<string, Promise<void>>;
+// The directories of the workspace, created and checked one component at a time: a
+// component that is a symlink (wherever it points, inside the workspace or not) or not a
+// directory refuses every key below it. Nothing is followed, so nothing is written
+// outside the workspace or through a link. A symlink is refused rather than replaced: it
+// is not the agent's, and a restore must not destroy what it did not create. hydrate runs
+// before the runner starts, so nothing swaps a checked directory for a link meanwhile.
+export class WorkspaceTree {
+  private readonly dirs = new Map<string, Promise<void>>();
 
-async function prepareDir(dir: string, workspaceReal: string, objectKey: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  // A symlinked directory planted in the workspace must not redirect a restore elsewhere.
-  if (!isInside(workspaceReal, await realpath(dir))) {
-    throw new Error(`refusing to restore ${objectKey}: ${dir} resolves outside the workspace`);
+  // `root` is the real path of the workspace.
+  constructor(readonly root: string) {}
+
+  ensureDir(relativeDir: string): Promise<void> {
+    if (relativeDir === '' || relativeDir === '.') return Promise.resolve();
+    let ready = this.dirs.get(relativeDir);
+    if (!ready) {
+      ready = this.ensureDir(path.dirname(relativeDir)).then(() => this.checkOrCreate(relativeDir));
+      this.dirs.set(relativeDir, ready);
+    }
+    return ready;
+  }
+
+  private async checkOrCreate(relativeDir: string): Promise<void> {
+    const absolute = path.join(this.root, relativeDir);
+    let info = await lstat(absolute).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!info) {
+      await mkdir(absolute).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      info = await lstat(absolute);
+    }
+    if (info.isSymbolicLink()) throw new RefusedPath(`${relativeDir} is a symlink`);
+    if (!info.isDirectory()) throw new RefusedPath(`${relativeDir} is not a directory`);
   }
 }
 
 const SMALL_OBJECT = 2 ** 20;
-// Beside a large partial download, the ETag of the object it holds: a retry resumes with
-// a ranged GET only if the object is still that version.
-const ETAG_SUFFIX = `.etag${PARTIAL_SUFFIX}`;
+// Regular files only, never through a link at the final component; creation fails on any
+// existing name, so a link planted at a temporary path is never opened.
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;
+const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
 
-async function resumePoint(temp: string, etagFile: string): Promise<{ offset: number; etag: string } | undefined> {
+async function removeName(file: string): Promise<void> {
+  // unlink removes a link or a hard link's own name, never what it points at.
+  await unlink(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
+// A partial download is continued only if it is a plain file of this restore: not a
+// link, not a second name of some other file, with the ETag of the version it holds.
+async function resumePoint(partial: PartialPaths): Promise<{ offset: number; etag: string } | undefined> {
   try {
-    const [info, etag] = await Promise.all([stat(temp), readFile(etagFile, 'utf8')]);
-    return info.size > 0 && etag !== '' ? { offset: info.size, etag } : undefined;
+    const info = await lstat(partial.data);
+    if (!info.isFile() || info.nlink !== 1 || info.size === 0) return undefined;
+    const handle = await open(partial.etag, READ);
+    try {
+      const etagInfo = await handle.stat();
+      if (!etagInfo.isFile() || etagInfo.size > 256) return undefined;
+      const etag = await handle.readFile('utf8');
+      return etag === '' ? undefined : { offset: info.size, etag };
+    } finally {
+      await handle.close();
+    }
   } catch {
     return undefined;
   }
@@ -159,73 +202,103 @@ function totalSize(response: GetObjectCommandOutput, offset: number): number | u
   return response.ContentLength === undefined ? undefined : offset + response.ContentLength;
 }
 
-// Downloads into "<name>.session-storage-partial" beside the target and renames it into
-// place, so the runner never sees a half-written file. A large download that fails keeps
-// its partial file, and the next attempt continues it where it stopped.
-export async function downloadFile(
-  client: S3Client,
-  bucket: string,
-  objectKey: string,
-  localPath: string,
-  workspaceReal: string,
-  known: FileEntry | undefined,
-  checkedDirs: CheckedDirs,
-  signal: AbortSignal,
-): Promise<FileEntry> {
-  const dir = path.dirname(localPath);
-  let ready = checkedDirs.get(dir);
-  if (!ready) {
-    ready = prepareDir(dir, workspaceReal, objectKey);
-    checkedDirs.set(dir, ready);
-  }
-  await ready;
-  const temp = `${localPath}${PARTIAL_SUFFIX}`;
-  const etagFile = `${localPath}${ETAG_SUFFIX}`;
+export interface DownloadRequest {
+  client: S3Client;
+  bucket: string;
+  objectKey: string;
+  // Relative to the workspace root.
+  relativePath: string;
+  // The manifest's entry, whose mtime and mode stand in for missing object metadata.
+  known: FileEntry | undefined;
+  signal: AbortSignal;
+}
 
-  let offset = 0;
-  let response: GetObjectCommandOutput | undefined;
-  const resume = await resumePoint(temp, etagFile);
+export interface Downloaded {
+  entry: FileEntry;
+  // The object's x-amz-meta-mtime when it could not be used, and which time was used.
+  unusableMtime?: { value: string; used: 'manifest' | 'upload' };
+}
+
+async function fetchObject(
+  request: DownloadRequest,
+  resume: { offset: number; etag: string } | undefined,
+): Promise<{ response: GetObjectCommandOutput; offset: number }> {
+  const { client, bucket, objectKey, signal } = request;
   if (resume) {
     try {
-      response = await client.send(
+      const response = await client.send(
         new GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: `bytes=${resume.offset}-`, IfMatch: resume.etag }),
         { abortSignal: signal },
       );
-      offset = resume.offset;
+      return { response, offset: resume.offset };
     } catch (error) {
       // The object changed since (412) or the partial is already whole (416): start over.
       if (!hasErrorCode(error, 'PreconditionFailed', 'InvalidRange')) throw error;
     }
   }
-  response ??= await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal });
+  return { response: await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal }), offset: 0 };
+}
 
-  // A negative manifest mtime means "unknown" (an object sync only knows from a listing).
-  const knownMtime = known !== undefined && known.mtimeMs >= 0 ? known.mtimeMs : undefined;
-  const mtimeMs = parseMtime(response.Metadata?.mtime) ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
-  const mode = parseMode(response.Metadata?.mode) ?? (known?.mode === undefined ? undefined : known.mode & 0o777);
+// Downloads into a short temporary name beside the target (partialPaths) and renames it
+// into place, so the runner never sees a half-written file; rename replaces a symlink at
+// the target rather than writing through it. Mode and mtime are set on the open file.
+// A large download that fails keeps its partial file, and the next attempt continues it
+// where it stopped.
+export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree): Promise<Downloaded> {
+  await tree.ensureDir(path.dirname(request.relativePath));
+  const localPath = path.join(tree.root, request.relativePath);
+  const partial = partialPaths(localPath);
+  const resume = await resumePoint(partial);
+  const { response, offset } = await fetchObject(request, resume);
+  if (offset === 0) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
+
+  const metaMtime = response.Metadata?.mtime;
+  const parsedMtime = parseMtime(metaMtime);
+  // Manifest entries learned from a listing carry mtimeMs -1: no time at all.
+  const knownMtime = request.known && request.known.mtimeMs >= 0 ? request.known.mtimeMs : undefined;
+  const fallback = knownMtime === undefined ? 'upload' : 'manifest';
+  const mtimeMs = parsedMtime ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
+  const known = request.known?.mode;
+  const mode = parseMode(response.Metadata?.mode) ?? (known === undefined ? undefined : known & 0o777);
   const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;
   try {
-    if (small && response.Body) {
-      const bytes = await response.Body.transformToByteArray();
-      await writeFile(temp, bytes, { signal });
-      size = bytes.length;
-    } else {
-      if (offset === 0 && response.ETag) await writeFile(etagFile, response.ETag);
-      await pipeline(response.Body as Readable, createWriteStream(temp, { flags: offset > 0 ? 'a' : 'w' }), { signal });
-      size = (await stat(temp)).size;
-      const expected = totalSize(response, offset);
-      if (expected !== undefined && size !== expected) {
-        throw new Error(`incomplete download of ${objectKey}: ${size} of ${expected} bytes`);
+    const handle = await open(partial.data, offset > 0 ? APPEND : CREATE, 0o666);
+    try {
+      if (small && response.Body) {
+        const bytes = await response.Body.transformToByteArray();
+        await handle.writeFile(bytes, { signal: request.signal });
+        size = bytes.length;
+      } else {
+        if (offset === 0 && response.ETag) {
+          const etag = await open(partial.etag, CREATE, 0o600);
+          await etag.writeFile(response.ETag).finally(() => etag.close());
+        }
+        // Written through the handle (not a stream that owns it) so chmod and utimes below
+        // apply to this very file.
+        for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
+          if (request.signal.aborted) throw request.signal.reason;
+          await handle.write(chunk);
+        }
+        size = (await handle.stat()).size;
+        const expected = totalSize(response, offset);
+        if (expected !== undefined && size !== expected) {
+          throw new Error(`incomplete download of ${request.objectKey}: ${size} of ${expected} bytes`);
+        }
       }
+      if (mode !== undefined) await handle.chmod(mode);
+      await handle.utimes(new Date(), mtimeMs / 1000);
+    } finally {
+      await handle.close();
     }
-    if (mode !== undefined) await chmod(temp, mode);
-    await utimes(temp, new Date(), mtimeMs / 1000);
-    await rename(temp, localPath);
+    await rename(partial.data, localPath);
   } catch (error) {
-    if (small) await rm(temp, { force: true });
+    // A body left unread would hold its keep-alive socket for good.
+    (response.Body as { destroy?: () => void } | undefined)?.destroy?.();
+    if (small) await removeName(partial.data);
     throw error;
   }
-  await rm(etagFile, { force: true });
-  return { size, mtimeMs, mode };
+  await removeName(partial.etag);
+  const entry = { size, mtimeMs, mode };
+  return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: { value: metaMtime, used: fallback } } : { entry };
 }

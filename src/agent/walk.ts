@@ -7,6 +7,7 @@ import { keyFor } from './keys.js';
 import type { FileEntry } from './manifest.js';
 import { keyName } from './names.js';
 import type { ExcludeMatcher } from './patterns.js';
+import { isPartialName } from './partial-names.js';
 
 // A path below a directory whose name is not valid UTF-8 can only be opened by its bytes.
 export type FsPath = string | Buffer;
@@ -128,7 +129,9 @@ async function walkDir(
         if (!excludes.prunesDir(relativePath)) subdirs.push([absolutePath, relativePath]);
         continue;
       }
-      if (excludes.excludesFile(relativePath)) continue;
+      // Only hydrate's own leftovers (a download of an object it then skipped) are left
+      // out; a user's file that merely ends in the same suffix is synced.
+      if (excludes.excludesFile(relativePath) || isPartialName(name)) continue;
       if (entry.isSymbolicLink()) {
         stats.push(() => symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result));
       } else if (entry.isFile()) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import path from 'node:path';
 import { parseSyncPaths } from '../../src/agent/env.js';
-import { resolveKey, unsafeKeyReason } from '../../src/agent/keys.js';
+import { longComponent, resolveKey, unsafeKeyReason } from '../../src/agent/keys.js';
 
 const syncPaths = parseSyncPaths('.claude,artifacts,uploads,home=nested/home');
 const workspace = '/workspace';
@@ -47,5 +47,12 @@ describe('object key safety', () => {
         expect(relative.startsWith('..') || path.isAbsolute(relative)).toBe(false);
       }),
     );
+  });
+
+  it('tells names no local file can have by their UTF-8 bytes, not their characters', () => {
+    expect(longComponent(`artifacts/${'a'.repeat(255)}`)).toBe(false);
+    expect(longComponent(`artifacts/${'日'.repeat(85)}`)).toBe(false);
+    expect(longComponent(`artifacts/${'日'.repeat(86)}`)).toBe(true);
+    expect(longComponent(`${'é'.repeat(128)}/x`)).toBe(true);
   });
 });

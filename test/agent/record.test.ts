@@ -25,6 +25,12 @@ describe('local record', () => {
     expect(await readRecord(dir, 'b', 'ns/s/')).toEqual(record);
   });
 
+  it('keeps the keys hydrate could not restore, so sync never deletes them', async () => {
+    const withUnrestored = { ...record, unrestored: new Set(['artifacts/denied.txt']) };
+    await writeRecord(dir, withUnrestored);
+    expect(await readRecord(dir, 'b', 'ns/s/')).toEqual(withUnrestored);
+  });
+
   it('says nothing about another bucket or session', async () => {
     await writeRecord(dir, record);
     expect(await readRecord(dir, 'other', 'ns/s/')).toBeUndefined();

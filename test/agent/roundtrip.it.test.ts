@@ -4,6 +4,7 @@ import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
+import { partialPaths } from '../../src/agent/partial-names.js';
 import { VERSION } from '../../src/shared/version.js';
 import { createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
@@ -176,8 +177,9 @@ describe('hydrate and sync round trip', () => {
     // What an attempt killed after 5 MiB leaves behind.
     const target = path.join(pod.workspace, 'artifacts/large.bin');
     await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(`${target}.session-storage-partial`, large.subarray(0, 5 * 2 ** 20));
-    await writeFile(`${target}.etag.session-storage-partial`, sameVersion ? (head.ETag ?? '') : '"stale-etag"');
+    const partial = partialPaths(target);
+    await writeFile(partial.data, large.subarray(0, 5 * 2 ** 20));
+    await writeFile(partial.etag, sameVersion ? (head.ETag ?? '') : '"stale-etag"');
     const ranges: Array<string | undefined> = [];
     pod.client.middlewareStack.add(
       (next, context) => async (args) => {
@@ -191,7 +193,7 @@ describe('hydrate and sync round trip', () => {
     expect(await pod.hydrate()).toBe(true);
     expect(ranges).toEqual(sameVersion ? [`bytes=${5 * 2 ** 20}-`] : [`bytes=${5 * 2 ** 20}-`, undefined]);
     expect(sha(await readFile(target))).toBe(sha(large));
-    await expect(stat(`${target}.session-storage-partial`)).rejects.toThrow();
-    await expect(stat(`${target}.etag.session-storage-partial`)).rejects.toThrow();
+    await expect(stat(partial.data)).rejects.toThrow();
+    await expect(stat(partial.etag)).rejects.toThrow();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyS3Error } from '../../src/agent/s3.js';
+import { classifyS3Error, isAccessDenied } from '../../src/agent/s3.js';
 
 function s3Error(name: string, status: number) {
   return Object.assign(new Error(`${name} message`), { name, $metadata: { httpStatusCode: status } });
@@ -25,5 +25,12 @@ describe('S3 error classification', () => {
   it('names DNS failures and timeouts', () => {
     expect(classifyS3Error(Object.assign(new Error('x'), { code: 'ENOTFOUND' })).kind).toBe('endpoint not found');
     expect(classifyS3Error(Object.assign(new Error('x'), { name: 'TimeoutError' })).kind).toBe('timed out');
+  });
+
+  it('tells a policy denial from credentials the server rejects', () => {
+    expect(isAccessDenied(s3Error('AccessDenied', 403))).toBe(true);
+    expect(isAccessDenied(s3Error('InvalidAccessKeyId', 403))).toBe(false);
+    expect(isAccessDenied(s3Error('SignatureDoesNotMatch', 403))).toBe(false);
+    expect(isAccessDenied(s3Error('NoSuchKey', 404))).toBe(false);
   });
 });

@@ -94,14 +94,23 @@ describe('data-safety invariants', () => {
   it('never deletes after a failed (partial) hydrate', async () => {
     const session = await seededSession();
     const prefix = `project-a/${session}/`;
-    const blocked = await addUser(minio, allowAllBut(bucket, { action: 's3:GetObject', key: `${prefix}artifacts/b.txt` }));
-    const runner = await pod(session, {
-      AWS_ACCESS_KEY_ID: blocked.accessKey,
-      AWS_SECRET_ACCESS_KEY: blocked.secretKey,
-      HYDRATE_TIMEOUT_SECONDS: '1',
-    });
+    const runner = await pod(session, { HYDRATE_TIMEOUT_SECONDS: '1' });
+    // The endpoint goes away halfway through the restore (one object refused is restored
+    // around and named instead: hydrate-hostile.it.test.ts).
+    let endpointDown = true;
+    runner.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: string };
+        if (endpointDown && context.commandName === 'GetObjectCommand' && input.Key === `${prefix}artifacts/b.txt`) {
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1'), { code: 'ECONNREFUSED' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'endpointDownMidRestore' },
+    );
     expect(await runner.hydrate()).toBe(false);
-    expect(runner.log.text()).toContain('hydrate failed: access denied');
+    expect(runner.log.text()).toContain('hydrate failed: connection refused');
+    endpointDown = false;
     // Whatever a partial restore left locally, b.txt is missing: sync must not read that
     // as a deletion.
     await expect(stat(path.join(runner.workspace, 'artifacts/b.txt'))).rejects.toThrow();

@@ -6,6 +6,7 @@ import { parseSyncPaths } from '../../src/agent/env.js';
 import { keyName } from '../../src/agent/names.js';
 import { compileExcludes } from '../../src/agent/patterns.js';
 import { walkSyncPaths } from '../../src/agent/walk.js';
+import { partialPaths } from '../../src/agent/partial-names.js';
 
 // A path whose last component is raw bytes (the file system allows any byte but "/" and NUL).
 const rawPath = (dir: string, ...bytes: number[][]) =>
@@ -52,8 +53,11 @@ describe('names the file system allows but UTF-8 does not', () => {
     expect(result.unsyncable).toEqual([{ path: 'artifacts/caf‛E9.txt', reason: 'another file maps to the same S3 key' }]);
   });
 
-  it('syncs a user file whose name ends in the agent\'s temp suffix', async () => {
+  it('syncs a user file whose name ends in the agent\'s temp suffix, and skips only hydrate\'s own leftovers', async () => {
     await writeFile(path.join(workspace, 'artifacts/download.session-storage-partial'), 'mine');
+    const leftover = partialPaths(path.join(workspace, 'artifacts/big.bin'));
+    await writeFile(leftover.data, 'half a download');
+    await writeFile(leftover.etag, '"etag"');
     const result = await walkSyncPaths(workspace, parseSyncPaths('artifacts'), excludes);
     expect([...result.files.keys()]).toEqual(['artifacts/download.session-storage-partial']);
   });
