@@ -44,9 +44,17 @@ export async function readIntegrationSecret(kubeConfig: KubeConfig, namespace: s
 
 function describeApiError(error: unknown): string {
   if (error instanceof ApiException) {
-    const body = error.body as { message?: unknown } | string | undefined;
-    const message = typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : undefined;
-    return `HTTP ${error.code}${message ? `: ${message}` : ''}`;
+    // The client hands the Status object over as its JSON text.
+    let body: unknown = error.body;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        // not a Status: the code alone
+      }
+    }
+    const message = (body as { message?: unknown } | null | undefined)?.message;
+    return `HTTP ${error.code}${typeof message === 'string' ? `: ${message}` : ''}`;
   }
   const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
   const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
