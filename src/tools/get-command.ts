@@ -82,7 +82,7 @@ export function runGet(ref: string, paths: string[], options: GetOptions): Promi
           failed += 1;
         }
       });
-      note(`${done} files, ${formatBytes(bytes)} written to ${outDir}${failed > 0 ? `; ${failed} failed` : ''}`);
+      note(`${done} file${done === 1 ? '' : 's'}, ${formatBytes(bytes)} written to ${outDir}${failed > 0 ? `; ${failed} failed` : ''}`);
       return failed > 0 ? 1 : 0;
     } finally {
       store.close();
