@@ -42,6 +42,14 @@ function report(): Report {
 
 const PROBE_TIMEOUT_MS = 30_000;
 
+const EPHEMERAL_FIX: Partial<Record<string, (namespace: string) => string>> = {
+  'secret-absent': (namespace) =>
+    `create ${INTEGRATION_SECRET} in ${namespace} with S3_ENABLED=true, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY`,
+  's3-not-configured': (namespace) =>
+    `add S3_ENABLED=true, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY to ${INTEGRATION_SECRET} in ${namespace}`,
+  's3-disabled': () => 'set S3_ENABLED=true in the project settings to keep session state',
+};
+
 /**
  * `session-storage check NAMESPACE`: would a session pod in NAMESPACE hydrate and sync?
  * The webhook's decision on the namespace's secret, then the agent's own S3 calls on a
@@ -61,20 +69,15 @@ export function runCheck(namespace: string, options: KubeOptions): Promise<numbe
     if (secret.kind === 'absent') {
       say(`secret ${namespace}/${INTEGRATION_SECRET}: absent`);
     } else {
-      const shown = NON_SECRET_KEYS.filter((key) => secret.values[key] !== undefined).map((key) => `${key}=${secret.values[key]}`);
+      // STORAGE_MODE is the platform's own choice of storage, written beside the S3 keys.
+      const shown = [...NON_SECRET_KEYS, 'STORAGE_MODE'].filter((key) => secret.values[key] !== undefined).map((key) => `${key}=${secret.values[key]}`);
       const credentials = ['S3_ACCESS_KEY', 'S3_SECRET_KEY'].map((key) => `${key} ${secret.values[key]?.trim() ? 'set' : 'missing'}`);
       say(`secret ${namespace}/${INTEGRATION_SECRET}: ${[...shown, ...credentials].join(', ')}`);
     }
 
     const decision = decide(secret);
     if (decision.kind === 'ephemeral') {
-      out.line(
-        'FAIL',
-        `webhook: ${decision.warning}`,
-        decision.reason === 's3-disabled'
-          ? 'set S3_ENABLED=true in the project settings to keep session state'
-          : `create ${INTEGRATION_SECRET} in ${namespace} with S3_ENABLED=true, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY`,
-      );
+      out.line('FAIL', `webhook: ${decision.warning}`, EPHEMERAL_FIX[decision.reason]?.(namespace) ?? 'see the webhook troubleshooting table');
       return finish(out, namespace);
     }
     if (decision.kind === 'deny') {
