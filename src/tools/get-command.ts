@@ -5,8 +5,7 @@ import { resolveKey } from '../agent/keys.js';
 import { forEachBounded } from '../agent/pool.js';
 import { classifyS3Error } from '../agent/s3.js';
 import { formatBytes } from '../agent/size.js';
-import { downloadFile, type CheckedDirs } from '../agent/transfer.js';
-import { PARTIAL_SUFFIX } from '../agent/walk.js';
+import { downloadFile, PARTIAL_SUFFIX, type CheckedDirs } from '../agent/transfer.js';
 import { note, openProjectStore, parseSessionRef, runTool, say, UsageError, type KubeOptions } from './project.js';
 import { filesUnder, readSessionFiles, type SessionFile } from './session-files.js';
 

@@ -205,7 +205,7 @@ interface Target {
 }
 
 // The pods a manifest describes: itself, its pod template, or those of a List's items.
-// Anything else has none and passes through unchanged.
+// Kinds that hold no pod pass through unchanged.
 function podsOf(manifest: Manifest): Target[] {
   if (manifest.kind === 'List' && Array.isArray(manifest.items)) {
     return manifest.items.flatMap((item) => (typeof item === 'object' && item !== null ? podsOf(item as Manifest) : []));
@@ -213,13 +213,14 @@ function podsOf(manifest: Manifest): Target[] {
   if (manifest.kind === 'Pod') {
     return [{ pod: manifest, holder: manifest, replace: (pod) => Object.assign(manifest, pod) }];
   }
-  const holder = TEMPLATED.has(manifest.kind ?? '')
-    ? manifest.spec
-    : manifest.kind === 'CronJob'
-      ? manifest.spec?.jobTemplate?.spec
-      : undefined;
+  const cronJob = manifest.kind === 'CronJob';
+  if (!cronJob && !TEMPLATED.has(manifest.kind ?? '')) return [];
+  const holder = cronJob ? manifest.spec?.jobTemplate?.spec : manifest.spec;
   const template = holder?.template;
-  if (holder === undefined || typeof template !== 'object' || template === null) return [];
+  // A workload that cannot carry its pod would be passed through uninjected: refuse it.
+  if (holder === undefined || typeof template !== 'object' || template === null) {
+    throw new InputError(`${describe(manifest)} has no pod template (${cronJob ? 'spec.jobTemplate.spec.template' : 'spec.template'})`);
+  }
   return [
     {
       pod: { apiVersion: 'v1', kind: 'Pod', metadata: template.metadata ?? {}, spec: template.spec },
