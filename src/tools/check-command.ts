@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { redactEndpoint } from '../shared/redact.js';
 import { VERSION } from '../shared/version.js';
 import { METADATA_KEY, type Metadata } from '../agent/manifest.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
@@ -70,7 +71,9 @@ export function runCheck(namespace: string, options: KubeOptions): Promise<numbe
       say(`secret ${namespace}/${INTEGRATION_SECRET}: absent`);
     } else {
       // STORAGE_MODE is the platform's own choice of storage, written beside the S3 keys.
-      const shown = [...NON_SECRET_KEYS, 'STORAGE_MODE'].filter((key) => secret.values[key] !== undefined).map((key) => `${key}=${secret.values[key]}`);
+      const shown = [...NON_SECRET_KEYS, 'STORAGE_MODE']
+        .filter((key) => secret.values[key] !== undefined)
+        .map((key) => `${key}=${key === 'S3_ENDPOINT' ? redactEndpoint(secret.values[key]!) : secret.values[key]}`);
       const credentials = ['S3_ACCESS_KEY', 'S3_SECRET_KEY'].map((key) => `${key} ${secret.values[key]?.trim() ? 'set' : 'missing'}`);
       say(`secret ${namespace}/${INTEGRATION_SECRET}: ${[...shown, ...credentials].join(', ')}`);
     }

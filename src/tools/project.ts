@@ -5,6 +5,7 @@ import type { RemoteTarget } from '../agent/remote.js';
 import { createS3Client } from '../agent/s3.js';
 import { INTEGRATION_SECRET } from '../webhook/names.js';
 import { decideS3, type S3Decision } from '../webhook/s3-settings.js';
+import { redactUrlCredentials } from '../shared/redact.js';
 import { summarizeSecret } from '../webhook/secret-summary.js';
 import { loadKubeConfig, readIntegrationSecret, ToolError, UsageError, type KubeOptions } from './kube.js';
 
@@ -15,11 +16,12 @@ export { loadKubeConfig, ToolError, UsageError, type KubeOptions } from './kube.
 // the way the agent builds its own, so a tool sees what a session pod would see.
 
 // Every credential a tool has seen. Whatever reaches the terminal passes through redact():
-// error texts come from servers and libraries, and a tool never prints a credential.
+// error texts come from servers and libraries, and a tool never prints a credential, nor
+// the userinfo of an endpoint URL.
 const credentials = new Set<string>();
 
 export function redact(text: string): string {
-  let out = text;
+  let out = redactUrlCredentials(text);
   for (const secret of credentials) out = out.split(secret).join('[redacted]');
   return out;
 }

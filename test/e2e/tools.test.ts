@@ -98,6 +98,7 @@ beforeAll(async () => {
   await project('check-wrong-key', secretFor(bucket, { accessKey: full.accessKey, secretKey: 'not-the-secret-key-123' }));
   await project('check-dead', secretFor(bucket, full, { S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }));
   await project('check-none', undefined);
+  await project('check-userinfo', secretFor(bucket, full, { S3_ENDPOINT: `http://AKIAUSERINFO:userinfo-s3cr3t@127.0.0.1:${new URL(minio.endpoint).port}` }));
   await project('check-incomplete', { S3_ENABLED: 'true', S3_ENDPOINT: minio.endpoint, S3_ACCESS_KEY: 'x1234' });
   // A user of the cluster without any right on secrets.
   await kubectlOk(cluster, ['apply', '-f', '-'], toYaml({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'nobody', namespace: 'tools-full' } }));
@@ -296,6 +297,14 @@ describe('session-storage check', () => {
     expect(incomplete.stdout).toContain('FAIL  webhook denies session pods: incomplete S3 configuration: missing S3_BUCKET, S3_SECRET_KEY\n');
     expect(incomplete.stdout).toContain('S3_ACCESS_KEY set, S3_SECRET_KEY missing');
     expect(incomplete.stdout).not.toContain('x1234');
+  });
+
+  it('never prints the credentials of an endpoint URL, which the webhook denies', async () => {
+    const checked = await cli(['check', 'check-userinfo']);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain('S3_ENDPOINT=http://***@127.0.0.1:');
+    expect(checked.stdout).toContain('FAIL  webhook denies session pods: invalid S3 configuration: S3_ENDPOINT must not embed credentials');
+    expect(checked.stdout + checked.stderr).not.toMatch(/AKIAUSERINFO|userinfo-s3cr3t/);
   });
 
   it('exits 2 on usage errors', async () => {
