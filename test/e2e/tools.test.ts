@@ -299,6 +299,13 @@ describe('session-storage check', () => {
     expect(incomplete.stdout).not.toContain('x1234');
   });
 
+  it('fails, naming the right it lacks, when the kubeconfig user may not read the secret', async () => {
+    const checked = await cli(['check', 'tools-full', '--kubeconfig', nobody]);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toMatch(/^FAIL +cannot read secret tools-full\/ambient-non-vertex-integrations: HTTP 403: /m);
+    expect(checked.stdout).toContain('fix: your kubeconfig user needs "get" on secrets in tools-full');
+  });
+
   it('never prints the credentials of an endpoint URL, which the webhook denies', async () => {
     const checked = await cli(['check', 'check-userinfo']);
     expect(checked.code).toBe(1);
