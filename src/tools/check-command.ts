@@ -4,7 +4,8 @@ import { VERSION } from '../shared/version.js';
 import { METADATA_KEY, type Metadata } from '../agent/manifest.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
 import { classifyS3Error, isCredentialError } from '../agent/s3.js';
-import { INTEGRATION_SECRET, NON_SECRET_KEYS } from '../webhook/names.js';
+import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/names.js';
+import type { S3Reason } from '../webhook/s3-settings.js';
 import {
   checkDnsLabel,
   decide,
@@ -43,12 +44,13 @@ function report(): Report {
 
 const PROBE_TIMEOUT_MS = 30_000;
 
-const EPHEMERAL_FIX: Partial<Record<string, (namespace: string) => string>> = {
+const EPHEMERAL_FIX: Partial<Record<S3Reason, (namespace: string) => string>> = {
   'secret-absent': (namespace) =>
     `create ${INTEGRATION_SECRET} in ${namespace} with S3_ENABLED=true, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY`,
   's3-not-configured': (namespace) =>
     `add S3_ENABLED=true, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY to ${INTEGRATION_SECRET} in ${namespace}`,
   's3-disabled': () => 'set S3_ENABLED=true in the project settings to keep session state',
+  'storage-mode-shared': () => 'set STORAGE_MODE=custom with the S3_* keys in the project settings',
 };
 
 /**
@@ -70,8 +72,8 @@ export function runCheck(namespace: string, options: KubeOptions): Promise<numbe
     if (secret.kind === 'absent') {
       say(`secret ${namespace}/${INTEGRATION_SECRET}: absent`);
     } else {
-      // STORAGE_MODE is the platform's own choice of storage, written beside the S3 keys.
-      const shown = [...NON_SECRET_KEYS, 'STORAGE_MODE']
+      // STORAGE_MODE is the platform's choice of storage, written beside the S3 keys.
+      const shown = [...NON_SECRET_KEYS, STORAGE_MODE_KEY]
         .filter((key) => secret.values[key] !== undefined)
         .map((key) => `${key}=${key === 'S3_ENDPOINT' ? redactEndpoint(secret.values[key]!) : secret.values[key]}`);
       const credentials = ['S3_ACCESS_KEY', 'S3_SECRET_KEY'].map((key) => `${key} ${secret.values[key]?.trim() ? 'set' : 'missing'}`);

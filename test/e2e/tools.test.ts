@@ -98,6 +98,7 @@ beforeAll(async () => {
   await project('check-wrong-key', secretFor(bucket, { accessKey: full.accessKey, secretKey: 'not-the-secret-key-123' }));
   await project('check-dead', secretFor(bucket, full, { S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }));
   await project('check-none', undefined);
+  await project('check-shared', secretFor(bucket, full, { STORAGE_MODE: 'shared' }));
   await project('check-userinfo', secretFor(bucket, full, { S3_ENDPOINT: `http://AKIAUSERINFO:userinfo-s3cr3t@127.0.0.1:${new URL(minio.endpoint).port}` }));
   await project('check-incomplete', { S3_ENABLED: 'true', S3_ENDPOINT: minio.endpoint, S3_ACCESS_KEY: 'x1234' });
   // A user of the cluster without any right on secrets.
@@ -291,6 +292,13 @@ describe('session-storage check', () => {
     expect(none.code).toBe(1);
     expect(none.stdout).toContain('secret check-none/ambient-non-vertex-integrations: absent\n');
     expect(none.stdout).toContain('FAIL  webhook: S3 not configured: session state is ephemeral\n');
+
+    // The platform's cluster storage: the stale S3_* keys beside it are not used.
+    const shared = await cli(['check', 'check-shared']);
+    expect(shared.code).toBe(1);
+    expect(shared.stdout).toContain('STORAGE_MODE=shared');
+    expect(shared.stdout).toContain('FAIL  webhook: S3 not configured: session state is ephemeral (STORAGE_MODE=shared');
+    expect(shared.stdout).toContain('fix: set STORAGE_MODE=custom with the S3_* keys in the project settings');
 
     const incomplete = await cli(['check', 'check-incomplete']);
     expect(incomplete.code).toBe(1);
