@@ -1,4 +1,8 @@
-import { ApiException, CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { describeError, isNotFound } from '../webhook/kube-read.js';
 import { INTEGRATION_SECRET } from '../webhook/names.js';
 
 // The user's side of the cluster, for commands run from a laptop (ls, get, check,
@@ -16,6 +20,11 @@ export interface KubeOptions {
 }
 
 export function loadKubeConfig(options: KubeOptions): KubeConfig {
+  // Without any, the client falls back to http://localhost:8080, and its answer from
+  // there ("HTTP protocol is not allowed ...") would not tell the user what is missing.
+  if (!options.kubeconfig && !process.env.KUBECONFIG && !process.env.KUBERNETES_SERVICE_HOST && !existsSync(path.join(homedir(), '.kube', 'config'))) {
+    throw new UsageError('no kubeconfig found: set KUBECONFIG, create ~/.kube/config, or pass --kubeconfig FILE');
+  }
   const kubeConfig = new KubeConfig();
   try {
     if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
@@ -37,26 +46,7 @@ export async function readIntegrationSecret(kubeConfig: KubeConfig, namespace: s
     const secret = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ name: INTEGRATION_SECRET, namespace });
     return { kind: 'found', secret };
   } catch (error) {
-    if (error instanceof ApiException && error.code === 404) return { kind: 'absent' };
-    return { kind: 'error', reason: describeApiError(error) };
+    if (isNotFound(error)) return { kind: 'absent' };
+    return { kind: 'error', reason: describeError(error) };
   }
-}
-
-function describeApiError(error: unknown): string {
-  if (error instanceof ApiException) {
-    // The client hands the Status object over as its JSON text.
-    let body: unknown = error.body;
-    if (typeof body === 'string') {
-      try {
-        body = JSON.parse(body);
-      } catch {
-        // not a Status: the code alone
-      }
-    }
-    const message = (body as { message?: unknown } | null | undefined)?.message;
-    return `HTTP ${error.code}${typeof message === 'string' ? `: ${message}` : ''}`;
-  }
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
-  return `${error instanceof Error ? error.message : String(error)}${code}`;
 }
