@@ -89,6 +89,7 @@ async function inject(options: InjectOptions): Promise<number> {
       config: config.mutation,
       policy: config.policy,
       secrets: source,
+      // Reading PVCs and the namespace would need rights a project member seldom has.
       claims: NO_CLAIMS,
     });
     const label = targets.length > 1 ? `${describe(target.holder)}: ` : '';
