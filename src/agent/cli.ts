@@ -19,4 +19,12 @@ export function registerAgentCommands(program: Command): void {
       const { runSyncCommand } = await import('./sync-command.js');
       process.exitCode = await runSyncCommand({ once: options.once === true });
     });
+
+  program
+    .command('sync-now')
+    .description('ask the running state-sync sidecar for a sync cycle now (run in its container)')
+    .action(async () => {
+      const { runSyncNow } = await import('./sync-now.js');
+      process.exitCode = await runSyncNow();
+    });
 }

@@ -45,6 +45,14 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
     wake.abort();
   };
   for (const signal of signals) process.on(signal, onSignal);
+  // SIGUSR1 (`session-storage sync-now`) ends the current wait, or the next one when a
+  // cycle is running, so the cycle runs in this process and nothing races its record.
+  let nudge = new AbortController();
+  const onNudge = () => {
+    log.info('Received SIGUSR1: syncing now');
+    nudge.abort();
+  };
+  process.on('SIGUSR1', onNudge);
 
   try {
     let failures = 0;
@@ -57,7 +65,8 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
       if (stopping) break;
       const delay = ok ? options.intervalSeconds * 1000 : backoffDelayMs(failures, SYNC_BACKOFF);
       if (!ok) log.info(`next attempt in ${(delay / 1000).toFixed(1)}s`);
-      await sleep(delay, wake.signal);
+      await sleep(delay, AbortSignal.any([wake.signal, nudge.signal]));
+      if (nudge.signal.aborted) nudge = new AbortController();
     }
     const finalOk = await runCycle(options, budget.signal, true);
     if (budget.signal.aborted) {
@@ -69,6 +78,7 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
   } finally {
     clearTimeout(budgetTimer);
     for (const signal of signals) process.off(signal, onSignal);
+    process.off('SIGUSR1', onNudge);
   }
 }
 

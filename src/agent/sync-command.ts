@@ -3,6 +3,7 @@ import { loadRuntime, TRANSFER_WORKERS } from './context.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
 import { serveSyncMetrics, SyncMetrics } from './metrics.js';
+import { announceSidecar } from './sync-now.js';
 import { Syncer, type CycleResult } from './sync.js';
 import { VERSION } from '../shared/version.js';
 
@@ -62,13 +63,14 @@ export async function runSyncCommand(
       metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
       return result;
     };
+    const unannounce = await announceSidecar(settings.stateDir);
     const ok = await runSyncLoop({
       intervalSeconds: settings.syncIntervalSeconds,
       finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
       log,
       cycle,
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
-    });
+    }).finally(unannounce);
     return ok ? 0 : 1;
   } finally {
     runtime.client.destroy();

@@ -17,13 +17,24 @@ export function registerWebhookCommands(program: Command): void {
 
   program
     .command('inject')
-    .description('mutate a Pod manifest offline, exactly as the webhook would')
-    .requiredOption('-f, --filename <file>', 'Pod manifest (YAML or JSON); "-" reads stdin')
-    .option('--secret <file>', 'integration Secret manifest (without it the secret counts as absent)')
-    .option('--namespace <ns>', "namespace of the pod (default: the pod's, then the secret's)")
+    .description('mutate Pod manifests offline, exactly as the webhook would (like istioctl kube-inject)')
+    .requiredOption('-f, --filename <file>', 'manifests (YAML stream or JSON); "-" reads stdin; objects without a pod pass through')
+    .option('--secret <file>', 'integration Secret manifest (without it or --secret-from-cluster the secret counts as absent)')
+    .option('--secret-from-cluster', "read each namespace's integration secret from the cluster (your kubeconfig)")
+    .option('--kubeconfig <file>', 'kubeconfig for --secret-from-cluster (default: $KUBECONFIG, then ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context for --secret-from-cluster')
+    .option('-n, --namespace <ns>', "namespace of the pods (default: each manifest's, then the secret's, then default)")
     .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
     .action(
-      async (options: { filename: string; secret?: string; namespace?: string; output: string }) => {
+      async (options: {
+        filename: string;
+        secret?: string;
+        secretFromCluster?: boolean;
+        kubeconfig?: string;
+        context?: string;
+        namespace?: string;
+        output: string;
+      }) => {
         const { runInject } = await import('./inject-command.js');
         process.exitCode = await runInject(options);
       },

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 
 const root = new URL('../../', import.meta.url).pathname;
 const cli = `${root}dist/cli.js`;
@@ -83,7 +83,12 @@ describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
   it.each([
     ['a missing file', ['-f', '/nonexistent/pod.yaml'], undefined, 'error: cannot read /nonexistent/pod.yaml: ENOENT\n'],
     ['broken YAML on stdin', ['-f', '-'], 'kind: Pod\n  spec: [', /^error: stdin: not valid YAML or JSON: .*\n$/],
-    ['a kind that is not a pod', ['-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', 'error: expected a Pod (or a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob), got kind "ConfigMap"\n'],
+    ['a document that is not an object', ['-f', '-'], '- a\n- b\n', 'error: stdin: expected Kubernetes manifests, got a list\n'],
+    ['an empty input', ['-f', '-'], '---\n', 'error: stdin: no manifest in the input\n'],
+    ['--secret with --secret-from-cluster', ['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('secrets/complete.yaml'), '--secret-from-cluster'], undefined, 'error: --secret and --secret-from-cluster are exclusive: the secret comes from a file or from the cluster\n'],
+    ['an unusable kubeconfig', ['-f', fixture('pods/session-runner.yaml'), '--secret-from-cluster', '--kubeconfig', '/nonexistent/kubeconfig'], undefined, /^error: cannot load the kubeconfig: ENOENT.*\n$/],
+    ['no -f', [], undefined, "error: required option '-f, --filename <file>' not specified\n"],
+    ['an unknown option', ['-f', fixture('pods/session-runner.yaml'), '--bogus'], undefined, "error: unknown option '--bogus'\n"],
     ['a secret with another name', ['-f', fixture('pods/session-runner.yaml'), '--secret', fixture('pods/plain-pod.yaml')], undefined, /^error: .*plain-pod.yaml: expected a Secret manifest \(kind: Secret\)\n$/],
     ['a secret of another namespace', ['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml')], undefined, 'error: the secret is in namespace "project-a" but the pod is in "project-b": a pod only sees its own namespace\'s secret\n'],
     ['an unknown output format', ['-f', fixture('pods/session-runner.yaml'), '-o', 'toml'], undefined, 'error: unknown output format "toml": use yaml or json\n'],
@@ -102,8 +107,8 @@ describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
     expect(out.stderr).toBe('error: invalid webhook configuration: SIDECAR_MODE: Invalid option: expected one of "native"|"legacy"\n');
   });
 
-  it('--namespace overrides the pod namespace for the secret lookup', () => {
-    const out = inject(['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml'), '--namespace', 'project-a']);
+  it.each([['--namespace'], ['-n']])('%s overrides the pod namespace for the secret lookup', (flag) => {
+    const out = inject(['-f', fixture('pods/session-generate-name.yaml'), '--secret', fixture('secrets/complete.yaml'), flag, 'project-a']);
     expect(out.code).toBe(0);
     expect(out.stderr).toBe('warning: runner has no non-root runAsUser: agent runs as uid 1001, may miss its private files\n');
   });
@@ -147,5 +152,66 @@ describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
+  });
+});
+
+// Like `istioctl kube-inject -f app.yaml | kubectl apply -f -`: a whole stream goes in,
+// every pod and pod template comes out injected, everything else unchanged and in order.
+describe('session-storage inject on a manifest stream', { timeout: 30_000 }, () => {
+  const runner = () => parse(readFileSync(fixture('pods/session-runner.yaml'), 'utf8'));
+  const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: 'project-a' }, data: { a: '1' } };
+  const deployment = () => {
+    const pod = runner();
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'runner', namespace: 'project-a' },
+      spec: { selector: { matchLabels: pod.metadata.labels }, template: { metadata: { labels: pod.metadata.labels }, spec: pod.spec } },
+    };
+  };
+  const stream = (...documents: object[]) => documents.map((d) => stringify(d)).join('---\n');
+  const containerNames = (spec: { initContainers?: { name: string }[] }) => (spec.initContainers ?? []).map((c) => c.name);
+
+  it('injects each pod and pod template and passes the other objects through, as a YAML stream', () => {
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml')], { input: `---\n${stream(configMap, runner(), deployment())}` });
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    const documents = parseAllDocuments(out.stdout).map((d) => d.toJS());
+    expect(documents.map((d) => d.kind)).toEqual(['ConfigMap', 'Pod', 'Deployment']);
+    expect(documents[0]).toEqual(configMap);
+    expect(containerNames(documents[1].spec)).toEqual(['init-hydrate', 'state-sync']);
+    expect(containerNames(documents[2].spec.template.spec)).toEqual(['init-hydrate', 'state-sync']);
+  });
+
+  it('writes several manifests as a v1 List with -o json', () => {
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml'), '-o', 'json'], { input: stream(configMap, runner()) });
+    expect(out.code).toBe(0);
+    const list = JSON.parse(out.stdout);
+    expect(list.kind).toBe('List');
+    expect(list.items.map((i: { kind: string }) => i.kind)).toEqual(['ConfigMap', 'Pod']);
+  });
+
+  it('injects the pods inside a List (kubectl get -o yaml output)', () => {
+    const input = stringify({ apiVersion: 'v1', kind: 'List', items: [configMap, runner()] });
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml')], { input });
+    expect(out.code).toBe(0);
+    const list = parse(out.stdout);
+    expect(list.items[0]).toEqual(configMap);
+    expect(containerNames(list.items[1].spec)).toEqual(['init-hydrate', 'state-sync']);
+  });
+
+  it('prints nothing and exits 1 when one pod of the stream is denied, naming it', () => {
+    const bad = parse(readFileSync(fixture('pods/bad-session-name.yaml'), 'utf8'));
+    const out = inject(['-f', '-', '--secret', fixture('secrets/complete.yaml'), '-n', 'project-a'], { input: stream(runner(), bad) });
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toMatch(new RegExp(`^denied: Pod/${bad.metadata.name}: invalid session name "My_Session.v2"`, 'm'));
+  });
+
+  it('passes a stream without pods through unchanged, with a warning', () => {
+    const out = inject(['-f', '-'], { input: stream(configMap) });
+    expect(out.code).toBe(0);
+    expect(out.stderr).toBe('warning: no Pod or pod template in the input: nothing injected\n');
+    expect(parse(out.stdout)).toEqual(configMap);
   });
 });

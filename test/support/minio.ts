@@ -1,142 +1,22 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { freePort } from './free-port.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { MINIO_ADMIN_BIN, type MinioInfo } from '../../scripts/lib/minio.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const MINIO_BIN = path.join(ROOT, '.cache/bin/minio');
-export const MINIO_ADMIN_BIN = path.join(ROOT, '.cache/bin/minio-admin');
-
-export interface MinioInfo {
-  endpoint: string;
-  region: string;
-  accessKey: string;
-  secretKey: string;
-  binPath: string;
-}
-
-export interface MinioServer extends MinioInfo {
-  dataDir: string;
-  // Stops the server, keeping its data, so a test can restart it on the same port.
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  // Freezes the server (SIGSTOP): connections are accepted by the kernel but never
-  // answered, the way a hung endpoint behaves.
-  pause(): void;
-  resume(): void;
-  // Stops the server and removes its data.
-  destroy(): Promise<void>;
-}
-
-async function waitReady(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}: ${output()}`);
-    try {
-      const response = await fetch(`${endpoint}/minio/health/ready`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`minio did not become ready within 30s: ${output()}`);
-}
-
-// A real MinIO on a free loopback port with a temporary data folder and random root
-// credentials. The binary comes from `npm run deps` (scripts/build-minio.sh).
-export async function startMinio(): Promise<MinioServer> {
-  if (!existsSync(MINIO_BIN)) {
-    throw new Error(`${MINIO_BIN} is missing: run \`npm run deps\` (scripts/build-minio.sh) to build MinIO`);
-  }
-  const port = await freePort();
-  const consolePort = await freePort();
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'minio-data-'));
-  const accessKey = `root${randomBytes(6).toString('hex')}`;
-  const secretKey = randomBytes(18).toString('hex');
-  const endpoint = `http://127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-
-  const start = async () => {
-    let log = '';
-    const proc = spawn(
-      MINIO_BIN,
-      ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, dataDir],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: dataDir,
-          MINIO_ROOT_USER: accessKey,
-          MINIO_ROOT_PASSWORD: secretKey,
-          MINIO_BROWSER: 'off',
-          MINIO_UPDATE: 'off',
-          MINIO_CI_CD: '1',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    proc.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-    proc.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-    child = proc;
-    await waitReady(endpoint, proc, () => log.slice(-2000));
-  };
-
-  const stop = async () => {
-    const proc = child;
-    child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGCONT');
-    proc.kill('SIGKILL');
-    await exited;
-  };
-
-  await start();
-  return {
-    endpoint,
-    region: 'us-east-1',
-    accessKey,
-    secretKey,
-    binPath: MINIO_BIN,
-    dataDir,
-    stop,
-    start,
-    pause: () => child?.kill('SIGSTOP'),
-    resume: () => child?.kill('SIGCONT'),
-    destroy: async () => {
-      await stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-export function rootClient(minio: MinioInfo): S3Client {
-  return new S3Client({
-    endpoint: minio.endpoint,
-    region: minio.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
-
-export async function createBucket(minio: MinioInfo, prefix = 'test'): Promise<string> {
-  const bucket = `${prefix}-${randomBytes(5).toString('hex')}`;
-  const client = rootClient(minio);
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  } finally {
-    client.destroy();
-  }
-  return bucket;
-}
+// The server itself is scripts/lib/minio.ts, shared with `npm run demo`; users and
+// policies are a test concern.
+export {
+  createBucket,
+  MINIO_ADMIN_BIN,
+  MINIO_BIN,
+  rootClient,
+  startMinio,
+  type MinioInfo,
+  type MinioServer,
+} from '../../scripts/lib/minio.js';
 
 const execFileAsync = promisify(execFile);
 

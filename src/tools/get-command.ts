@@ -1,0 +1,90 @@
+import { lstat, mkdir, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import type { SyncPath } from '../agent/env.js';
+import { resolveKey } from '../agent/keys.js';
+import { forEachBounded } from '../agent/pool.js';
+import { classifyS3Error } from '../agent/s3.js';
+import { formatBytes } from '../agent/size.js';
+import { downloadFile, PARTIAL_SUFFIX, type CheckedDirs } from '../agent/transfer.js';
+import { note, openProjectStore, parseSessionRef, runTool, say, UsageError, type KubeOptions } from './project.js';
+import { filesUnder, readSessionFiles, type SessionFile } from './session-files.js';
+
+export interface GetOptions extends KubeOptions {
+  output: string;
+}
+
+const WORKERS = 8;
+
+/**
+ * `session-storage get NAMESPACE/SESSION PATH... [-o DIR]`: downloads files (or whole
+ * folders) of a stopped session to DIR/<path>, with the agent's restore: temp file and
+ * rename, mtime kept, nothing outside DIR and nothing through a symlink.
+ */
+export function runGet(ref: string, paths: string[], options: GetOptions): Promise<number> {
+  return runTool(async () => {
+    const { namespace, session } = parseSessionRef(ref);
+    if (paths.length === 0) throw new UsageError('name at least one PATH (a file or a folder such as artifacts)');
+    const store = await openProjectStore(options, namespace, session, WORKERS);
+    try {
+      const signal = AbortSignal.timeout(3_600_000);
+      const state = await readSessionFiles(store.target, signal);
+      let failed = 0;
+      const selected = new Map<string, SessionFile>();
+      for (const wanted of paths) {
+        const files = filesUnder(state.files, wanted);
+        if (files.length === 0) {
+          note(`error: no file at ${wanted} in ${namespace}/${session}`);
+          failed += 1;
+        }
+        for (const file of files) selected.set(file.key, file);
+      }
+
+      const outDir = path.resolve(options.output);
+      await mkdir(outDir, { recursive: true });
+      const outReal = await realpath(outDir);
+      // Each top-level folder of the session lands in the folder of the same name.
+      const folders: SyncPath[] = [...new Set([...selected.keys()].map((key) => key.split('/')[0]!))].map((name) => ({ name, localDir: name }));
+      const checkedDirs: CheckedDirs = new Map();
+      let bytes = 0;
+      let done = 0;
+      await forEachBounded([...selected.values()], WORKERS, async (file) => {
+        const resolution = resolveKey(file.key, folders, outDir);
+        const localPath =
+          resolution.kind === 'file' ? resolution.localPath : resolution.kind === 'unmapped' ? path.join(outDir, file.key) : undefined;
+        if (localPath === undefined) {
+          note(`refusing ${file.key}: ${resolution.kind === 'refused' ? resolution.reason : 'unsafe key'}`);
+          failed += 1;
+          return;
+        }
+        try {
+          // downloadFile writes the temp file in place; one planted as a symlink would be followed.
+          if ((await lstat(`${localPath}${PARTIAL_SUFFIX}`).catch(() => undefined))?.isSymbolicLink()) {
+            throw new Error(`${localPath}${PARTIAL_SUFFIX} is a symlink`);
+          }
+          const entry = await downloadFile(
+            store.client,
+            store.target.bucket,
+            store.target.prefix + file.key,
+            localPath,
+            outReal,
+            file.mtimeMs === undefined ? undefined : { size: file.size, mtimeMs: file.mtimeMs },
+            checkedDirs,
+            signal,
+          );
+          bytes += entry.size;
+          done += 1;
+          const shown = path.relative(process.cwd(), localPath);
+          say(`${file.key} -> ${shown.startsWith('..') ? localPath : shown} (${formatBytes(entry.size)})`);
+        } catch (error) {
+          const failure = classifyS3Error(error);
+          note(`error: ${file.key}: ${failure.kind === 'error' ? failure.detail : `${failure.kind} (${failure.detail})`}`);
+          failed += 1;
+        }
+      });
+      note(`${done} file${done === 1 ? '' : 's'}, ${formatBytes(bytes)} written to ${outDir}${failed > 0 ? `; ${failed} failed` : ''}`);
+      return failed > 0 ? 1 : 0;
+    } finally {
+      store.close();
+    }
+  });
+}
