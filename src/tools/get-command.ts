@@ -1,11 +1,11 @@
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncPath } from '../agent/env.js';
 import { resolveKey } from '../agent/keys.js';
 import { forEachBounded } from '../agent/pool.js';
 import { classifyS3Error } from '../agent/s3.js';
 import { formatBytes } from '../agent/size.js';
-import { downloadFile, PARTIAL_SUFFIX, type CheckedDirs } from '../agent/transfer.js';
+import { downloadFile, WorkspaceTree } from '../agent/transfer.js';
 import { note, openProjectStore, parseSessionRef, runTool, say, UsageError, type KubeOptions } from './project.js';
 import { filesUnder, readSessionFiles, type SessionFile } from './session-files.js';
 
@@ -44,7 +44,9 @@ export function runGet(ref: string, paths: string[], options: GetOptions): Promi
       const outReal = await realpath(outDir);
       // Each top-level folder of the session lands in the folder of the same name.
       const folders: SyncPath[] = [...new Set([...selected.keys()].map((key) => key.split('/')[0]!))].map((name) => ({ name, localDir: name }));
-      const checkedDirs: CheckedDirs = new Map();
+      // The agent's restore: every folder checked one component at a time, temp files
+      // opened without following links, so nothing lands outside DIR or through a link.
+      const tree = new WorkspaceTree(outReal);
       let bytes = 0;
       let done = 0;
       await forEachBounded([...selected.values()], WORKERS, async (file) => {
@@ -57,19 +59,16 @@ export function runGet(ref: string, paths: string[], options: GetOptions): Promi
           return;
         }
         try {
-          // downloadFile writes the temp file in place; one planted as a symlink would be followed.
-          if ((await lstat(`${localPath}${PARTIAL_SUFFIX}`).catch(() => undefined))?.isSymbolicLink()) {
-            throw new Error(`${localPath}${PARTIAL_SUFFIX} is a symlink`);
-          }
-          const entry = await downloadFile(
-            store.client,
-            store.target.bucket,
-            store.target.prefix + file.key,
-            localPath,
-            outReal,
-            file.mtimeMs === undefined ? undefined : { size: file.size, mtimeMs: file.mtimeMs },
-            checkedDirs,
-            signal,
+          const { entry } = await downloadFile(
+            {
+              client: store.client,
+              bucket: store.target.bucket,
+              objectKey: store.target.prefix + file.key,
+              relativePath: path.relative(outDir, localPath),
+              known: file.mtimeMs === undefined ? undefined : { size: file.size, mtimeMs: file.mtimeMs },
+              signal,
+            },
+            tree,
           );
           bytes += entry.size;
           done += 1;
