@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   const publish = async (): Promise<string> => {
     const agent = existsSync(agentJson) ? (JSON.parse(await readFile(agentJson, 'utf8')) as AgentReport) : undefined;
     const webhook = existsSync(webhookJson) ? (JSON.parse(await readFile(webhookJson, 'utf8')) as WebhookReport) : undefined;
-    const sections = ['# Benchmark results', '', 'Written by `npm run bench` (bench/run.sh); see the README section "Benchmarks".', ''];
+    const sections = ['# Benchmark results', '', 'Written by `npm run bench` (bench/run.sh); see docs/BENCHMARKS.md.', ''];
     if (agent) sections.push(renderAgentReport(agent));
     if (webhook) sections.push(renderWebhookReport(webhook));
     const markdown = sections.join('\n');
