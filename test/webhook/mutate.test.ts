@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { mutate, type MutationResult } from '../../src/webhook/mutate.js';
 import { decideS3, type S3Decision } from '../../src/webhook/s3-settings.js';
 import { STATUS_ANNOTATION } from '../../src/webhook/names.js';
-import { VERSION } from '../../src/shared/version.js';
-import { defaultConfig, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
+import { defaultConfig, loadPod, loadSecretSummary, readFixture, TEST_VERSION } from './fixtures.js';
 
 const SYNC: S3Decision = { kind: 'sync', reason: 's3-configured', hasRegion: true };
 
@@ -149,7 +148,7 @@ describe('volumes', () => {
     expect(result.warnings).toEqual(['S3 not configured: session state is ephemeral']);
     expect(result.pod.spec!.volumes).toEqual([{ name: 'workspace', emptyDir: { sizeLimit: '10Gi' } }]);
     expect(result.pod.spec!.initContainers).toBeUndefined();
-    expect(result.status).toEqual({ mode: 'ephemeral', reason: 'secret-absent', injected: ['emptyDir:workspace'], version: VERSION });
+    expect(result.status).toEqual({ mode: 'ephemeral', reason: 'secret-absent', injected: ['emptyDir:workspace'], version: TEST_VERSION });
   });
 
   it('uses the only PVC as state volume when none has the configured name', () => {
@@ -219,8 +218,8 @@ describe('injected containers', () => {
     };
     const spec = patched(pod).pod.spec!;
     expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
-      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
-      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
+      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + TEST_VERSION],
+      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + TEST_VERSION],
     ]);
   });
 
@@ -455,7 +454,7 @@ describe('status annotation', () => {
       mode: 'sync',
       reason: 's3-configured',
       injected: ['emptyDir:workspace', 'volume:session-storage-state', 'volume:session-storage-tmp', 'initContainer:init-hydrate', 'container:state-sync'],
-      version: VERSION,
+      version: TEST_VERSION,
       podGracePeriodSeconds: 60,
     });
   });
