@@ -39,7 +39,8 @@ export interface MutationConfig {
   reserveWorkspaceStorage: boolean;
   gracePeriodMarginSeconds: number;
   defaultRegion: string;
-  agentRunAsUser: number;
+  /** the agent's uid when the runner declares none; undefined (`none`): no fixed uid */
+  agentRunAsUser: number | undefined;
   resources: {
     requests: { cpu: string; memory: string };
     limits: { cpu: string; memory: string };
@@ -115,7 +116,11 @@ const schema = z.object({
       if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
     })
     .default(DEFAULT_REGION),
-  AGENT_RUN_AS_USER: z.coerce.number().int().min(1, 'must be a non-root uid').default(1001),
+  AGENT_RUN_AS_USER: z
+    .string()
+    .regex(/^(none|[1-9]\d*)$/, 'must be a non-root uid, or none')
+    .default('1001')
+    .transform((uid) => (uid === 'none' ? undefined : Number(uid))),
   AGENT_CPU_REQUEST: quantity.default('100m'),
   AGENT_MEMORY_REQUEST: quantity.default('128Mi'),
   AGENT_CPU_LIMIT: quantity.default('1'),

@@ -3,7 +3,14 @@ import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { formatSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 import { buildAgentSpecs } from './agent-containers.js';
 import type { MutationConfig } from './config.js';
-import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, HYDRATE_CONTAINER, OPT_OUT_ANNOTATION, SYNC_CONTAINER } from './names.js';
+import {
+  AGENT_STATE_VOLUME,
+  AGENT_TMP_VOLUME,
+  HYDRATE_CONTAINER,
+  OPENSHIFT_SCC_ANNOTATION,
+  OPT_OUT_ANNOTATION,
+  SYNC_CONTAINER,
+} from './names.js';
 
 // Kubernetes' default when the pod does not set terminationGracePeriodSeconds.
 export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
@@ -52,9 +59,11 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
 
   const runner = findRunner(spec.containers, stateVolume);
   const identity = runnerIdentity(pod, runner);
+  const runAsUser = identity.runAsUser ?? fallbackUid(pod, config);
   if (identity.runAsUser === undefined) {
     // Kept under the 120 characters past which the API server may truncate a warning.
-    warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
+    const who = runAsUser === undefined ? "the image's or the SCC's uid" : `uid ${runAsUser}`;
+    warnings.push(`runner has no non-root runAsUser: agent runs as ${who}, may miss its private files`);
   }
   const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
   // Containers share the pod's network: a port the pod already uses cannot be ours too.
@@ -70,11 +79,17 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     stateVolume,
     syncPaths: syncPaths.text,
     secretHasRegion: input.secretHasRegion,
-    runAsUser: identity.runAsUser ?? config.agentRunAsUser,
+    runAsUser: runAsUser ?? 0,
     runAsGroup: identity.runAsGroup,
     metricsPort: taken ? 0 : config.syncMetricsPort,
     reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
   });
+
+  if (runAsUser === undefined) {
+    // No fixed uid: what the SCC assigns, or else the image's USER, under runAsNonRoot.
+    // (buildAgentSpecs always writes one; the 0 it was given is dropped here.)
+    for (const container of [specs.hydrate, specs.sync]) delete container.securityContext?.runAsUser;
+  }
 
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));
@@ -131,6 +146,16 @@ function mountsOf(container: V1Container, volume: string) {
 
 function findRunner(containers: V1Container[], stateVolume: string): V1Container | undefined {
   return containers.find((c) => mountsOf(c, stateVolume).length > 0) ?? containers[0];
+}
+
+/**
+ * The agent's uid when the runner declares none: AGENT_RUN_AS_USER, except on pods that
+ * OpenShift's SCC admission has seen. A fixed uid there is outside the namespace's range
+ * and the pod would be refused; the SCC (or the image's USER) gives one instead.
+ */
+function fallbackUid(pod: V1Pod, config: MutationConfig): number | undefined {
+  if (pod.metadata?.annotations?.[OPENSHIFT_SCC_ANNOTATION] !== undefined) return undefined;
+  return config.agentRunAsUser;
 }
 
 function runnerIdentity(pod: V1Pod, runner: V1Container | undefined) {

@@ -346,12 +346,53 @@ describe('injected containers', () => {
     ]);
   });
 
+  it('with AGENT_RUN_AS_USER=none sets no uid when the runner declares none', () => {
+    const pod = loadPod('session-runner');
+    delete pod.spec!.securityContext!.runAsUser;
+    const result = patched(pod, { AGENT_RUN_AS_USER: 'none' });
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const context = byName(result.pod.spec!.initContainers, name)!.securityContext!;
+      expect(context.runAsNonRoot).toBe(true);
+      expect(context).not.toHaveProperty('runAsUser');
+    }
+    expect(result.warnings).toEqual([
+      "runner has no non-root runAsUser: agent runs as the image's or the SCC's uid, may miss its private files",
+    ]);
+  });
+
   it('applies the configured resources', () => {
     const hydrate = byName(
       patched(loadPod('session-runner'), { AGENT_CPU_REQUEST: '50m', AGENT_MEMORY_REQUEST: '64Mi', AGENT_CPU_LIMIT: '2', AGENT_MEMORY_LIMIT: '2Gi' }).pod.spec!.initContainers,
       'init-hydrate',
     )!;
     expect(hydrate.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '2', memory: '2Gi' } });
+  });
+});
+
+// Pods as OpenShift's SCC admission leaves them before the webhooks see them.
+describe('OpenShift SCC-admitted pods', () => {
+  it("run the agent as the runner's SCC-assigned uid, under the pod's fsGroup and SELinux level", () => {
+    const pod = loadPod('openshift-restricted-v2');
+    const result = patched(pod);
+    expect(result.warnings).toEqual([]);
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const context = byName(result.pod.spec!.initContainers, name)!.securityContext!;
+      expect(context).toMatchObject({ runAsUser: 1000680000, runAsNonRoot: true });
+      // The pod-level fsGroup and SELinux level apply to every container; none of ours overrides them.
+      expect(context).not.toHaveProperty('seLinuxOptions');
+    }
+    expect(result.pod.spec!.securityContext).toEqual(pod.spec!.securityContext);
+    expect(result.pod.spec!.securityContext).toMatchObject({ fsGroup: 1000680000, seLinuxOptions: { level: 's0:c26,c15' } });
+  });
+
+  it('never fall back to a fixed uid, which would be outside the range: the SCC or the image decides', () => {
+    const result = patched(loadPod('openshift-anyuid'), { AGENT_RUN_AS_USER: '1001' });
+    for (const name of ['init-hydrate', 'state-sync']) {
+      expect(byName(result.pod.spec!.initContainers, name)!.securityContext).not.toHaveProperty('runAsUser');
+    }
+    expect(result.warnings).toEqual([
+      "runner has no non-root runAsUser: agent runs as the image's or the SCC's uid, may miss its private files",
+    ]);
   });
 });
 
