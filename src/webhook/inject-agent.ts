@@ -93,11 +93,13 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
 
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));
-  // Appended after other injectors' init containers and native sidecars, so a mesh
-  // proxy sidecar is already up when hydrate needs the network.
-  initContainers.push(specs.hydrate);
-  if (config.sidecarMode === 'native') initContainers.push(specs.sync);
-  else containers.push(specs.sync);
+  // After other injectors' init containers and native sidecars, so a mesh proxy sidecar
+  // is already up when hydrate needs the network; before a classic mesh's redirect.
+  const mesh = classicMesh(initContainers, containers);
+  if (mesh.warning) warnings.push(mesh.warning);
+  const ours = config.sidecarMode === 'native' ? [specs.hydrate, specs.sync] : [specs.hydrate];
+  initContainers.splice(mesh.insertAt ?? initContainers.length, 0, ...ours);
+  if (config.sidecarMode === 'legacy') containers.push(specs.sync);
   spec.initContainers = initContainers;
   spec.containers = containers;
 
@@ -123,6 +125,31 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     ],
     podGracePeriodSeconds,
   };
+}
+
+// Istio's names. Its native mode makes istio-proxy an init container with restartPolicy
+// Always that starts before ours: nothing to do then. Its classic mode makes it a regular
+// container, started only after every init container, while the pod's egress is already
+// redirected to it: by istio-init (iptables), or by Istio CNI before any container runs.
+const ISTIO_INIT = 'istio-init';
+const ISTIO_CNI_VALIDATION = 'istio-validation';
+const ISTIO_PROXY = 'istio-proxy';
+
+/**
+ * Where a classic Istio sidecar needs our init containers: right before istio-init, so
+ * hydrate reaches S3 before the redirect (Istio's injector, when it runs after us, puts
+ * istio-init last for the same reason). What placement cannot fix is said in a warning.
+ */
+function classicMesh(initContainers: V1Container[], containers: V1Container[]): { insertAt?: number; warning?: string } {
+  if (!containers.some((c) => c.name === ISTIO_PROXY)) return {};
+  const redirect = initContainers.findIndex((c) => c.name === ISTIO_INIT);
+  if (redirect >= 0) {
+    return { insertAt: redirect, warning: "classic istio-proxy may exit before state-sync's final sync: use Istio native sidecars" };
+  }
+  if (initContainers.some((c) => c.name === ISTIO_CNI_VALIDATION)) {
+    return { warning: 'classic istio-proxy with Istio CNI: init-hydrate cannot reach S3; use Istio native sidecars' };
+  }
+  return {};
 }
 
 function takenOver(container: V1Container, earlier: EarlierInjection | undefined): boolean {

@@ -396,6 +396,46 @@ describe('OpenShift SCC-admitted pods', () => {
   });
 });
 
+// A pod Istio injected before us (test/fixtures/pods/istio-classic.yaml).
+describe('Istio sidecars', () => {
+  const names = (containers: V1Container[] | undefined) => (containers ?? []).map((c) => c.name);
+
+  it('put init-hydrate and state-sync before istio-init, so hydrate reaches S3 before the egress redirect', () => {
+    const result = patched(loadPod('istio-classic'));
+    expect(names(result.pod.spec!.initContainers)).toEqual(['init-hydrate', 'state-sync', 'istio-init']);
+    expect(names(result.pod.spec!.containers)).toEqual(['ambient-code-runner', 'istio-proxy']);
+    expect(result.warnings).toEqual(["classic istio-proxy may exit before state-sync's final sync: use Istio native sidecars"]);
+  });
+
+  it('in legacy mode put init-hydrate before istio-init and state-sync among the containers', () => {
+    const result = patched(loadPod('istio-classic'), { SIDECAR_MODE: 'legacy' });
+    expect(names(result.pod.spec!.initContainers)).toEqual(['init-hydrate', 'istio-init']);
+    expect(names(result.pod.spec!.containers)).toEqual(['ambient-code-runner', 'istio-proxy', 'state-sync']);
+  });
+
+  it('come after a native istio-proxy sidecar, which is up before hydrate starts', () => {
+    const pod = loadPod('istio-classic');
+    const proxy = pod.spec!.containers.pop()!;
+    pod.spec!.initContainers!.push({ ...proxy, restartPolicy: 'Always' });
+    const result = patched(pod);
+    expect(names(result.pod.spec!.initContainers)).toEqual(['istio-init', 'istio-proxy', 'init-hydrate', 'state-sync']);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('warn where no placement helps: a classic istio-proxy behind Istio CNI', () => {
+    const pod = loadPod('istio-classic');
+    pod.spec!.initContainers![0]!.name = 'istio-validation';
+    const result = patched(pod);
+    expect(names(result.pod.spec!.initContainers)).toEqual(['istio-validation', 'init-hydrate', 'state-sync']);
+    expect(result.warnings).toEqual(['classic istio-proxy with Istio CNI: init-hydrate cannot reach S3; use Istio native sidecars']);
+  });
+
+  it('are placed the same when the webhook is invoked again over its own injection', () => {
+    const once = patched(loadPod('istio-classic'));
+    expect(run(once.pod)).toMatchObject({ outcome: 'allowed', reason: 'reinvocation' });
+  });
+});
+
 describe('names the webhook adds never clobber the pod', () => {
   const platform = (name: string, script: string): V1Container => ({ name, image: 'quay.io/ambient_code/vteam_state_sync:latest', command: [script] });
 
