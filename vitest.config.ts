@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers, one `vitest run`: pure unit tests, integration tests against a real
-// MinIO, and end-to-end tests against a real kube-apiserver + etcd (and MinIO).
-// Each tier's global setup starts only the servers that tier needs.
+// Four tiers, one `vitest run`: pure unit tests, tests of the built CLI, integration tests
+// against a real MinIO, and end-to-end tests against a real kube-apiserver + etcd (and
+// MinIO). Each tier's global setup starts only what that tier needs; every tier that runs
+// dist/cli.js builds it first (once per run).
+const BUILD = 'test/support/build-global-setup.ts';
 export default defineConfig({
   test: {
     projects: [
@@ -10,7 +12,15 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/**/*.it.test.ts', 'test/e2e/**'],
+          exclude: ['test/**/*.it.test.ts', 'test/e2e/**', 'test/cli/**'],
+        },
+      },
+      {
+        test: {
+          name: 'cli',
+          include: ['test/cli/**/*.test.ts'],
+          exclude: ['test/**/*.it.test.ts'],
+          globalSetup: [BUILD],
         },
       },
       {
@@ -18,7 +28,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/**/*.it.test.ts'],
           exclude: ['test/e2e/**'],
-          globalSetup: ['test/support/minio-global-setup.ts'],
+          globalSetup: [BUILD, 'test/support/minio-global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
@@ -27,7 +37,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/support/minio-global-setup.ts', 'test/support/cluster-global-setup.ts'],
+          globalSetup: [BUILD, 'test/support/minio-global-setup.ts', 'test/support/cluster-global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
           // e2e files share one API server and MinIO; running them one at a time keeps

@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { measure, measureUntil, type Measured } from './lib/measure.js';
-import type { Minio } from './lib/minio.js';
+import type { MinioInfo } from '../scripts/lib/minio.js';
 import { diffRequests, scrapeRequests, type RequestCounts } from './lib/requests.js';
 import type { Invocation, RunContext, Tool } from './lib/tools.js';
 import { assertRestored, copyTree, overwriteWith, type Tree } from './lib/tree.js';
@@ -28,7 +28,7 @@ export interface ToolRuns {
 }
 
 interface Options {
-  minio: Minio;
+  minio: MinioInfo;
   bucket: string;
   tree: Tree;
   workDir: string;
@@ -38,7 +38,7 @@ interface Options {
   log: (line: string) => void;
 }
 
-async function timed(minio: Minio, logFile: string, invocation: Invocation): Promise<Sample> {
+async function timed(minio: MinioInfo, logFile: string, invocation: Invocation): Promise<Sample> {
   const before = await scrapeRequests(minio.endpoint);
   if (invocation.doneLine) {
     const { atDone: after, ...measured } = await measureUntil(invocation.command, invocation.args, {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Minio } from './minio.js';
+import type { MinioInfo } from '../../scripts/lib/minio.js';
 
 export interface Invocation {
   command: string;
@@ -39,7 +39,7 @@ export interface ToolPaths {
 const BENCH_NAMESPACE = 'bench';
 const PEER_ROOT = 'peers';
 
-function baseEnv(minio: Minio): NodeJS.ProcessEnv {
+function baseEnv(minio: MinioInfo): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -59,7 +59,7 @@ const SYNC_COMPLETE = /Sync complete \(\d+ paths synced\)/;
  * `once`, the one-shot `sync --once` instead, which always records the sync in
  * metadata.json (it is the final-sync path).
  */
-function ours(minio: Minio, paths: ToolPaths, once = false): Tool {
+function ours(minio: MinioInfo, paths: ToolPaths, once = false): Tool {
   const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
   const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
     ...baseEnv(minio),
@@ -90,7 +90,7 @@ function ours(minio: Minio, paths: ToolPaths, once = false): Tool {
   };
 }
 
-function s5cmd(minio: Minio, paths: ToolPaths, workers?: number): Tool {
+function s5cmd(minio: MinioInfo, paths: ToolPaths, workers?: number): Tool {
   const global = ['--endpoint-url', minio.endpoint, ...(workers ? ['--numworkers', String(workers)] : [])];
   const remote = (ctx: RunContext) => `s3://${ctx.bucket}/${PEER_ROOT}/${ctx.runId}/`;
   return {
@@ -102,7 +102,7 @@ function s5cmd(minio: Minio, paths: ToolPaths, workers?: number): Tool {
   };
 }
 
-function rclone(minio: Minio, workers?: number): Tool {
+function rclone(minio: MinioInfo, workers?: number): Tool {
   const env: NodeJS.ProcessEnv = {
     ...baseEnv(minio),
     RCLONE_CONFIG: '/dev/null',
@@ -123,7 +123,7 @@ function rclone(minio: Minio, workers?: number): Tool {
   };
 }
 
-function awsCli(minio: Minio, scratch: string, workers?: number): Tool {
+function awsCli(minio: MinioInfo, scratch: string, workers?: number): Tool {
   const id = workers ? `aws-${workers}` : 'aws';
   const config = path.join(scratch, `${id}.config`);
   writeFileSync(
@@ -146,7 +146,7 @@ function awsCli(minio: Minio, scratch: string, workers?: number): Tool {
  * Ours first, then each peer with its own defaults and, where it has a knob, with the same
  * number of parallel transfers as ours. `ours-once` runs only when asked for (`--tools`).
  */
-export function allTools(minio: Minio, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
+export function allTools(minio: MinioInfo, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
   return [
     ours(minio, paths),
     ours(minio, paths, true),

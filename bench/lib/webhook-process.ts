@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
-import { freePort } from '../../test/support/free-port.js';
+import { freePort } from '../../scripts/lib/free-port.js';
 import path from 'node:path';
 
 export interface WebhookProcess {

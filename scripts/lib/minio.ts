@@ -1,15 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './free-port.js';
 
-// The one MinIO harness of the repository: the test tiers (test/support/minio.ts) and
-// `npm run demo` start their servers through it. The demo is compiled to another folder,
+// The one MinIO harness of the repository: the test tiers (test/support/minio.ts),
+// `npm run demo` and `npm run bench` start their servers through it. The demo is compiled to another folder,
 // so the repository root is found from the harness's own location in either layout.
 function findRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -61,15 +61,26 @@ async function waitReady(endpoint: string, child: ChildProcess, output: () => st
   throw new Error(`minio did not become ready within 30s: ${output()}`);
 }
 
+export interface MinioOptions {
+  /** emptied and used instead of a temporary folder (the bench keeps its data on disk) */
+  dataDir?: string;
+  /** serve /minio/metrics without a token: the bench reads its request counters there */
+  publicMetrics?: boolean;
+}
+
 // A real MinIO on a free loopback port with a temporary data folder and random root
 // credentials. The binary comes from scripts/build-minio.sh.
-export async function startMinio(): Promise<MinioServer> {
+export async function startMinio(options: MinioOptions = {}): Promise<MinioServer> {
   if (!existsSync(MINIO_BIN)) {
     throw new Error(`${MINIO_BIN} is missing: run \`npm run deps\` (scripts/build-minio.sh) to build MinIO`);
   }
   const port = await freePort();
   const consolePort = await freePort();
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'minio-data-'));
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'minio-data-')));
+  if (options.dataDir !== undefined) {
+    await rm(dataDir, { recursive: true, force: true });
+    await mkdir(dataDir, { recursive: true });
+  }
   const accessKey = `root${randomBytes(6).toString('hex')}`;
   const secretKey = randomBytes(18).toString('hex');
   const endpoint = `http://127.0.0.1:${port}`;
@@ -89,6 +100,7 @@ export async function startMinio(): Promise<MinioServer> {
           MINIO_BROWSER: 'off',
           MINIO_UPDATE: 'off',
           MINIO_CI_CD: '1',
+          ...(options.publicMetrics ? { MINIO_PROMETHEUS_AUTH_TYPE: 'public' } : {}),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import path from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { kubeConfigFound, KubeConfigError, loadKubeConfig as load, type KubeOptions } from '../shared/kube-config.js';
 import { describeError, isNotFound } from '../webhook/kube-read.js';
 import { INTEGRATION_SECRET } from '../webhook/names.js';
 
@@ -14,29 +12,19 @@ export class UsageError extends Error {}
 /** The command ran and the answer is a failure: exit 1. */
 export class ToolError extends Error {}
 
-export interface KubeOptions {
-  kubeconfig?: string;
-  context?: string;
-}
+export type { KubeOptions };
 
+/** The user's kubeconfig; one that is missing or unusable is a usage error. */
 export function loadKubeConfig(options: KubeOptions): KubeConfig {
-  // Without any, the client falls back to http://localhost:8080, and its answer from
-  // there ("HTTP protocol is not allowed ...") would not tell the user what is missing.
-  if (!options.kubeconfig && !process.env.KUBECONFIG && !process.env.KUBERNETES_SERVICE_HOST && !existsSync(path.join(homedir(), '.kube', 'config'))) {
+  if (!kubeConfigFound(options)) {
     throw new UsageError('no kubeconfig found: set KUBECONFIG, create ~/.kube/config, or pass --kubeconfig FILE');
   }
-  const kubeConfig = new KubeConfig();
   try {
-    if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    return load(options);
   } catch (error) {
-    throw new UsageError(`cannot load the kubeconfig: ${(error as Error).message}`);
+    if (error instanceof KubeConfigError) throw new UsageError(error.message);
+    throw error;
   }
-  if (options.context) {
-    if (!kubeConfig.getContextObject(options.context)) throw new UsageError(`no context "${options.context}" in the kubeconfig`);
-    kubeConfig.setCurrentContext(options.context);
-  }
-  return kubeConfig;
 }
 
 export type SecretRead = { kind: 'absent' } | { kind: 'found'; secret: V1Secret } | { kind: 'error'; reason: string };

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+// Types only: erased at build time, so the lazy imports below stay lazy.
+import type { InjectOptions } from './inject-command.js';
 
 // Each action imports its implementation lazily: `session-storage hydrate` in the agent
 // image must not pay for loading express, the Kubernetes client or selfsigned.
@@ -26,15 +28,7 @@ export function registerWebhookCommands(program: Command): void {
     .option('-n, --namespace <ns>', "namespace of the pods (default: each manifest's, then the secret's, then default)")
     .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
     .action(
-      async (options: {
-        filename: string;
-        secret?: string;
-        secretFromCluster?: boolean;
-        kubeconfig?: string;
-        context?: string;
-        namespace?: string;
-        output: string;
-      }) => {
+      async (options: InjectOptions) => {
         const { runInject } = await import('./inject-command.js');
         process.exitCode = await runInject(options);
       },

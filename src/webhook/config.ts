@@ -17,6 +17,8 @@ export type SidecarMode = 'native' | 'legacy';
 
 /** Everything the pure mutation needs; no I/O settings. */
 export interface MutationConfig {
+  /** the build's version, written into the status annotation (the caller reads it, not mutate) */
+  version: string;
   agentImage: string;
   agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   sidecarMode: SidecarMode;
@@ -37,7 +39,8 @@ export interface MutationConfig {
   reserveWorkspaceStorage: boolean;
   gracePeriodMarginSeconds: number;
   defaultRegion: string;
-  agentRunAsUser: number;
+  /** the agent's uid when the runner declares none; undefined (`none`): no fixed uid */
+  agentRunAsUser: number | undefined;
   resources: {
     requests: { cpu: string; memory: string };
     limits: { cpu: string; memory: string };
@@ -86,7 +89,7 @@ const checkedText = (name: AgentTuningName) =>
 
 // The same names the agent reads, so one value means the same on both sides.
 const schema = z.object({
-  AGENT_IMAGE: z.string().min(1).default(`ghcr.io/ambient-code/ambient-session-storage:${VERSION}`),
+  AGENT_IMAGE: z.string().min(1).optional(),
   AGENT_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   SIDECAR_MODE: z.enum(['native', 'legacy']).default('native'),
   STATE_VOLUME: z
@@ -113,7 +116,11 @@ const schema = z.object({
       if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
     })
     .default(DEFAULT_REGION),
-  AGENT_RUN_AS_USER: z.coerce.number().int().min(1, 'must be a non-root uid').default(1001),
+  AGENT_RUN_AS_USER: z
+    .string()
+    .regex(/^(none|[1-9]\d*)$/, 'must be a non-root uid, or none')
+    .default('1001')
+    .transform((uid) => (uid === 'none' ? undefined : Number(uid))),
   AGENT_CPU_REQUEST: quantity.default('100m'),
   AGENT_MEMORY_REQUEST: quantity.default('128Mi'),
   AGENT_CPU_LIMIT: quantity.default('1'),
@@ -137,8 +144,11 @@ const schema = z.object({
 
 export class ConfigError extends Error {}
 
-/** Reads and validates the webhook's settings; throws a ConfigError with a one-line message. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
+/**
+ * Reads and validates the webhook's settings; throws a ConfigError with a one-line message.
+ * `version` (the build's, by default) goes into status annotations and the default image tag.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string = VERSION): WebhookConfig {
   const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
   if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
     throw new ConfigError('invalid webhook configuration: METRICS_PORT: must differ from PORT');
@@ -149,7 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig 
   }
   return {
     mutation: {
-      agentImage: c.AGENT_IMAGE,
+      version,
+      agentImage: c.AGENT_IMAGE ?? `ghcr.io/ambient-code/ambient-session-storage:${version}`,
       agentImagePullPolicy: c.AGENT_IMAGE_PULL_POLICY,
       sidecarMode: c.SIDECAR_MODE,
       stateVolume: c.STATE_VOLUME,

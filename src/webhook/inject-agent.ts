@@ -3,7 +3,14 @@ import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { formatSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 import { buildAgentSpecs } from './agent-containers.js';
 import type { MutationConfig } from './config.js';
-import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, HYDRATE_CONTAINER, OPT_OUT_ANNOTATION, SYNC_CONTAINER } from './names.js';
+import {
+  AGENT_STATE_VOLUME,
+  AGENT_TMP_VOLUME,
+  HYDRATE_CONTAINER,
+  OPENSHIFT_SCC_ANNOTATION,
+  OPT_OUT_ANNOTATION,
+  SYNC_CONTAINER,
+} from './names.js';
 
 // Kubernetes' default when the pod does not set terminationGracePeriodSeconds.
 export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
@@ -52,9 +59,11 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
 
   const runner = findRunner(spec.containers, stateVolume);
   const identity = runnerIdentity(pod, runner);
+  const runAsUser = identity.runAsUser ?? fallbackUid(pod, config);
   if (identity.runAsUser === undefined) {
     // Kept under the 120 characters past which the API server may truncate a warning.
-    warnings.push(`runner has no non-root runAsUser: agent runs as uid ${config.agentRunAsUser}, may miss its private files`);
+    const who = runAsUser === undefined ? "the image's or the SCC's uid" : `uid ${runAsUser}`;
+    warnings.push(`runner has no non-root runAsUser: agent runs as ${who}, may miss its private files`);
   }
   const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
   // Containers share the pod's network: a port the pod already uses cannot be ours too.
@@ -70,19 +79,27 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     stateVolume,
     syncPaths: syncPaths.text,
     secretHasRegion: input.secretHasRegion,
-    runAsUser: identity.runAsUser ?? config.agentRunAsUser,
+    runAsUser: runAsUser ?? 0,
     runAsGroup: identity.runAsGroup,
     metricsPort: taken ? 0 : config.syncMetricsPort,
     reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
   });
 
+  if (runAsUser === undefined) {
+    // No fixed uid: what the SCC assigns, or else the image's USER, under runAsNonRoot.
+    // (buildAgentSpecs always writes one; the 0 it was given is dropped here.)
+    for (const container of [specs.hydrate, specs.sync]) delete container.securityContext?.runAsUser;
+  }
+
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));
-  // Appended after other injectors' init containers and native sidecars, so a mesh
-  // proxy sidecar is already up when hydrate needs the network.
-  initContainers.push(specs.hydrate);
-  if (config.sidecarMode === 'native') initContainers.push(specs.sync);
-  else containers.push(specs.sync);
+  // After other injectors' init containers and native sidecars, so a mesh proxy sidecar
+  // is already up when hydrate needs the network; before a classic mesh's redirect.
+  const mesh = classicMesh(initContainers, containers);
+  if (mesh.warning) warnings.push(mesh.warning);
+  const ours = config.sidecarMode === 'native' ? [specs.hydrate, specs.sync] : [specs.hydrate];
+  initContainers.splice(mesh.insertAt ?? initContainers.length, 0, ...ours);
+  if (config.sidecarMode === 'legacy') containers.push(specs.sync);
   spec.initContainers = initContainers;
   spec.containers = containers;
 
@@ -110,6 +127,31 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
   };
 }
 
+// Istio's names. Its native mode makes istio-proxy an init container with restartPolicy
+// Always that starts before ours: nothing to do then. Its classic mode makes it a regular
+// container, started only after every init container, while the pod's egress is already
+// redirected to it: by istio-init (iptables), or by Istio CNI before any container runs.
+const ISTIO_INIT = 'istio-init';
+const ISTIO_CNI_VALIDATION = 'istio-validation';
+const ISTIO_PROXY = 'istio-proxy';
+
+/**
+ * Where a classic Istio sidecar needs our init containers: right before istio-init, so
+ * hydrate reaches S3 before the redirect (Istio's injector, when it runs after us, puts
+ * istio-init last for the same reason). What placement cannot fix is said in a warning.
+ */
+function classicMesh(initContainers: V1Container[], containers: V1Container[]): { insertAt?: number; warning?: string } {
+  if (!containers.some((c) => c.name === ISTIO_PROXY)) return {};
+  const redirect = initContainers.findIndex((c) => c.name === ISTIO_INIT);
+  if (redirect >= 0) {
+    return { insertAt: redirect, warning: "classic istio-proxy may exit before state-sync's final sync: use Istio native sidecars" };
+  }
+  if (initContainers.some((c) => c.name === ISTIO_CNI_VALIDATION)) {
+    return { warning: 'classic istio-proxy with Istio CNI: init-hydrate cannot reach S3; use Istio native sidecars' };
+  }
+  return {};
+}
+
 function takenOver(container: V1Container, earlier: EarlierInjection | undefined): boolean {
   const injected = earlier?.injected ?? [];
   return injected.includes(`initContainer:${container.name}`) || injected.includes(`container:${container.name}`);
@@ -131,6 +173,16 @@ function mountsOf(container: V1Container, volume: string) {
 
 function findRunner(containers: V1Container[], stateVolume: string): V1Container | undefined {
   return containers.find((c) => mountsOf(c, stateVolume).length > 0) ?? containers[0];
+}
+
+/**
+ * The agent's uid when the runner declares none: AGENT_RUN_AS_USER, except on pods that
+ * OpenShift's SCC admission has seen. A fixed uid there is outside the namespace's range
+ * and the pod would be refused; the SCC (or the image's USER) gives one instead.
+ */
+function fallbackUid(pod: V1Pod, config: MutationConfig): number | undefined {
+  if (pod.metadata?.annotations?.[OPENSHIFT_SCC_ANNOTATION] !== undefined) return undefined;
+  return config.agentRunAsUser;
 }
 
 function runnerIdentity(pod: V1Pod, runner: V1Container | undefined) {

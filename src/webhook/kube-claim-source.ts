@@ -1,6 +1,7 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ClaimLookup, ClaimSource, NamespaceLookup } from './claim-source.js';
-import { describeError, isNotFound, limitedRead, loadDefaultKubeConfig, RateLimiter } from './kube-read.js';
+import { describeError, isNotFound, limitedRead, RateLimiter } from './kube-read.js';
+import { loadKubeConfig } from '../shared/kube-config.js';
 
 export interface KubeClaimSourceOptions {
   /** timeout of each GET, including its wait for a rate-limit slot */
@@ -20,7 +21,7 @@ export class KubeClaimSource implements ClaimSource {
   private readonly limiter: RateLimiter;
 
   constructor(private readonly options: KubeClaimSourceOptions) {
-    const kubeConfig = options.kubeConfig ?? loadDefaultKubeConfig();
+    const kubeConfig = options.kubeConfig ?? loadKubeConfig();
     this.api = kubeConfig.makeApiClient(CoreV1Api);
     this.limiter = new RateLimiter(options.getsPerSecond);
   }

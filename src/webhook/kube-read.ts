@@ -1,4 +1,4 @@
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node';
 import { sleep } from '../shared/sleep.js';
 
 /**
@@ -74,10 +74,4 @@ function statusMessage(body: unknown): string | undefined {
   }
   const message = (parsed as { message?: unknown } | null | undefined)?.message;
   return typeof message === 'string' ? message : undefined;
-}
-
-export function loadDefaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  return kubeConfig;
 }

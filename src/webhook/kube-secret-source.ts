@@ -1,6 +1,7 @@
 import { CoreV1Api, KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../shared/logger.js';
-import { describeError, isNotFound, loadDefaultKubeConfig, RateLimiter } from './kube-read.js';
+import { describeError, isNotFound, RateLimiter } from './kube-read.js';
+import { loadKubeConfig } from '../shared/kube-config.js';
 import { INTEGRATION_SECRET } from './names.js';
 import { summarizeSecret, type SecretSummary } from './secret-summary.js';
 import type { CacheResult, SecretSource } from './secret-source.js';
@@ -33,7 +34,7 @@ export class KubeSecretSource implements SecretSource {
   private readonly limiter: RateLimiter;
 
   constructor(private readonly options: KubeSecretSourceOptions) {
-    const kubeConfig = options.kubeConfig ?? loadDefaultKubeConfig();
+    const kubeConfig = options.kubeConfig ?? loadKubeConfig();
     this.api = kubeConfig.makeApiClient(CoreV1Api);
     this.watch = new Watch(kubeConfig);
     this.limiter = new RateLimiter(options.getsPerSecond);

@@ -4,7 +4,6 @@ import type { S3Decision } from './s3-settings.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
 import { findPlatformAgents, platformAgentWarning } from './platform-agent.js';
 import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION, SYNC_LABEL } from './names.js';
-import { VERSION } from '../shared/version.js';
 
 export type Classification =
   | { kind: 'skip'; reason: 'not-session-pod' | 'opted-out' }
@@ -120,7 +119,7 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
     mode,
     reason,
     injected,
-    version: VERSION,
+    version: config.version,
     ...(podGracePeriodSeconds === undefined ? {} : { podGracePeriodSeconds }),
   };
   const metadata = (mutated.metadata ??= {});

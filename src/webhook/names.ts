@@ -12,6 +12,8 @@ export const STORAGE_ENABLED_AT_ANNOTATION = 'ambient-code.io/session-storage-en
 /** On a PVC whose files were copied to S3: the session they were copied under. */
 export const MIGRATED_TO_ANNOTATION = 'ambient-code.io/session-storage-migrated-to';
 
+/** set by OpenShift's SCC admission, which runs before the webhooks and assigns uids */
+export const OPENSHIFT_SCC_ANNOTATION = 'openshift.io/scc';
 export const HYDRATE_CONTAINER = 'init-hydrate';
 export const SYNC_CONTAINER = 'state-sync';
 export const AGENT_STATE_VOLUME = 'session-storage-state';

@@ -1,12 +1,9 @@
-import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compileDemo, runDemo } from '../support/demo.js';
 
-const root = new URL('../../', import.meta.url).pathname;
 let main: string;
 
 beforeAll(async () => {
-  expect(existsSync(`${root}dist/cli.js`), 'dist/cli.js is missing: run `npm run build`').toBe(true);
   main = await compileDemo('unit');
 }, 120_000);
 

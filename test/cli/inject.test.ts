@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -17,11 +17,6 @@ function inject(args: string[], options: { input?: string; env?: Record<string, 
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
-
-beforeAll(() => {
-  // `npm test` builds first; a stale or missing build would test the wrong code.
-  expect(existsSync(cli), 'dist/cli.js is missing: run `npm run build`').toBe(true);
-});
 
 describe('session-storage inject (built binary)', { timeout: 30_000 }, () => {
   it('prints the mutated pod as YAML, the same as the golden file, exit 0', () => {

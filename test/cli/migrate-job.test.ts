@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 const root = new URL('../../', import.meta.url).pathname;
 const cli = `${root}dist/cli.js`;
@@ -13,10 +12,6 @@ function migrateJob(args: string[]) {
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
-
-beforeAll(() => {
-  expect(existsSync(cli), 'dist/cli.js is missing: run `npm run build`').toBe(true);
-});
 
 describe('session-storage migrate-job (built binary)', { timeout: 30_000 }, () => {
   it('prints the Job on stdout and the steps after it on stderr, exit 0', () => {

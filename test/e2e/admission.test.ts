@@ -31,14 +31,16 @@ const completeSecret = (namespace: string) =>
     S3_SECRET_KEY: 'e2e-secret-value-never-in-the-pod',
   });
 
-/** The platform's runner pod (test/fixtures), renamed into `namespace` for `session`. */
-async function sessionPod(namespace: string, session: string): Promise<V1Pod> {
-  const pod = await readYaml<V1Pod>('test/fixtures/pods/session-runner.yaml');
+/** A runner pod of test/fixtures/pods (the platform's by default), renamed into `namespace` for `session`. */
+async function sessionPod(namespace: string, session: string, fixture = 'session-runner'): Promise<V1Pod> {
+  const pod = await readYaml<V1Pod>(`test/fixtures/pods/${fixture}.yaml`);
   pod.metadata = { ...pod.metadata, name: `${session}-runner`, namespace, labels: { 'agentic-session': session, app: 'ambient-code-runner' } };
   delete pod.metadata.ownerReferences;
   const spec = pod.spec!;
   spec.serviceAccountName = 'ambient-session';
-  spec.volumes = [{ name: 'workspace', persistentVolumeClaim: { claimName: `ambient-workspace-${session}` } }];
+  spec.volumes = (spec.volumes ?? []).map((volume) =>
+    volume.name === 'workspace' ? { name: 'workspace', persistentVolumeClaim: { claimName: `ambient-workspace-${session}` } } : volume,
+  );
   return pod;
 }
 
@@ -166,6 +168,31 @@ describe('admission through the real API server', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expectMutated(await stored('e2e-restricted', 'sess-restricted-runner'));
+  });
+
+  it('stores a pod as the OpenShift SCC left it under Pod Security "restricted", the agent with its assigned uid', async () => {
+    await projectNamespace('e2e-scc', { ...OPT_IN, 'pod-security.kubernetes.io/enforce': 'restricted' });
+    await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(completeSecret('e2e-scc')));
+    const result = await create(await sessionPod('e2e-scc', 'sess-scc', 'openshift-restricted-v2'));
+    expect(result.stderr).toBe('');
+    const pod = await stored('e2e-scc', 'sess-scc-runner');
+    expectMutated(pod);
+    for (const name of ['init-hydrate', 'state-sync']) {
+      expect(initContainer(pod, name)?.securityContext).toMatchObject({ runAsUser: 1000680000, runAsNonRoot: true });
+    }
+    expect(pod.spec?.securityContext).toMatchObject({ fsGroup: 1000680000, seLinuxOptions: { level: 's0:c26,c15' } });
+  });
+
+  it('stores a classic Istio pod with init-hydrate and state-sync before istio-init, warning about the final sync', async () => {
+    await projectNamespace('e2e-istio');
+    await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(completeSecret('e2e-istio')));
+    const result = await create(await sessionPod('e2e-istio', 'sess-istio', 'istio-classic'));
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain("Warning: classic istio-proxy may exit before state-sync's final sync");
+    const pod = await stored('e2e-istio', 'sess-istio-runner');
+    expectMutated(pod);
+    expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['init-hydrate', 'state-sync', 'istio-init']);
+    expect(pod.spec?.containers.map((c) => c.name)).toEqual(['ambient-code-runner', 'istio-proxy']);
   });
 
   it("the README's examples: the quickstart MinIO, an opted-in project and its session pod, stored mutated", async () => {

@@ -25,6 +25,12 @@ describe('webhook configuration from the environment', () => {
     expect(config.server).toMatchObject({ port: 8443, tlsCertFile: '/etc/webhook/certs/tls.crt', bodyLimit: '3mb' });
   });
 
+  it('takes AGENT_RUN_AS_USER as a uid, or none for no fixed uid; 1001 by default', () => {
+    expect(loadConfig({}).mutation.agentRunAsUser).toBe(1001);
+    expect(loadConfig({ AGENT_RUN_AS_USER: '1000680000' }).mutation.agentRunAsUser).toBe(1000680000);
+    expect(loadConfig({ AGENT_RUN_AS_USER: 'none' }).mutation.agentRunAsUser).toBeUndefined();
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ SYNC_INTERVAL: '' }).mutation.syncInterval).toBe(60);
   });
@@ -42,6 +48,7 @@ describe('webhook configuration from the environment', () => {
 
   it.each([
     ['AGENT_RUN_AS_USER', '0'],
+    ['AGENT_RUN_AS_USER', '-5'],
     ['STATE_VOLUME', 'Work_Space'],
     ['PORT', '70000'],
   ])('rejects %s=%s', (key, value) => {

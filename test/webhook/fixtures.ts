@@ -24,7 +24,10 @@ export function loadReview(name: string): Record<string, any> {
   return JSON.parse(readFixture(`reviews/${name}.json`)) as Record<string, any>;
 }
 
+/** The version the tests' webhook config carries, so no test depends on package.json. */
+export const TEST_VERSION = '0.0.0-test';
+
 /** The built-in defaults, as a webhook started without any environment would use. */
 export function defaultConfig(env: Record<string, string> = {}): WebhookConfig {
-  return loadConfig(env);
+  return loadConfig(env, TEST_VERSION);
 }

@@ -11,7 +11,7 @@ import { mutate } from '../../src/webhook/mutate.js';
 import { reviewAdmission } from '../../src/webhook/review.js';
 import type { S3Decision } from '../../src/webhook/s3-settings.js';
 import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
-import { defaultConfig } from './fixtures.js';
+import { defaultConfig, TEST_VERSION } from './fixtures.js';
 
 const volumeName = fc.constantFrom('workspace', 'cache', 'data', 'tools', 'session-storage-tmp');
 const volume: fc.Arbitrary<V1Volume> = fc.oneof(
@@ -178,7 +178,7 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
       fc.property(env, sessionPod, decision, namespace, (variables, pod, s3, ns) => {
         let config;
         try {
-          config = loadConfig(variables as Record<string, string>).mutation;
+          config = loadConfig(variables as Record<string, string>, TEST_VERSION).mutation;
         } catch (error) {
           if (error instanceof ConfigError) return;
           throw error;

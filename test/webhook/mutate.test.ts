@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { mutate, type MutationResult } from '../../src/webhook/mutate.js';
 import { decideS3, type S3Decision } from '../../src/webhook/s3-settings.js';
 import { STATUS_ANNOTATION } from '../../src/webhook/names.js';
-import { VERSION } from '../../src/shared/version.js';
-import { defaultConfig, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
+import { defaultConfig, loadPod, loadSecretSummary, readFixture, TEST_VERSION } from './fixtures.js';
 
 const SYNC: S3Decision = { kind: 'sync', reason: 's3-configured', hasRegion: true };
 
@@ -149,7 +148,7 @@ describe('volumes', () => {
     expect(result.warnings).toEqual(['S3 not configured: session state is ephemeral']);
     expect(result.pod.spec!.volumes).toEqual([{ name: 'workspace', emptyDir: { sizeLimit: '10Gi' } }]);
     expect(result.pod.spec!.initContainers).toBeUndefined();
-    expect(result.status).toEqual({ mode: 'ephemeral', reason: 'secret-absent', injected: ['emptyDir:workspace'], version: VERSION });
+    expect(result.status).toEqual({ mode: 'ephemeral', reason: 'secret-absent', injected: ['emptyDir:workspace'], version: TEST_VERSION });
   });
 
   it('uses the only PVC as state volume when none has the configured name', () => {
@@ -219,8 +218,8 @@ describe('injected containers', () => {
     };
     const spec = patched(pod).pod.spec!;
     expect(spec.initContainers!.map((c) => [c.name, c.image])).toEqual([
-      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
-      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + VERSION],
+      ['init-hydrate', 'ghcr.io/ambient-code/ambient-session-storage:' + TEST_VERSION],
+      ['state-sync', 'ghcr.io/ambient-code/ambient-session-storage:' + TEST_VERSION],
     ]);
   });
 
@@ -347,12 +346,93 @@ describe('injected containers', () => {
     ]);
   });
 
+  it('with AGENT_RUN_AS_USER=none sets no uid when the runner declares none', () => {
+    const pod = loadPod('session-runner');
+    delete pod.spec!.securityContext!.runAsUser;
+    const result = patched(pod, { AGENT_RUN_AS_USER: 'none' });
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const context = byName(result.pod.spec!.initContainers, name)!.securityContext!;
+      expect(context.runAsNonRoot).toBe(true);
+      expect(context).not.toHaveProperty('runAsUser');
+    }
+    expect(result.warnings).toEqual([
+      "runner has no non-root runAsUser: agent runs as the image's or the SCC's uid, may miss its private files",
+    ]);
+  });
+
   it('applies the configured resources', () => {
     const hydrate = byName(
       patched(loadPod('session-runner'), { AGENT_CPU_REQUEST: '50m', AGENT_MEMORY_REQUEST: '64Mi', AGENT_CPU_LIMIT: '2', AGENT_MEMORY_LIMIT: '2Gi' }).pod.spec!.initContainers,
       'init-hydrate',
     )!;
     expect(hydrate.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '2', memory: '2Gi' } });
+  });
+});
+
+// Pods as OpenShift's SCC admission leaves them before the webhooks see them.
+describe('OpenShift SCC-admitted pods', () => {
+  it("run the agent as the runner's SCC-assigned uid, under the pod's fsGroup and SELinux level", () => {
+    const pod = loadPod('openshift-restricted-v2');
+    const result = patched(pod);
+    expect(result.warnings).toEqual([]);
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const context = byName(result.pod.spec!.initContainers, name)!.securityContext!;
+      expect(context).toMatchObject({ runAsUser: 1000680000, runAsNonRoot: true });
+      // The pod-level fsGroup and SELinux level apply to every container; none of ours overrides them.
+      expect(context).not.toHaveProperty('seLinuxOptions');
+    }
+    expect(result.pod.spec!.securityContext).toEqual(pod.spec!.securityContext);
+    expect(result.pod.spec!.securityContext).toMatchObject({ fsGroup: 1000680000, seLinuxOptions: { level: 's0:c26,c15' } });
+  });
+
+  it('never fall back to a fixed uid, which would be outside the range: the SCC or the image decides', () => {
+    const result = patched(loadPod('openshift-anyuid'), { AGENT_RUN_AS_USER: '1001' });
+    for (const name of ['init-hydrate', 'state-sync']) {
+      expect(byName(result.pod.spec!.initContainers, name)!.securityContext).not.toHaveProperty('runAsUser');
+    }
+    expect(result.warnings).toEqual([
+      "runner has no non-root runAsUser: agent runs as the image's or the SCC's uid, may miss its private files",
+    ]);
+  });
+});
+
+// A pod Istio injected before us (test/fixtures/pods/istio-classic.yaml).
+describe('Istio sidecars', () => {
+  const names = (containers: V1Container[] | undefined) => (containers ?? []).map((c) => c.name);
+
+  it('put init-hydrate and state-sync before istio-init, so hydrate reaches S3 before the egress redirect', () => {
+    const result = patched(loadPod('istio-classic'));
+    expect(names(result.pod.spec!.initContainers)).toEqual(['init-hydrate', 'state-sync', 'istio-init']);
+    expect(names(result.pod.spec!.containers)).toEqual(['ambient-code-runner', 'istio-proxy']);
+    expect(result.warnings).toEqual(["classic istio-proxy may exit before state-sync's final sync: use Istio native sidecars"]);
+  });
+
+  it('in legacy mode put init-hydrate before istio-init and state-sync among the containers', () => {
+    const result = patched(loadPod('istio-classic'), { SIDECAR_MODE: 'legacy' });
+    expect(names(result.pod.spec!.initContainers)).toEqual(['init-hydrate', 'istio-init']);
+    expect(names(result.pod.spec!.containers)).toEqual(['ambient-code-runner', 'istio-proxy', 'state-sync']);
+  });
+
+  it('come after a native istio-proxy sidecar, which is up before hydrate starts', () => {
+    const pod = loadPod('istio-classic');
+    const proxy = pod.spec!.containers.pop()!;
+    pod.spec!.initContainers!.push({ ...proxy, restartPolicy: 'Always' });
+    const result = patched(pod);
+    expect(names(result.pod.spec!.initContainers)).toEqual(['istio-init', 'istio-proxy', 'init-hydrate', 'state-sync']);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('warn where no placement helps: a classic istio-proxy behind Istio CNI', () => {
+    const pod = loadPod('istio-classic');
+    pod.spec!.initContainers![0]!.name = 'istio-validation';
+    const result = patched(pod);
+    expect(names(result.pod.spec!.initContainers)).toEqual(['istio-validation', 'init-hydrate', 'state-sync']);
+    expect(result.warnings).toEqual(['classic istio-proxy with Istio CNI: init-hydrate cannot reach S3; use Istio native sidecars']);
+  });
+
+  it('are placed the same when the webhook is invoked again over its own injection', () => {
+    const once = patched(loadPod('istio-classic'));
+    expect(run(once.pod)).toMatchObject({ outcome: 'allowed', reason: 'reinvocation' });
   });
 });
 
@@ -455,7 +535,7 @@ describe('status annotation', () => {
       mode: 'sync',
       reason: 's3-configured',
       injected: ['emptyDir:workspace', 'volume:session-storage-state', 'volume:session-storage-tmp', 'initContainer:init-hydrate', 'container:state-sync'],
-      version: VERSION,
+      version: TEST_VERSION,
       podGracePeriodSeconds: 60,
     });
   });

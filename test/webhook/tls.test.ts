@@ -1,4 +1,5 @@
 import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { generate } from 'selfsigned';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
+import { VERSION } from '../../src/shared/version.js';
 import { generateServingCertificates, type ServingCertificates } from '../../src/webhook/certs.js';
 import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
@@ -239,6 +241,14 @@ describe('the HTTPS server', { timeout: 30_000 }, () => {
     await new Promise((resolve) => socket.once('close', resolve));
     expect(Date.now() - started).toBeLessThan(4_000);
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('reports the build and the expiry of the serving certificate it loaded in /metrics', async () => {
+    const { running, material } = await serving();
+    const body = await (await fetch(`http://127.0.0.1:${running.metricsPort}/metrics`)).text();
+    const notAfter = Date.parse(new X509Certificate(material.cert).validTo) / 1000;
+    expect(body).toContain(`session_storage_webhook_serving_certificate_expiry_timestamp_seconds ${notAfter}`);
+    expect(body).toContain(`session_storage_webhook_build_info{version="${VERSION}",node_version="${process.version}"} 1`);
   });
 
   it('serves /metrics over plain HTTP on METRICS_PORT only, not on the admission port', async () => {

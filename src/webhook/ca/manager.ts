@@ -1,4 +1,5 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../shared/kube-config.js';
 import type { Logger } from '../../shared/logger.js';
 import { ensureAuthority } from './authority.js';
 import { publishCaBundle } from './bundle.js';
@@ -105,7 +106,7 @@ export function startCertificateManager(options: {
   const config = loadCertConfig(options.env);
   if (config.mode === 'files') return { stop: () => undefined };
   const logger = options.logger.child({ component: 'certificates' });
-  const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
+  const kubeConfig = options.kubeConfig ?? loadKubeConfig();
   const certificates = new SelfManagedCertificates(config, {
     secrets: new KubeCaSecretStore(kubeConfig, config.namespace, config.caSecret),
     webhooks: new KubeWebhookConfigStore(kubeConfig, config.webhookConfiguration),
@@ -137,10 +138,4 @@ export function startCertificateManager(options: {
       clearTimeout(timer);
     },
   };
-}
-
-function defaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  return kubeConfig;
 }
