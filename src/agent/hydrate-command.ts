@@ -1,4 +1,4 @@
-import { loadRuntime, TRANSFER_WORKERS } from './context.js';
+import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { hydrate } from './hydrate.js';
 import { createAgentLog } from './log.js';
 

@@ -1,15 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { AgentSettings } from './env.js';
-import { sessionPrefix } from './env.js';
+import type { AgentSettings } from './settings.js';
+import { sessionPrefix } from './settings.js';
 import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, type FileEntry, type FileMap } from './manifest.js';
+import { sameFile, type FileEntry, type FileMap } from './metadata.js';
 import { clearRecord, writeRecord } from './record.js';
 import { listRemote, probeAccess, readMetadata, type Listing, type MetadataRead, type RemoteTarget } from './remote.js';
 import { classifyS3Error, describeS3Error, isAccessDenied, isNotFound } from './s3.js';
 import { formatBytes } from './size.js';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
 import { downloadFile, RefusedPath, WorkspaceTree } from './transfer.js';
@@ -277,19 +278,13 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   return summary;
 }
 
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 15_000;
+// After a failed attempt: up to 1 s, doubling up to 15 s, jittered (see backoff.ts).
+export const HYDRATE_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 15_000 };
 // The last retry is worth making only with this much of the budget left.
 const MIN_LAST_ATTEMPT_MS = 250;
 // A policy or a missing bucket does not change between attempts a second apart; a few
 // tries cover a credential or bucket being created at the same moment.
 export const PERMANENT_ATTEMPTS = 3;
-
-// Full jitter: a random wait up to the doubling ceiling, so pods restarted together after
-// an outage do not retry in step.
-export function backoffDelay(attempt: number, random: () => number = Math.random): number {
-  return random() * Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-}
 
 // Retries with backoff until HYDRATE_TIMEOUT_SECONDS is spent (PERMANENT_ATTEMPTS for a
 // permanent failure). Any failure leaves no record behind, so state-sync (which only starts
@@ -325,7 +320,7 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
         log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
         return false;
       }
-      const delay = Math.min(backoffDelay(attempt), remaining - MIN_LAST_ATTEMPT_MS);
+      const delay = Math.min(backoffDelayMs(attempt, HYDRATE_BACKOFF), remaining - MIN_LAST_ATTEMPT_MS);
       log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await sleep(delay, signal);
     }

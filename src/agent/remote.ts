@@ -7,7 +7,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { METADATA_KEY, metadataSchema, type Metadata } from './manifest.js';
+import { METADATA_KEY, metadataSchema, type Metadata } from './metadata.js';
 import { isAccessDenied, isNotFound } from './s3.js';
 
 export interface RemoteTarget {

@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { applyBudget } from './budget.js';
-import type { AgentSettings } from './env.js';
+import type { AgentSettings } from './settings.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
+import { sameFile, toRecord, type FileMap, type SkippedFile } from './metadata.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { forEachBounded } from './pool.js';
 import { refreshObject, type RefreshOutcome } from './refresh.js';

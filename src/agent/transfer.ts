@@ -4,7 +4,7 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
-import type { FileEntry } from './manifest.js';
+import type { FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
 import { hasErrorCode } from './s3.js';
 import type { FsPath } from './walk.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactEndpoint } from '../shared/redact.js';
 import { VERSION } from '../shared/version.js';
-import { METADATA_KEY, type Metadata } from '../agent/manifest.js';
+import { METADATA_KEY, type Metadata } from '../agent/metadata.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
 import { classifyS3Error, isCredentialError } from '../agent/s3.js';
 import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/names.js';

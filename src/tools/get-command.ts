@@ -1,6 +1,6 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { SyncPath } from '../agent/env.js';
+import type { SyncPath } from '../agent/settings.js';
 import { resolveKey } from '../agent/keys.js';
 import { forEachBounded } from '../agent/pool.js';
 import { classifyS3Error } from '../agent/s3.js';

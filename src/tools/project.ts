@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/env.js';
+import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/settings.js';
 import type { RemoteTarget } from '../agent/remote.js';
 import { createS3Client } from '../agent/s3.js';
 import { INTEGRATION_SECRET } from '../webhook/names.js';

@@ -1,5 +1,5 @@
 import { unsafeKeyReason } from '../agent/keys.js';
-import type { FileEntry, Metadata } from '../agent/manifest.js';
+import type { FileEntry, Metadata } from '../agent/metadata.js';
 import { listRemote, readMetadata, type RemoteTarget } from '../agent/remote.js';
 import { classifyS3Error } from '../agent/s3.js';
 import { ToolError } from './project.js';

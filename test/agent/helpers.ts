@@ -5,12 +5,12 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/env.js';
+import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/settings.js';
 import { hydrate } from '../../src/agent/hydrate.js';
 import type { AgentLog } from '../../src/agent/log.js';
 import { createS3Client } from '../../src/agent/s3.js';
 import { Syncer, type CycleResult, type SyncContext } from '../../src/agent/sync.js';
-import type { Metadata } from '../../src/agent/manifest.js';
+import type { Metadata } from '../../src/agent/metadata.js';
 import type { MinioInfo } from '../support/minio.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadSettings, parseSyncPaths, SettingsError } from '../../src/agent/env.js';
+import { loadSettings, parseSyncPaths, SettingsError } from '../../src/agent/settings.js';
 
 const base = {
   S3_ENDPOINT: 'http://minio.ambient-code.svc:9000',

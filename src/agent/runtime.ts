@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './env.js';
+import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './settings.js';
 import type { AgentLog } from './log.js';
 import type { RemoteTarget } from './remote.js';
 import { createS3Client } from './s3.js';
