@@ -10,6 +10,6 @@ export async function runHydrateCommand(env: NodeJS.ProcessEnv = process.env): P
     const ok = await hydrate({ settings: runtime.settings, target: runtime.target, log, workers: TRANSFER_WORKERS });
     return ok ? 0 : 1;
   } finally {
-    runtime.client.destroy();
+    runtime.close();
   }
 }

@@ -73,6 +73,6 @@ export async function runSyncCommand(
     }).finally(unannounce);
     return ok ? 0 : 1;
   } finally {
-    runtime.client.destroy();
+    runtime.close();
   }
 }

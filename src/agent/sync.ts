@@ -8,7 +8,7 @@ import { forEachBounded } from './pool.js';
 import { refreshObject, type RefreshOutcome } from './refresh.js';
 import { lockRecord, readRecord, recordVersion, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
-import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
+import { describeFailure, failureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
 import { walkSyncPaths, type LocalFile } from './walk.js';
@@ -75,7 +75,7 @@ export class Syncer {
     const { settings, target, log } = this.context;
     const version = await recordVersion(settings.stateDir);
     if (this.record && version === this.recordVersion) return this.record;
-    const existing = await readRecord(settings.stateDir, target.bucket, target.prefix);
+    const existing = await readRecord(settings.stateDir, target.store.bucket, target.prefix);
     if (existing) {
       this.record = existing;
       this.recordVersion = version;
@@ -94,7 +94,7 @@ export class Syncer {
       // from the local copy if there is one.
       for (const [key, size] of listing.sizes) if (!files.has(key)) files.set(key, { size, mtimeMs: -1 });
     }
-    this.record = { bucket: target.bucket, prefix: target.prefix, hydrated: false, files };
+    this.record = { bucket: target.store.bucket, prefix: target.prefix, hydrated: false, files };
     return this.record;
   }
 
@@ -134,7 +134,7 @@ export class Syncer {
     try {
       record = await this.loadRecord(signal);
     } catch (error) {
-      log.error(`Sync failed: cannot read the remote state: ${describeS3Error(error)}`);
+      log.error(`Sync failed: cannot read the remote state: ${describeFailure(error)}`);
       return result;
     }
     const known = record.files;
@@ -188,7 +188,7 @@ export class Syncer {
         result.deleted = await this.propagateDeletions(record, walk.files, walk.counts, walk.errors.length > 0, signal);
       } catch (error) {
         deletesFailed = true;
-        log.warn(`deleting removed files failed: ${describeS3Error(error)}`);
+        log.warn(`deleting removed files failed: ${describeFailure(error)}`);
       }
       await this.adoptRemote(record, final, signal);
       // The final sync's budget is for what the runner wrote; ages are worked off while
@@ -222,7 +222,7 @@ export class Syncer {
       try {
         await writeMetadata(target, this.metadata(known, budget.skipped), signal);
       } catch (error) {
-        log.error(`Sync failed: writing metadata.json: ${describeS3Error(error)}`);
+        log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
       }
       this.metadataDue = false;
@@ -256,7 +256,7 @@ export class Syncer {
       // Taken before the request: the object is at least this new.
       const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
-        await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
+        await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
       } catch (error) {
         const local = error as NodeJS.ErrnoException;
         // Gone since the walk: next cycle sees it as deleted.
@@ -267,9 +267,9 @@ export class Syncer {
           log.warn(`cannot read ${logName(file.key)} (${local.code ?? local.message}): not synced`);
           return;
         }
-        const failure = classifyS3Error(error);
+        const failure = failureOf(error);
         failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
-        if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;
+        if (FATAL_KINDS.has(failure.kind) || isStoreError(error, 'credentials')) endpointDown = true;
         return;
       }
       // The entry holds the stat taken before the upload: a file written to meanwhile
@@ -342,7 +342,7 @@ export class Syncer {
     try {
       listing = await listRemote(this.context.target, signal);
     } catch (error) {
-      this.context.log.warn(`listing s3://${this.context.target.bucket}/${this.context.target.prefix} failed: ${describeS3Error(error)}`);
+      this.context.log.warn(`listing s3://${this.context.target.store.bucket}/${this.context.target.prefix} failed: ${describeFailure(error)}`);
       return;
     }
     if (listing.kind === 'denied') {
@@ -384,12 +384,12 @@ export class Syncer {
       if (signal.aborted) return;
       let outcome: RefreshOutcome;
       try {
-        outcome = await refreshObject(target.client, target.bucket, target.prefix + key, maxAgeMs, signal);
+        outcome = await refreshObject(target.store, target.prefix + key, maxAgeMs, signal);
       } catch (error) {
         // Without s3:ListBucket, AWS answers a missing key with 403, not 404: a local
         // copy goes up again whatever the reason (a PutObject the policy allows).
-        if (!(classifyS3Error(error).kind === 'access denied' && admitted.has(key))) {
-          errors.push(`${logName(key)}: ${describeS3Error(error)}`);
+        if (!(failureOf(error).kind === 'access denied' && admitted.has(key))) {
+          errors.push(`${logName(key)}: ${describeFailure(error)}`);
           return;
         }
         outcome = { kind: 'missing' };
