@@ -100,6 +100,9 @@ export function openStore(values: Record<string, string>, namespace: string, ses
       AWS_SECRET_ACCESS_KEY: values.S3_SECRET_KEY,
       NAMESPACE: namespace,
       SESSION_NAME: session,
+      // A bucket policy may require them: `check` writes as the agent would.
+      S3_SSE: values.S3_SSE,
+      S3_SSE_KMS_KEY_ID: values.S3_SSE_KMS_KEY_ID,
     });
   } catch (error) {
     if (error instanceof SettingsError) throw new ToolError(`the agent would refuse these settings: ${error.message}`);
