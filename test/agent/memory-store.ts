@@ -51,6 +51,7 @@ export class MemoryStore implements ObjectStore {
   readonly calls: Array<{ op: Operation; key: string; from?: number }> = [];
   private readonly faults: Array<{ op: Operation; nth: number; error: StoreError }> = [];
   private readonly counts = new Map<Operation, number>();
+  private readonly refused = new Set<string>();
   private listingDenied = false;
   private missingIsDenied = false;
 
@@ -70,6 +71,12 @@ export class MemoryStore implements ObjectStore {
   withoutListBucket(): this {
     this.listingDenied = true;
     this.missingIsDenied = true;
+    return this;
+  }
+
+  /** A policy denying this one key (reads and writes), as a per-object Deny would. */
+  refuse(key: string): this {
+    this.refused.add(key);
     return this;
   }
 
@@ -99,6 +106,7 @@ export class MemoryStore implements ObjectStore {
     this.counts.set(op, count);
     const fault = this.faults.find((candidate) => candidate.op === op && candidate.nth === count);
     if (fault) throw fault.error;
+    if (this.refused.has(key)) throw storeError('access-denied', `AccessDenied: ${key}`);
   }
 
   private find(key: string): StoredObject {
