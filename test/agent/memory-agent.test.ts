@@ -126,6 +126,17 @@ describe('the agent over the in-memory store', () => {
     expect(pod.log.text()).not.toContain(FRESH_SESSION_MESSAGE);
   });
 
+  it('without s3:ListBucket, state the platform wrote (metadata.json without a manifest) fails hydrate naming the cause, never a fresh start', async () => {
+    const store = new MemoryStore().withoutListBucket();
+    const platform = { lastSync: '2026-11-30T10:00:00Z', session: 's1', namespace: 'project-a', pathsSynced: 3 };
+    await store.put(`${PREFIX}metadata.json`, JSON.stringify(platform), {}, signal);
+    await store.put(`${PREFIX}artifacts/a.txt`, 'a', {}, signal);
+    const pod = await newPod(store, { hydrateTimeoutSeconds: 1 });
+    expect(await pod.hydrate()).toBe(false);
+    expect(pod.log.text()).toContain("hydrate failed: state cannot be enumerated: metadata.json has no manifest (written by the platform's sync.sh); listing denied: grant s3:ListBucket");
+    expect(pod.log.text()).not.toContain(FRESH_SESSION_MESSAGE);
+  });
+
   it('names one object the store refuses, restores the rest, and never deletes the refused one', async () => {
     const store = new MemoryStore();
     const first = await newPod(store);
