@@ -97,7 +97,11 @@ export function classifyS3Error(error: unknown): Failure {
   return { kind: 'error', detail };
 }
 
+// Credentials the server does not accept at all, as opposed to a policy denying one key.
+const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
 
+// A 403 without one of these codes (a HEAD has no body to carry one) stays `other`: only
+// the operator's words call it "access denied", as they always did.
 function kindOf(codes: Set<string>): StoreErrorKind {
   if (CREDENTIAL_CODES.some((code) => codes.has(code))) return 'credentials';
   if (codes.has('AccessDenied')) return 'access-denied';
@@ -106,9 +110,6 @@ function kindOf(codes: Set<string>): StoreErrorKind {
   if (codes.has('InvalidRange')) return 'invalid-range';
   return 'other';
 }
-
-// Credentials the server does not accept at all, as opposed to a policy denying one key.
-const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
 
 // An error reading a local file (a stream body) stays that file's error: sync tells a file
 // it cannot read from a store it cannot reach.

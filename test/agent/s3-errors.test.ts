@@ -49,6 +49,8 @@ describe('S3 error classification', () => {
     ['NoSuchKey', 404, 'not-found', 'error'],
     ['NotFound', 404, 'not-found', 'error'],
     ['NoSuchBucket', 404, 'other', 'bucket not found'],
+    // A HEAD's 403 has no body to name a code: refresh reads the operator's words.
+    ['Forbidden', 403, 'other', 'access denied'],
     ['PreconditionFailed', 412, 'precondition-failed', 'error'],
     ['InvalidRange', 416, 'invalid-range', 'error'],
     ['InternalError', 500, 'other', 'server error'],
