@@ -49,7 +49,8 @@ export class MemoryStore implements ObjectStore {
   readonly objects = new Map<string, StoredObject>();
   // Every call, in order, with its key (the first of a deleteMany) and a ranged get's offset.
   readonly calls: Array<{ op: Operation; key: string; from?: number }> = [];
-  private readonly faults: Array<{ op: Operation; nth: number; error: StoreError }> = [];
+  // `from`..`to`: the counts of the calls of `op` that fail.
+  private readonly faults: Array<{ op: Operation; from: number; to: number; error: StoreError }> = [];
   private readonly counts = new Map<Operation, number>();
   private readonly refused = new Set<string>();
   private listingDenied = false;
@@ -57,13 +58,14 @@ export class MemoryStore implements ObjectStore {
 
   /** The nth call (1-based, counted from now) of `op` fails with `error`. */
   failNth(op: Operation, nth: number, error: StoreError = storeError('other', 'injected failure')): this {
-    this.faults.push({ op, nth: (this.counts.get(op) ?? 0) + nth, error });
+    const at = (this.counts.get(op) ?? 0) + nth;
+    this.faults.push({ op, from: at, to: at, error });
     return this;
   }
 
   /** Every call of `op` fails from now on. */
   failAll(op: Operation, error: StoreError = storeError('other', 'injected failure')): this {
-    for (let nth = 1; nth <= 10_000; nth += 1) this.failNth(op, nth, error);
+    this.faults.push({ op, from: (this.counts.get(op) ?? 0) + 1, to: Infinity, error });
     return this;
   }
 
@@ -104,7 +106,7 @@ export class MemoryStore implements ObjectStore {
     this.calls.push(from === undefined ? { op, key } : { op, key, from });
     const count = (this.counts.get(op) ?? 0) + 1;
     this.counts.set(op, count);
-    const fault = this.faults.find((candidate) => candidate.op === op && candidate.nth === count);
+    const fault = this.faults.find((candidate) => candidate.op === op && candidate.from <= count && count <= candidate.to);
     if (fault) throw fault.error;
     if (this.refused.has(key)) throw storeError('access-denied', `AccessDenied: ${key}`);
   }
