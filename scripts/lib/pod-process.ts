@@ -13,8 +13,8 @@ import { ROOT } from './minio.js';
 /** Local folders standing in for the pod's volumes; shared by the containers of one pod. */
 export type PodVolumes = Map<string, string>;
 
-/** The value of `key` in the pod namespace's Secret `name`. */
-export type SecretValue = (name: string, key: string) => Promise<string>;
+/** The value of `key` in the pod namespace's Secret `name`; undefined when the secret has no such key. */
+export type SecretValue = (name: string, key: string) => Promise<string | undefined>;
 
 export async function podVolumes(pod: V1Pod): Promise<PodVolumes> {
   const volumes: PodVolumes = new Map();
@@ -56,7 +56,13 @@ export async function resolveEnv(
     let value: string;
     const from = variable.valueFrom;
     if (from?.secretKeyRef) {
-      value = await secretValue(from.secretKeyRef.name ?? '', from.secretKeyRef.key);
+      const { name = '', key, optional } = from.secretKeyRef;
+      const found = await secretValue(name, key);
+      // As the kubelet does: an optional key the secret lacks leaves the variable unset,
+      // a required one keeps the container from starting.
+      if (found === undefined && optional === true) continue;
+      if (found === undefined) throw new Error(`secret key ${key} missing in ${name}`);
+      value = found;
     } else if (from?.fieldRef) {
       value = fieldValue(pod, from.fieldRef.fieldPath);
     } else if (from) {

@@ -1,4 +1,4 @@
-import type { SkippedFile } from './manifest.js';
+import type { SkippedFile } from './metadata.js';
 
 export interface Sized {
   key: string;

@@ -1,4 +1,4 @@
-import { loadRuntime, TRANSFER_WORKERS } from './context.js';
+import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { hydrate } from './hydrate.js';
 import { createAgentLog } from './log.js';
 
@@ -10,6 +10,6 @@ export async function runHydrateCommand(env: NodeJS.ProcessEnv = process.env): P
     const ok = await hydrate({ settings: runtime.settings, target: runtime.target, log, workers: TRANSFER_WORKERS });
     return ok ? 0 : 1;
   } finally {
-    runtime.client.destroy();
+    runtime.close();
   }
 }

@@ -1,15 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { AgentSettings } from './env.js';
-import { sessionPrefix } from './env.js';
+import type { AgentSettings } from './settings.js';
+import { sessionPrefix } from './settings.js';
 import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, type FileEntry, type FileMap } from './manifest.js';
+import { sameFile, type FileEntry, type FileMap } from './metadata.js';
 import { clearRecord, writeRecord } from './record.js';
 import { listRemote, probeAccess, readMetadata, type Listing, type MetadataRead, type RemoteTarget } from './remote.js';
-import { classifyS3Error, describeS3Error, isAccessDenied, isNotFound } from './s3.js';
+import { describeFailure, failureOf as storeFailureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
 import { downloadFile, RefusedPath, WorkspaceTree } from './transfer.js';
@@ -49,12 +50,12 @@ const PERMANENT_KINDS = new Set(['access denied', 'bucket not found', 'state can
 
 function failureOf(error: unknown): { kind: string; detail: string } {
   if (error instanceof HydrateFailure) return { kind: error.kind, detail: error.message };
-  return classifyS3Error(error);
+  return storeFailureOf(error);
 }
 
 function listingFix(target: RemoteTarget): string {
   const namespace = target.prefix.slice(0, target.prefix.indexOf('/'));
-  return `listing denied: grant s3:ListBucket on arn:aws:s3:::${target.bucket} with condition s3:prefix "${namespace}/*"`;
+  return `listing denied: grant s3:ListBucket on arn:aws:s3:::${target.store.bucket} with condition s3:prefix "${namespace}/*"`;
 }
 
 // metadata.json, where a policy denies it rather than the key being missing.
@@ -64,7 +65,7 @@ async function readMetadataState(target: RemoteTarget, signal: AbortSignal): Pro
   try {
     return await readMetadata(target, signal);
   } catch (error) {
-    if (isAccessDenied(error)) return { kind: 'denied', error };
+    if (isStoreError(error, 'access-denied')) return { kind: 'denied', error };
     throw error;
   }
 }
@@ -88,11 +89,11 @@ async function remoteState(
       const granted = probe.step === 'write' ? 'neither read nor write' : 'write but not read';
       throw new HydrateFailure(
         'access denied',
-        `reading metadata.json was refused, and these credentials may ${granted} objects under ${target.prefix}: grant s3:GetObject and s3:PutObject on arn:aws:s3:::${target.bucket}/${target.prefix}* (${describeS3Error(probe.error)})`,
+        `reading metadata.json was refused, and these credentials may ${granted} objects under ${target.prefix}: grant s3:GetObject and s3:PutObject on arn:aws:s3:::${target.store.bucket}/${target.prefix}* (${describeFailure(probe.error)})`,
       );
     }
     if (probe.leftOver !== undefined) {
-      log.warn(`could not delete the access probe under ${target.prefix}: ${describeS3Error(probe.leftOver)}`);
+      log.warn(`could not delete the access probe under ${target.prefix}: ${describeFailure(probe.leftOver)}`);
     }
     // The policy lets these credentials read what they write here: the 403 meant missing.
     log.detail('metadata.json answered 403 without s3:ListBucket; a probe object was written and read back: it is missing');
@@ -130,7 +131,7 @@ const PER_OBJECT_ERRNO = new Set(['ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'EEXIST',
 
 function objectProblem(error: unknown): string | undefined {
   if (error instanceof RefusedPath) return error.message;
-  if (isAccessDenied(error)) return describeS3Error(error);
+  if (isStoreError(error, 'access-denied')) return describeFailure(error);
   const code = (error as NodeJS.ErrnoException).code;
   if (typeof code === 'string' && PER_OBJECT_ERRNO.has(code)) return `${code} (${(error as Error).message})`;
   return undefined;
@@ -156,7 +157,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     // A fresh session is a complete hydrate of nothing: the record lets sync propagate
     // deletions of files it uploads itself in this first pod, and knows no remote file
     // it could wrongly delete.
-    await writeRecord(settings.stateDir, { bucket: target.bucket, prefix: target.prefix, hydrated: true, files: restoredFiles });
+    await writeRecord(settings.stateDir, { bucket: target.store.bucket, prefix: target.prefix, hydrated: true, files: restoredFiles });
     return summary;
   }
 
@@ -206,7 +207,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     else jobs.push(job);
   }
 
-  log.info(`Restoring ${jobs.length} files from s3://${target.bucket}/${target.prefix}`);
+  log.info(`Restoring ${jobs.length} files from s3://${target.store.bucket}/${target.prefix}`);
   let done = 0;
   let denied: unknown;
   const progress = setInterval(() => {
@@ -231,7 +232,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
           return;
         }
         const downloaded = await downloadFile(
-          { client: target.client, bucket: target.bucket, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
+          { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
           tree,
         );
         const mtime = downloaded.unusableMtime;
@@ -245,7 +246,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
       } catch (error) {
         if (signal.aborted) {
           firstError ??= error;
-        } else if (isNotFound(error)) {
+        } else if (isStoreError(error, 'not-found')) {
           // Deleted since it was listed: there is nothing left to restore or to keep.
           log.warn(`cannot restore ${logName(job.key)}: missing in S3 (deleted since it was listed)`);
         } else {
@@ -253,7 +254,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
           // Workers see firstError and stop taking jobs.
           if (problem === undefined) firstError ??= error;
           else skip(job.key, problem);
-          if (isAccessDenied(error)) denied ??= error;
+          if (isStoreError(error, 'access-denied')) denied ??= error;
         }
       } finally {
         done += 1;
@@ -268,7 +269,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   if (denied !== undefined && summary.restored + summary.unchanged === 0 && metadata.kind === 'missing') throw denied;
 
   await writeRecord(settings.stateDir, {
-    bucket: target.bucket,
+    bucket: target.store.bucket,
     prefix: target.prefix,
     hydrated: true,
     files: restoredFiles,
@@ -277,19 +278,13 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   return summary;
 }
 
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 15_000;
+// After a failed attempt: up to 1 s, doubling up to 15 s, jittered (see backoff.ts).
+export const HYDRATE_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 15_000 };
 // The last retry is worth making only with this much of the budget left.
 const MIN_LAST_ATTEMPT_MS = 250;
 // A policy or a missing bucket does not change between attempts a second apart; a few
 // tries cover a credential or bucket being created at the same moment.
 export const PERMANENT_ATTEMPTS = 3;
-
-// Full jitter: a random wait up to the doubling ceiling, so pods restarted together after
-// an outage do not retry in step.
-export function backoffDelay(attempt: number, random: () => number = Math.random): number {
-  return random() * Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-}
 
 // Retries with backoff until HYDRATE_TIMEOUT_SECONDS is spent (PERMANENT_ATTEMPTS for a
 // permanent failure). Any failure leaves no record behind, so state-sync (which only starts
@@ -303,7 +298,7 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
   setMaxListeners(0, signal);
   await mkdir(settings.stateDir, { recursive: true });
   await clearRecord(settings.stateDir);
-  log.info(`Hydrating ${settings.workspaceDir} from s3://${target.bucket}/${sessionPrefix(settings)}`);
+  log.info(`Hydrating ${settings.workspaceDir} from s3://${target.store.bucket}/${sessionPrefix(settings)}`);
 
   for (let attempt = 1; ; attempt += 1) {
     try {
@@ -325,7 +320,7 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
         log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
         return false;
       }
-      const delay = Math.min(backoffDelay(attempt), remaining - MIN_LAST_ATTEMPT_MS);
+      const delay = Math.min(backoffDelayMs(attempt, HYDRATE_BACKOFF), remaining - MIN_LAST_ATTEMPT_MS);
       log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await sleep(delay, signal);
     }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { SyncPath } from './env.js';
+import type { SyncPath } from './settings.js';
 
 export type KeyResolution =
   | { kind: 'file'; key: string; syncPath: SyncPath; localPath: string }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { fileEntrySchema, type FileMap } from './manifest.js';
+import { fileEntrySchema, type FileMap } from './metadata.js';
 import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 

@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
-import { METADATA_KEY, metadataSchema, type Metadata } from './manifest.js';
-import { isAccessDenied, isNotFound } from './s3.js';
+import { METADATA_KEY, metadataSchema, type Metadata } from './metadata.js';
+import { isStoreError, type ObjectStore } from './store.js';
 
 export interface RemoteTarget {
-  client: S3Client;
-  bucket: string;
+  store: ObjectStore;
   // "{namespace}/{session}/"
   prefix: string;
 }
@@ -22,13 +13,10 @@ export type MetadataRead = { kind: 'missing' } | { kind: 'invalid'; reason: stri
 export async function readMetadata(target: RemoteTarget, signal: AbortSignal): Promise<MetadataRead> {
   let text: string;
   try {
-    const response = await target.client.send(
-      new GetObjectCommand({ Bucket: target.bucket, Key: target.prefix + METADATA_KEY }),
-      { abortSignal: signal },
-    );
-    text = (await response.Body?.transformToString('utf8')) ?? '';
+    const object = await target.store.get(target.prefix + METADATA_KEY, {}, signal);
+    text = Buffer.from(await object.bytes()).toString('utf8');
   } catch (error) {
-    if (isNotFound(error)) return { kind: 'missing' };
+    if (isStoreError(error, 'not-found')) return { kind: 'missing' };
     throw error;
   }
   let json: unknown;
@@ -43,15 +31,7 @@ export async function readMetadata(target: RemoteTarget, signal: AbortSignal): P
 }
 
 export async function writeMetadata(target: RemoteTarget, metadata: Metadata, signal: AbortSignal): Promise<void> {
-  await target.client.send(
-    new PutObjectCommand({
-      Bucket: target.bucket,
-      Key: target.prefix + METADATA_KEY,
-      Body: JSON.stringify(metadata, null, 2),
-      ContentType: 'application/json',
-    }),
-    { abortSignal: signal },
-  );
+  await target.store.put(target.prefix + METADATA_KEY, JSON.stringify(metadata, null, 2), {}, signal);
 }
 
 // Objects hydrate writes for a moment to learn what the policy allows (probeAccess).
@@ -62,26 +42,18 @@ export type Listing = { kind: 'denied' } | { kind: 'listed'; sizes: Map<string, 
 // Keys are returned relative to the prefix. A policy without s3:ListBucket (the seed's
 // per-project bucket policy) answers AccessDenied: the caller then relies on the manifest.
 export async function listRemote(target: RemoteTarget, signal: AbortSignal): Promise<Listing> {
+  let objects;
+  try {
+    objects = await target.store.list(target.prefix, signal);
+  } catch (error) {
+    if (isStoreError(error, 'access-denied')) return { kind: 'denied' };
+    throw error;
+  }
   const sizes = new Map<string, number>();
-  let token: string | undefined;
-  do {
-    let page;
-    try {
-      page = await target.client.send(
-        new ListObjectsV2Command({ Bucket: target.bucket, Prefix: target.prefix, ContinuationToken: token }),
-        { abortSignal: signal },
-      );
-    } catch (error) {
-      if (isAccessDenied(error)) return { kind: 'denied' };
-      throw error;
-    }
-    for (const object of page.Contents ?? []) {
-      if (object.Key === undefined) continue;
-      const key = object.Key.slice(target.prefix.length);
-      if (key !== METADATA_KEY && !key.startsWith(PROBE_PREFIX)) sizes.set(key, object.Size ?? 0);
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
+  for (const object of objects) {
+    const key = object.key.slice(target.prefix.length);
+    if (key !== METADATA_KEY && !key.startsWith(PROBE_PREFIX)) sizes.set(key, object.size);
+  }
   return { kind: 'listed', sizes };
 }
 
@@ -94,23 +66,22 @@ export type Probe =
 // policy allows tells the two apart. The probe object is deleted again; `leftOver` is the
 // error if that failed. Errors other than a denial are thrown.
 export async function probeAccess(target: RemoteTarget, signal: AbortSignal): Promise<Probe> {
-  const Key = `${target.prefix}${PROBE_PREFIX}${randomBytes(8).toString('hex')}`;
+  const key = `${target.prefix}${PROBE_PREFIX}${randomBytes(8).toString('hex')}`;
   try {
-    await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key, Body: '' }), { abortSignal: signal });
+    await target.store.put(key, '', {}, signal);
   } catch (error) {
-    if (isAccessDenied(error)) return { kind: 'denied', step: 'write', error };
+    if (isStoreError(error, 'access-denied')) return { kind: 'denied', step: 'write', error };
     throw error;
   }
   let read: Probe = { kind: 'readable' };
   try {
-    const response = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key }), { abortSignal: signal });
-    await response.Body?.transformToByteArray();
+    await (await target.store.get(key, {}, signal)).bytes();
   } catch (error) {
-    if (!isAccessDenied(error)) throw error;
+    if (!isStoreError(error, 'access-denied')) throw error;
     read = { kind: 'denied', step: 'read', error };
   } finally {
     try {
-      await target.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key }), { abortSignal: signal });
+      await target.store.delete(key, signal);
     } catch (error) {
       if (read.kind === 'readable') read = { kind: 'readable', leftOver: error };
     }
@@ -118,23 +89,14 @@ export async function probeAccess(target: RemoteTarget, signal: AbortSignal): Pr
   return read;
 }
 
-const DELETE_BATCH = 1000;
-
-// Returns the keys S3 confirmed deleted; keys it reported errors for are kept as known.
+// Returns the keys the store confirmed deleted; keys it reported errors for are kept as known.
 export async function deleteKeys(target: RemoteTarget, keys: readonly string[], signal: AbortSignal): Promise<{ deleted: string[]; failed: string[] }> {
+  const { failed } = await target.store.deleteMany(
+    keys.map((key) => target.prefix + key),
+    signal,
+  );
   const deleted: string[] = [];
-  const failed: string[] = [];
-  for (let start = 0; start < keys.length; start += DELETE_BATCH) {
-    const batch = keys.slice(start, start + DELETE_BATCH);
-    const response = await target.client.send(
-      new DeleteObjectsCommand({
-        Bucket: target.bucket,
-        Delete: { Objects: batch.map((key) => ({ Key: target.prefix + key })), Quiet: true },
-      }),
-      { abortSignal: signal },
-    );
-    const errors = new Set((response.Errors ?? []).map((error) => (error.Key ?? '').slice(target.prefix.length)));
-    for (const key of batch) (errors.has(key) ? failed : deleted).push(key);
-  }
-  return { deleted, failed };
+  const kept: string[] = [];
+  for (const key of keys) (failed.has(target.prefix + key) ? kept : deleted).push(key);
+  return { deleted, failed: kept };
 }

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { loadRuntime, TRANSFER_WORKERS } from './context.js';
+import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
 import { serveSyncMetrics, SyncMetrics } from './metrics.js';
@@ -73,6 +73,6 @@ export async function runSyncCommand(
     }).finally(unannounce);
     return ok ? 0 : 1;
   } finally {
-    runtime.client.destroy();
+    runtime.close();
   }
 }

@@ -1,14 +1,14 @@
 import { stat } from 'node:fs/promises';
-import { applyBudget } from './budget.js';
-import type { AgentSettings } from './env.js';
+import type { AgentSettings } from './settings.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, toRecord, type FileMap, type SkippedFile } from './manifest.js';
+import { toRecord, type FileMap, type SkippedFile } from './metadata.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
+import { planAdoption, planDeletions, planRefreshes, planUploads, type DeletionPlan } from './plan.js';
 import { forEachBounded } from './pool.js';
 import { refreshObject, type RefreshOutcome } from './refresh.js';
 import { lockRecord, readRecord, recordVersion, writeRecord, type LocalRecord } from './record.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
-import { classifyS3Error, describeS3Error, isCredentialError } from './s3.js';
+import { describeFailure, failureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
 import { walkSyncPaths, type LocalFile } from './walk.js';
@@ -75,7 +75,7 @@ export class Syncer {
     const { settings, target, log } = this.context;
     const version = await recordVersion(settings.stateDir);
     if (this.record && version === this.recordVersion) return this.record;
-    const existing = await readRecord(settings.stateDir, target.bucket, target.prefix);
+    const existing = await readRecord(settings.stateDir, target.store.bucket, target.prefix);
     if (existing) {
       this.record = existing;
       this.recordVersion = version;
@@ -94,19 +94,8 @@ export class Syncer {
       // from the local copy if there is one.
       for (const [key, size] of listing.sizes) if (!files.has(key)) files.set(key, { size, mtimeMs: -1 });
     }
-    this.record = { bucket: target.bucket, prefix: target.prefix, hydrated: false, files };
+    this.record = { bucket: target.store.bucket, prefix: target.prefix, hydrated: false, files };
     return this.record;
-  }
-
-  private isExcludedKey(key: string): boolean {
-    const slash = key.indexOf('/');
-    const relative = key.slice(slash + 1);
-    if (this.excludes.excludesFile(relative)) return true;
-    const segments = relative.split('/');
-    for (let end = 1; end < segments.length; end += 1) {
-      if (this.excludes.prunesDir(segments.slice(0, end).join('/'))) return true;
-    }
-    return false;
   }
 
   async cycle(signal: AbortSignal, options: { final?: boolean } = {}): Promise<CycleResult> {
@@ -134,7 +123,7 @@ export class Syncer {
     try {
       record = await this.loadRecord(signal);
     } catch (error) {
-      log.error(`Sync failed: cannot read the remote state: ${describeS3Error(error)}`);
+      log.error(`Sync failed: cannot read the remote state: ${describeFailure(error)}`);
       return result;
     }
     const known = record.files;
@@ -157,22 +146,22 @@ export class Syncer {
     for (const file of walk.unsyncable) warnOnce(`${logName(file.path)}: ${file.reason}: not synced`);
     for (const error of walk.errors) log.warn(`cannot read ${logName(error.path)}: ${error.reason}`);
 
-    const budget = applyBudget([...walk.files.values()], settings.maxSyncSize);
-    result.skipped = budget.skipped.length;
-    const skippedSignature = JSON.stringify(budget.skipped);
-    if (budget.skipped.length > 0) {
-      const bytes = budget.skipped.reduce((sum, file) => sum + file.size, 0);
+    const plan = planUploads(walk.files, known, settings.maxSyncSize);
+    result.skipped = plan.skipped.length;
+    const skippedSignature = JSON.stringify(plan.skipped);
+    if (plan.skipped.length > 0) {
+      const bytes = plan.skipped.reduce((sum, file) => sum + file.size, 0);
       log.warn(
-        `MAX_SYNC_SIZE (${formatBytes(settings.maxSyncSize)}) exceeded: ${budget.skipped.length} largest files (${formatBytes(bytes)}) not synced`,
+        `MAX_SYNC_SIZE (${formatBytes(settings.maxSyncSize)}) exceeded: ${plan.skipped.length} largest files (${formatBytes(bytes)}) not synced`,
       );
       if (skippedSignature !== this.lastSkipped) {
-        for (const file of budget.skipped) log.detail(`skipped ${logName(file.path)} (${formatBytes(file.size)})`);
+        for (const file of plan.skipped) log.detail(`skipped ${logName(file.path)} (${formatBytes(file.size)})`);
       }
     }
     const skippedChanged = skippedSignature !== this.lastSkipped;
 
-    const changed = budget.admitted.filter((file) => !sameFile(known.get(file.key), file));
-    result.unchanged = budget.admitted.length - changed.length;
+    const changed = plan.uploads;
+    result.unchanged = plan.unchanged;
     const failures = await this.upload(changed, known, result, signal);
     // Shutdown ended this cycle (the final one takes over) or the final sync's budget ran
     // out (the loop reports that): what did not go up is not an S3 failure to report.
@@ -183,19 +172,27 @@ export class Syncer {
 
     let deletesFailed = false;
     let attempted = changed.length;
+    const deletion = planDeletions({
+      record,
+      local: walk.files,
+      counts: walk.counts,
+      walkHadErrors: walk.errors.length > 0,
+      uploadsFailed: failures.length > 0,
+      syncPaths: settings.syncPaths,
+      excludes: this.excludes,
+    });
+    try {
+      result.deleted = await this.propagateDeletions(record, deletion, signal);
+    } catch (error) {
+      deletesFailed = true;
+      log.warn(`deleting removed files failed: ${describeFailure(error)}`);
+    }
     if (failures.length === 0) {
-      try {
-        result.deleted = await this.propagateDeletions(record, walk.files, walk.counts, walk.errors.length > 0, signal);
-      } catch (error) {
-        deletesFailed = true;
-        log.warn(`deleting removed files failed: ${describeS3Error(error)}`);
-      }
       await this.adoptRemote(record, final, signal);
       // The final sync's budget is for what the runner wrote; ages are worked off while
       // the pod lives.
       if (!final) {
-        const admitted = new Map(budget.admitted.map((file) => [file.key, file]));
-        const missing = await this.refresh(record, admitted, signal);
+        const missing = await this.refresh(record, plan.admitted, signal);
         attempted += missing.length;
         failures.push(...(await this.upload(missing, known, result, signal)));
       }
@@ -220,9 +217,9 @@ export class Syncer {
         return result;
       }
       try {
-        await writeMetadata(target, this.metadata(known, budget.skipped), signal);
+        await writeMetadata(target, this.metadata(known, plan.skipped), signal);
       } catch (error) {
-        log.error(`Sync failed: writing metadata.json: ${describeS3Error(error)}`);
+        log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
       }
       this.metadataDue = false;
@@ -256,7 +253,7 @@ export class Syncer {
       // Taken before the request: the object is at least this new.
       const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
-        await uploadFile(target.client, target.bucket, target.prefix + file.key, file.absolutePath, entry, signal);
+        await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
       } catch (error) {
         const local = error as NodeJS.ErrnoException;
         // Gone since the walk: next cycle sees it as deleted.
@@ -267,9 +264,9 @@ export class Syncer {
           log.warn(`cannot read ${logName(file.key)} (${local.code ?? local.message}): not synced`);
           return;
         }
-        const failure = classifyS3Error(error);
+        const failure = failureOf(error);
         failures.push({ key: file.key, reason: `${failure.kind}: ${failure.detail}` });
-        if (FATAL_KINDS.has(failure.kind) || isCredentialError(error)) endpointDown = true;
+        if (FATAL_KINDS.has(failure.kind) || isStoreError(error, 'credentials')) endpointDown = true;
         return;
       }
       // The entry holds the stat taken before the upload: a file written to meanwhile
@@ -289,40 +286,14 @@ export class Syncer {
     return failures;
   }
 
-  // Data-safety invariant 1: a remote object is deleted only when hydrate succeeded in
-  // this pod, the file was known (and restored: an unrestored key was never local), it is
-  // gone locally, every upload of this cycle succeeded, the walk read every directory,
-  // and its sync path is not empty locally
-  // (an empty tree over a non-empty remote is a missing mount, not a user's deletion).
-  private async propagateDeletions(
-    record: LocalRecord,
-    local: Map<string, LocalFile>,
-    counts: Map<string, number>,
-    walkHadErrors: boolean,
-    signal: AbortSignal,
-  ): Promise<number> {
-    const { settings, target, log } = this.context;
-    if (!record.hydrated || walkHadErrors) return 0;
-    const gone: string[] = [];
-    const guarded = new Map<string, number>();
-    for (const [key, entry] of record.files) {
-      // A negative mtime: an object this pod only knows from a listing (adopted, or written
-      // by another tool); it was never local here, so its absence is no deletion. Nor is
-      // that of an object hydrate could not restore.
-      if (entry.mtimeMs < 0 || local.has(key) || this.isExcludedKey(key) || record.unrestored?.has(key)) continue;
-      const name = key.slice(0, key.indexOf('/'));
-      if (!settings.syncPaths.some((syncPath) => syncPath.name === name)) continue;
-      if ((counts.get(name) ?? 0) === 0) {
-        guarded.set(name, (guarded.get(name) ?? 0) + 1);
-        continue;
-      }
-      gone.push(key);
-    }
-    for (const [name, count] of guarded) {
+  // Runs the deletions planDeletions allowed (data-safety invariant 1).
+  private async propagateDeletions(record: LocalRecord, plan: DeletionPlan, signal: AbortSignal): Promise<number> {
+    const { target, log } = this.context;
+    for (const [name, count] of plan.guarded) {
       log.warn(`${logName(name)}/ is empty locally but ${count} files are in S3: not deleting them`);
     }
-    if (gone.length === 0) return 0;
-    const { deleted, failed } = await deleteKeys(target, gone, signal);
+    if (plan.deletions.length === 0) return 0;
+    const { deleted, failed } = await deleteKeys(target, plan.deletions, signal);
     for (const key of deleted) record.files.delete(key);
     if (failed.length > 0) throw new Error(`${failed.length} objects could not be deleted`);
     return deleted.length;
@@ -342,25 +313,19 @@ export class Syncer {
     try {
       listing = await listRemote(this.context.target, signal);
     } catch (error) {
-      this.context.log.warn(`listing s3://${this.context.target.bucket}/${this.context.target.prefix} failed: ${describeS3Error(error)}`);
+      this.context.log.warn(`listing s3://${this.context.target.store.bucket}/${this.context.target.prefix} failed: ${describeFailure(error)}`);
       return;
     }
     if (listing.kind === 'denied') {
       this.listingDenied = true;
       return;
     }
-    let adopted = 0;
-    for (const [key, size] of listing.sizes) {
-      if (record.files.has(key)) continue;
-      record.files.set(key, { size, mtimeMs: -1 });
-      adopted += 1;
-    }
-    for (const [key, entry] of record.files) {
-      if (!listing.sizes.has(key) && entry.uploadedAt !== undefined) record.files.set(key, { ...entry, uploadedAt: undefined });
-    }
-    if (adopted > 0) {
+    const { adopted, vanished } = planAdoption(record.files, listing.sizes);
+    for (const [key, entry] of adopted) record.files.set(key, entry);
+    for (const key of vanished) record.files.set(key, { ...record.files.get(key)!, uploadedAt: undefined });
+    if (adopted.size > 0) {
       this.metadataDue = true;
-      this.context.log.detail(`${adopted} objects written by others adopted into metadata.json`);
+      this.context.log.detail(`${adopted.size} objects written by others adopted into metadata.json`);
     }
   }
 
@@ -372,11 +337,7 @@ export class Syncer {
   private async refresh(record: LocalRecord, admitted: Map<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
     const { settings, target, log } = this.context;
     const maxAgeMs = settings.refreshAfterDays * DAY_MS;
-    const now = Date.now();
-    const due = [...record.files]
-      .filter(([, entry]) => now - (entry.uploadedAt ?? 0) >= maxAgeMs)
-      .sort(([keyA, a], [keyB, b]) => (a.uploadedAt ?? 0) - (b.uploadedAt ?? 0) || (keyA < keyB ? -1 : keyA > keyB ? 1 : 0))
-      .slice(0, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
+    const due = planRefreshes(record.files, Date.now(), maxAgeMs, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
     if (due.length === 0) return [];
     const reupload: LocalFile[] = [];
     const errors: string[] = [];
@@ -384,12 +345,12 @@ export class Syncer {
       if (signal.aborted) return;
       let outcome: RefreshOutcome;
       try {
-        outcome = await refreshObject(target.client, target.bucket, target.prefix + key, maxAgeMs, signal);
+        outcome = await refreshObject(target.store, target.prefix + key, maxAgeMs, signal);
       } catch (error) {
         // Without s3:ListBucket, AWS answers a missing key with 403, not 404: a local
         // copy goes up again whatever the reason (a PutObject the policy allows).
-        if (!(classifyS3Error(error).kind === 'access denied' && admitted.has(key))) {
-          errors.push(`${logName(key)}: ${describeS3Error(error)}`);
+        if (!(failureOf(error).kind === 'access denied' && admitted.has(key))) {
+          errors.push(`${logName(key)}: ${describeFailure(error)}`);
           return;
         }
         outcome = { kind: 'missing' };

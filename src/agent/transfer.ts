@@ -1,12 +1,9 @@
 import { constants, createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import pLimit from 'p-limit';
-import type { FileEntry } from './manifest.js';
+import type { FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
-import { hasErrorCode } from './s3.js';
+import { isStoreError, type ObjectRead, type ObjectStore } from './store.js';
 import type { FsPath } from './walk.js';
 
 // Files below this size are read whole: one buffer, one request, and the cheapest path for
@@ -16,11 +13,6 @@ export const SMALL_FILE = 2 ** 20;
 // whole file. Between the two, the file is streamed from disk in one PutObject whose length
 // is known up front, so nothing but the socket's buffers holds its bytes.
 export const MULTIPART_THRESHOLD = 64 * 2 ** 20;
-const PART_SIZE = 8 * 2 ** 20;
-const PART_QUEUE = 2;
-// Each multipart upload buffers up to PART_QUEUE parts; capping how many run at once keeps
-// memory bounded whatever the worker count.
-const multipartLimit = pLimit(2);
 
 // The mtime is stored the way rclone stores it (seconds with a fraction, x-amz-meta-mtime)
 // so objects written by the shell version restore with their times too.
@@ -30,80 +22,67 @@ function objectMetadata(entry: FileEntry): Record<string, string> {
   return metadata;
 }
 
+// Open errors (ENOENT, EACCES) surface as the file's own error, as readFile's do.
+async function openStream(absolutePath: FsPath, end?: number): Promise<ReturnType<typeof createReadStream>> {
+  const stream = createReadStream(absolutePath, end === undefined ? {} : { start: 0, end });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  });
+  return stream;
+}
+
 // The stream reads exactly the size the walk saw: a file that grew meanwhile is cut at that
 // length (and goes up again next cycle, when its stat no longer matches). One that shrank
 // would leave the request waiting for bytes that never come, so a short read aborts it.
 async function putStream(
-  client: S3Client,
-  bucket: string,
+  store: ObjectStore,
   objectKey: string,
   absolutePath: FsPath,
   entry: FileEntry,
-  Metadata: Record<string, string>,
+  metadata: Record<string, string>,
   signal: AbortSignal,
 ): Promise<void> {
-  const Body = createReadStream(absolutePath, { start: 0, end: entry.size - 1 });
-  // Open errors (ENOENT, EACCES) surface as the file's own error, as readFile's do.
-  await new Promise<void>((resolve, reject) => {
-    Body.once('open', () => resolve());
-    Body.once('error', reject);
-  });
+  const body = await openStream(absolutePath, entry.size - 1);
   const shortRead = new AbortController();
-  Body.once('end', () => {
-    if (Body.bytesRead < entry.size) shortRead.abort();
+  body.once('end', () => {
+    if (body.bytesRead < entry.size) shortRead.abort();
   });
   try {
-    await client.send(
-      new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body, ContentLength: entry.size, Metadata }),
-      { abortSignal: AbortSignal.any([signal, shortRead.signal]) },
-    );
+    await store.put(objectKey, body, { contentLength: entry.size, metadata }, AbortSignal.any([signal, shortRead.signal]));
   } catch (error) {
     if (shortRead.signal.aborted && !signal.aborted) {
-      throw new Error(`${objectKey} shrank during upload (${Body.bytesRead} of ${entry.size} bytes)`);
+      throw new Error(`${objectKey} shrank during upload (${body.bytesRead} of ${entry.size} bytes)`);
     }
     throw error;
   } finally {
-    Body.destroy();
+    body.destroy();
   }
 }
 
 export async function uploadFile(
-  client: S3Client,
-  bucket: string,
+  store: ObjectStore,
   objectKey: string,
   absolutePath: FsPath,
   entry: FileEntry,
   signal: AbortSignal,
 ): Promise<void> {
-  const Metadata = objectMetadata(entry);
+  const metadata = objectMetadata(entry);
   if (entry.size < SMALL_FILE) {
-    const Body = await readFile(absolutePath, { signal });
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body, Metadata }), {
-      abortSignal: signal,
-    });
+    const body = await readFile(absolutePath, { signal });
+    await store.put(objectKey, body, { metadata }, signal);
     return;
   }
   if (entry.size < MULTIPART_THRESHOLD) {
-    await putStream(client, bucket, objectKey, absolutePath, entry, Metadata, signal);
+    await putStream(store, objectKey, absolutePath, entry, metadata, signal);
     return;
   }
-  await multipartLimit(async () => {
-    if (signal.aborted) throw signal.reason;
-    const upload = new Upload({
-      client,
-      params: { Bucket: bucket, Key: objectKey, Body: createReadStream(absolutePath), Metadata },
-      partSize: PART_SIZE,
-      queueSize: PART_QUEUE,
-      leavePartsOnError: false,
-    });
-    const abort = () => void upload.abort();
-    signal.addEventListener('abort', abort, { once: true });
-    try {
-      await upload.done();
-    } finally {
-      signal.removeEventListener('abort', abort);
-    }
-  });
+  const body = await openStream(absolutePath);
+  try {
+    await store.putMultipart(objectKey, body, { metadata }, signal);
+  } finally {
+    body.destroy();
+  }
 }
 
 // rclone writes x-amz-meta-mtime as decimal seconds with a fraction. Anything else ("1e300",
@@ -196,15 +175,14 @@ async function resumePoint(partial: PartialPaths): Promise<{ offset: number; eta
   }
 }
 
-function totalSize(response: GetObjectCommandOutput, offset: number): number | undefined {
-  const range = /\/(\d+)$/.exec(response.ContentRange ?? '');
+function totalSize(response: ObjectRead, offset: number): number | undefined {
+  const range = /\/(\d+)$/.exec(response.contentRange ?? '');
   if (range?.[1] !== undefined) return Number(range[1]);
-  return response.ContentLength === undefined ? undefined : offset + response.ContentLength;
+  return response.contentLength === undefined ? undefined : offset + response.contentLength;
 }
 
 export interface DownloadRequest {
-  client: S3Client;
-  bucket: string;
+  store: ObjectStore;
   objectKey: string;
   // Relative to the workspace root.
   relativePath: string;
@@ -222,21 +200,18 @@ export interface Downloaded {
 async function fetchObject(
   request: DownloadRequest,
   resume: { offset: number; etag: string } | undefined,
-): Promise<{ response: GetObjectCommandOutput; offset: number }> {
-  const { client, bucket, objectKey, signal } = request;
+): Promise<{ response: ObjectRead; offset: number }> {
+  const { store, objectKey, signal } = request;
   if (resume) {
     try {
-      const response = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: `bytes=${resume.offset}-`, IfMatch: resume.etag }),
-        { abortSignal: signal },
-      );
+      const response = await store.get(objectKey, { from: { offset: resume.offset, ifMatch: resume.etag } }, signal);
       return { response, offset: resume.offset };
     } catch (error) {
       // The object changed since (412) or the partial is already whole (416): start over.
-      if (!hasErrorCode(error, 'PreconditionFailed', 'InvalidRange')) throw error;
+      if (!isStoreError(error, 'precondition-failed', 'invalid-range')) throw error;
     }
   }
-  return { response: await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal }), offset: 0 };
+  return { response: await store.get(objectKey, {}, signal), offset: 0 };
 }
 
 // Downloads into a short temporary name beside the target (partialPaths) and renames it
@@ -252,31 +227,31 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
   const { response, offset } = await fetchObject(request, resume);
   if (offset === 0) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
 
-  const metaMtime = response.Metadata?.mtime;
+  const metaMtime = response.metadata.mtime;
   const parsedMtime = parseMtime(metaMtime);
   // Manifest entries learned from a listing carry mtimeMs -1: no time at all.
   const knownMtime = request.known && request.known.mtimeMs >= 0 ? request.known.mtimeMs : undefined;
   const fallback = knownMtime === undefined ? 'upload' : 'manifest';
-  const mtimeMs = parsedMtime ?? knownMtime ?? response.LastModified?.getTime() ?? Date.now();
+  const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
   const known = request.known?.mode;
-  const mode = parseMode(response.Metadata?.mode) ?? (known === undefined ? undefined : known & 0o777);
-  const small = offset === 0 && (response.ContentLength ?? Infinity) < SMALL_OBJECT;
+  const mode = parseMode(response.metadata.mode) ?? (known === undefined ? undefined : known & 0o777);
+  const small = offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;
   try {
     const handle = await open(partial.data, offset > 0 ? APPEND : CREATE, 0o666);
     try {
-      if (small && response.Body) {
-        const bytes = await response.Body.transformToByteArray();
+      if (small) {
+        const bytes = await response.bytes();
         await handle.writeFile(bytes, { signal: request.signal });
         size = bytes.length;
       } else {
-        if (offset === 0 && response.ETag) {
+        if (offset === 0 && response.etag) {
           const etag = await open(partial.etag, CREATE, 0o600);
-          await etag.writeFile(response.ETag).finally(() => etag.close());
+          await etag.writeFile(response.etag).finally(() => etag.close());
         }
         // Written through the handle (not a stream that owns it) so chmod and utimes below
         // apply to this very file.
-        for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
+        for await (const chunk of response.body) {
           if (request.signal.aborted) throw request.signal.reason;
           await handle.write(chunk);
         }
@@ -294,7 +269,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
     await rename(partial.data, localPath);
   } catch (error) {
     // A body left unread would hold its keep-alive socket for good.
-    (response.Body as { destroy?: () => void } | undefined)?.destroy?.();
+    response.discard();
     if (small) await removeName(partial.data);
     throw error;
   }

@@ -165,6 +165,32 @@ export function tuningField<K extends AgentTuningName>(name: K) {
     });
 }
 
+// Server-side encryption the agent asks for on every object it writes. Unset: the
+// bucket's default encryption applies.
+export const SSE_ALGORITHMS = ['AES256', 'aws:kms'] as const;
+export type SseAlgorithm = (typeof SSE_ALGORITHMS)[number];
+
+export interface Encryption {
+  sse?: SseAlgorithm;
+  sseKmsKeyId?: string;
+}
+
+/** S3_SSE and S3_SSE_KMS_KEY_ID, checked together: a key id without aws:kms would be ignored by S3 or refused. */
+export function parseEncryption(sse: string | undefined, kmsKeyId: string | undefined): Encryption {
+  const algorithm = sse?.trim() ?? '';
+  const keyId = kmsKeyId?.trim() ?? '';
+  if (algorithm !== '' && !(SSE_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw new SettingsError(`S3_SSE must be AES256 or aws:kms (or unset for the bucket's default), got "${algorithm}"`);
+  }
+  if (keyId !== '' && algorithm !== 'aws:kms') {
+    throw new SettingsError('S3_SSE_KMS_KEY_ID is only used with S3_SSE=aws:kms');
+  }
+  return {
+    ...(algorithm === '' ? {} : { sse: algorithm as SseAlgorithm }),
+    ...(keyId === '' ? {} : { sseKmsKeyId: keyId }),
+  };
+}
+
 export function isDnsLabel(value: string): boolean {
   return DNS_LABEL.test(value);
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { redactEndpoint } from '../shared/redact.js';
 import { VERSION } from '../shared/version.js';
-import { METADATA_KEY, type Metadata } from '../agent/manifest.js';
+import { METADATA_KEY, type Metadata } from '../agent/metadata.js';
 import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
-import { classifyS3Error, isCredentialError } from '../agent/s3.js';
+import { failureOf, isStoreError } from '../agent/store.js';
 import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/names.js';
 import type { S3Reason } from '../webhook/s3-settings.js';
 import {
@@ -123,11 +123,11 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   const { settings } = store;
   // Not a DNS label, so never a session's prefix.
   const target: RemoteTarget = { ...store.target, prefix: `${namespace}/.session-storage-check-${randomBytes(4).toString('hex')}/` };
-  const where = `s3://${target.bucket}/${target.prefix}${METADATA_KEY}`;
+  const where = `s3://${target.store.bucket}/${target.prefix}${METADATA_KEY}`;
   const signal = () => AbortSignal.timeout(PROBE_TIMEOUT_MS);
   const fail = (what: string, action: string, error: unknown) => {
-    const failure = classifyS3Error(error);
-    out.line('FAIL', `${what}: ${failure.kind} (${failure.detail})`, fixFor(failure.kind, error, action, settings.endpoint, `${target.bucket}/${namespace}/*`));
+    const failure = failureOf(error);
+    out.line('FAIL', `${what}: ${failure.kind} (${failure.detail})`, fixFor(failure.kind, error, action, settings.endpoint, `${target.store.bucket}/${namespace}/*`));
   };
   const metadata: Metadata = {
     lastSync: new Date().toISOString(),
@@ -158,16 +158,16 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   try {
     const listing = await listRemote({ ...target, prefix: `${namespace}/` }, signal());
     listed = listing.kind === 'listed';
-    if (listed) out.line('ok', `list s3://${target.bucket}/${namespace}/ (s3:ListBucket)`);
+    if (listed) out.line('ok', `list s3://${target.store.bucket}/${namespace}/ (s3:ListBucket)`);
     else {
       out.line(
         'warn',
-        `list s3://${target.bucket}/${namespace}/: access denied. Sessions hydrate and sync from the manifest in metadata.json; state written by the platform's own sync (no manifest) cannot be restored, and \`ls\` needs the manifest`,
+        `list s3://${target.store.bucket}/${namespace}/: access denied. Sessions hydrate and sync from the manifest in metadata.json; state written by the platform's own sync (no manifest) cannot be restored, and \`ls\` needs the manifest`,
         LIST_FIX,
       );
     }
   } catch (error) {
-    fail(`list s3://${target.bucket}/${namespace}/`, 's3:ListBucket', error);
+    fail(`list s3://${target.store.bucket}/${namespace}/`, 's3:ListBucket', error);
   }
 
   // A new session's hydrate reads a metadata.json that does not exist yet. Without
@@ -178,7 +178,7 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
     if (missing.kind === 'missing') out.line('ok', 'read a missing object: answered "not found" (a new session starts fresh)');
     else out.line('FAIL', `read a missing object: got ${missing.kind}`, 'the bucket answers for objects that were never written: check the endpoint');
   } catch (error) {
-    const failure = classifyS3Error(error);
+    const failure = failureOf(error);
     if (failure.kind === 'access denied' && !listed) {
       out.line('FAIL', 'read a missing object: access denied, so hydrate of a new session fails (the server hides "not found" from callers without s3:ListBucket)', LIST_FIX);
     } else {
@@ -189,7 +189,7 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   try {
     const result = await deleteKeys(target, [METADATA_KEY], signal());
     if (result.failed.length === 0) out.line('ok', 'delete the probe object (s3:DeleteObject)');
-    else out.line('FAIL', `delete the probe object: refused; ${where} is left behind`, `grant s3:DeleteObject on ${target.bucket}/${namespace}/*: sync propagates deletions with it`);
+    else out.line('FAIL', `delete the probe object: refused; ${where} is left behind`, `grant s3:DeleteObject on ${target.store.bucket}/${namespace}/*: sync propagates deletions with it`);
   } catch (error) {
     fail(`delete the probe object (${where} is left behind)`, 's3:DeleteObject', error);
   }
@@ -211,7 +211,7 @@ function fixFor(kind: string, error: unknown, action: string, endpoint: string, 
     case 'bucket not found':
       return 'S3_BUCKET does not exist at that endpoint; the agent never creates buckets: create it';
     case 'access denied':
-      return isCredentialError(error)
+      return isStoreError(error, 'credentials')
         ? 'the server does not accept S3_ACCESS_KEY/S3_SECRET_KEY: set the right keys in the secret'
         : `wrong S3_ACCESS_KEY/S3_SECRET_KEY, or the policy lacks ${action} on ${resource}`;
     case 'server error':

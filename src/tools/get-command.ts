@@ -1,9 +1,9 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { SyncPath } from '../agent/env.js';
+import type { SyncPath } from '../agent/settings.js';
 import { resolveKey } from '../agent/keys.js';
 import { forEachBounded } from '../agent/pool.js';
-import { classifyS3Error } from '../agent/s3.js';
+import { describeFailure } from '../agent/store.js';
 import { formatBytes } from '../agent/size.js';
 import { downloadFile, WorkspaceTree } from '../agent/transfer.js';
 import { note, openProjectStore, parseSessionRef, runTool, say, UsageError, type KubeOptions } from './project.js';
@@ -61,8 +61,7 @@ export function runGet(ref: string, paths: string[], options: GetOptions): Promi
         try {
           const { entry } = await downloadFile(
             {
-              client: store.client,
-              bucket: store.target.bucket,
+              store: store.target.store,
               objectKey: store.target.prefix + file.key,
               relativePath: path.relative(outDir, localPath),
               known: file.mtimeMs === undefined ? undefined : { size: file.size, mtimeMs: file.mtimeMs },
@@ -75,8 +74,7 @@ export function runGet(ref: string, paths: string[], options: GetOptions): Promi
           const shown = path.relative(process.cwd(), localPath);
           say(`${file.key} -> ${shown.startsWith('..') ? localPath : shown} (${formatBytes(entry.size)})`);
         } catch (error) {
-          const failure = classifyS3Error(error);
-          note(`error: ${file.key}: ${failure.kind === 'error' ? failure.detail : `${failure.kind} (${failure.detail})`}`);
+          note(`error: ${file.key}: ${describeFailure(error)}`);
           failed += 1;
         }
       });

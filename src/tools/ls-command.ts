@@ -21,7 +21,7 @@ export function runLs(ref: string, path: string | undefined, options: LsOptions)
       }
       const total = files.reduce((sum, file) => sum + file.size, 0);
       const last = state.metadata ? `, last sync ${state.metadata.lastSync}` : '';
-      note(`s3://${store.target.bucket}/${store.target.prefix}: ${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)}${last} (from the ${state.source})`);
+      note(`s3://${store.target.store.bucket}/${store.target.prefix}: ${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)}${last} (from the ${state.source})`);
       say(`${'SIZE'.padStart(10)}  ${'MODIFIED'.padEnd(20)}  PATH`);
       for (const file of files) {
         const refused = file.refused ? `  (refused by get: ${file.refused})` : '';

@@ -1,8 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/env.js';
+import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/settings.js';
 import type { RemoteTarget } from '../agent/remote.js';
-import { createS3Client } from '../agent/s3.js';
+import { createS3Client, S3Store } from '../agent/s3-store.js';
 import { INTEGRATION_SECRET } from '../webhook/names.js';
 import { decideS3, type S3Decision } from '../webhook/s3-settings.js';
 import { redactUrlCredentials } from '../shared/redact.js';
@@ -84,7 +83,6 @@ export function decide(secret: ProjectSecret): S3Decision {
 
 export interface ProjectStore {
   settings: AgentSettings;
-  client: S3Client;
   target: RemoteTarget;
   close(): void;
 }
@@ -102,6 +100,9 @@ export function openStore(values: Record<string, string>, namespace: string, ses
       AWS_SECRET_ACCESS_KEY: values.S3_SECRET_KEY,
       NAMESPACE: namespace,
       SESSION_NAME: session,
+      // A bucket policy may require them: `check` writes as the agent would.
+      S3_SSE: values.S3_SSE,
+      S3_SSE_KMS_KEY_ID: values.S3_SSE_KMS_KEY_ID,
     });
   } catch (error) {
     if (error instanceof SettingsError) throw new ToolError(`the agent would refuse these settings: ${error.message}`);
@@ -110,8 +111,7 @@ export function openStore(values: Record<string, string>, namespace: string, ses
   const client = createS3Client(settings, workers);
   return {
     settings,
-    client,
-    target: { client, bucket: settings.bucket, prefix: sessionPrefix(settings) },
+    target: { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) },
     close: () => client.destroy(),
   };
 }

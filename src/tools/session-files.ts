@@ -1,7 +1,7 @@
 import { unsafeKeyReason } from '../agent/keys.js';
-import type { FileEntry, Metadata } from '../agent/manifest.js';
+import type { FileEntry, Metadata } from '../agent/metadata.js';
 import { listRemote, readMetadata, type RemoteTarget } from '../agent/remote.js';
-import { classifyS3Error } from '../agent/s3.js';
+import { failureOf } from '../agent/store.js';
 import { ToolError } from './project.js';
 
 export interface SessionFile {
@@ -27,7 +27,7 @@ export const LIST_FIX = 'grant s3:ListBucket on the bucket (a prefix condition i
 // s3:ListBucket, and the listing where the policy allows it (state written by the
 // platform's own sync has no manifest).
 export async function readSessionFiles(target: RemoteTarget, signal: AbortSignal): Promise<SessionFiles> {
-  const where = `s3://${target.bucket}/${target.prefix}`;
+  const where = `s3://${target.store.bucket}/${target.prefix}`;
   let read;
   try {
     read = await readMetadata(target, signal);
@@ -68,7 +68,7 @@ export async function readSessionFiles(target: RemoteTarget, signal: AbortSignal
 }
 
 function s3Failure(what: string, error: unknown): ToolError {
-  const failure = classifyS3Error(error);
+  const failure = failureOf(error);
   return new ToolError(`${what}: ${failure.kind === 'error' ? failure.detail : `${failure.kind} (${failure.detail})`}`);
 }
 

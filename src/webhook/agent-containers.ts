@@ -19,7 +19,8 @@ export interface AgentSpecInput {
   syncPaths: string;
   /** whether the secret has S3_REGION; otherwise the configured default is used */
   secretHasRegion: boolean;
-  runAsUser: number;
+  /** undefined: no fixed uid (what the SCC assigns, or the image's USER) */
+  runAsUser: number | undefined;
   runAsGroup: number | undefined;
   /** 0 when the pod already uses the configured port */
   metricsPort: number;
@@ -92,6 +93,11 @@ function secretRef(name: string, key: string): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key } } };
 }
 
+// A key the secret may lack: the container still starts, without the variable.
+function optionalSecretRef(key: string): V1EnvVar {
+  return { name: key, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key, optional: true } } };
+}
+
 function agentEnv(input: AgentSpecInput): V1EnvVar[] {
   const { config } = input;
   return [
@@ -102,6 +108,9 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
       : { name: 'S3_REGION', value: config.defaultRegion },
     secretRef('AWS_ACCESS_KEY_ID', 'S3_ACCESS_KEY'),
     secretRef('AWS_SECRET_ACCESS_KEY', 'S3_SECRET_KEY'),
+    // Server-side encryption of what the agent writes; without them the bucket's default.
+    optionalSecretRef('S3_SSE'),
+    optionalSecretRef('S3_SSE_KMS_KEY_ID'),
     { name: 'NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     { name: 'SESSION_NAME', value: input.session },
     { name: 'WORKSPACE_DIR', value: WORKSPACE_DIR },
@@ -117,10 +126,10 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
 }
 
 // Pod Security "restricted" plus a read-only root: the agent writes only to its mounts.
-function securityContext(runAsUser: number, runAsGroup: number | undefined): V1SecurityContext {
+function securityContext(runAsUser: number | undefined, runAsGroup: number | undefined): V1SecurityContext {
   return {
     runAsNonRoot: true,
-    runAsUser,
+    ...(runAsUser === undefined ? {} : { runAsUser }),
     ...(runAsGroup === undefined ? {} : { runAsGroup }),
     allowPrivilegeEscalation: false,
     readOnlyRootFilesystem: true,

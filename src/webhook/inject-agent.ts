@@ -79,17 +79,11 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     stateVolume,
     syncPaths: syncPaths.text,
     secretHasRegion: input.secretHasRegion,
-    runAsUser: runAsUser ?? 0,
+    runAsUser,
     runAsGroup: identity.runAsGroup,
     metricsPort: taken ? 0 : config.syncMetricsPort,
     reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
   });
-
-  if (runAsUser === undefined) {
-    // No fixed uid: what the SCC assigns, or else the image's USER, under runAsNonRoot.
-    // (buildAgentSpecs always writes one; the 0 it was given is dropped here.)
-    for (const container of [specs.hydrate, specs.sync]) delete container.securityContext?.runAsUser;
-  }
 
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));

@@ -27,6 +27,8 @@ export const S3_KEYS = [
   'S3_REGION',
   'S3_ACCESS_KEY',
   'S3_SECRET_KEY',
+  'S3_SSE',
+  'S3_SSE_KMS_KEY_ID',
 ] as const;
 export type S3Key = (typeof S3_KEYS)[number];
 
@@ -37,5 +39,5 @@ export const STORAGE_MODES = ['shared', 'custom'] as const;
 
 // The keys whose values the webhook may keep in memory; the credentials are only ever
 // recorded as present or absent.
-export const NON_SECRET_KEYS = ['S3_ENABLED', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION'] as const;
+export const NON_SECRET_KEYS = ['S3_ENABLED', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_SSE', 'S3_SSE_KMS_KEY_ID'] as const;
 export type NonSecretKey = (typeof NON_SECRET_KEYS)[number];

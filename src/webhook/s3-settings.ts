@@ -1,4 +1,4 @@
-import { bucketProblem, endpointProblem, regionProblem } from '../shared/agent-env.js';
+import { bucketProblem, endpointProblem, parseEncryption, regionProblem, SettingsError } from '../shared/agent-env.js';
 import type { SecretSummary } from './secret-summary.js';
 import { STORAGE_MODE_KEY, STORAGE_MODES, type S3Key } from './names.js';
 
@@ -88,11 +88,24 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
     endpointProblem(values.S3_ENDPOINT ?? ''),
     bucketProblem(values.S3_BUCKET ?? ''),
     values.S3_REGION === undefined ? undefined : regionProblem(values.S3_REGION),
+    encryptionProblem(values.S3_SSE, values.S3_SSE_KMS_KEY_ID),
   ].filter((problem): problem is string => problem !== undefined);
   if (problems.length > 0) {
     return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid(problems));
   }
   return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined };
+}
+
+// The agent reads these from the same secret at start and refuses a bad value: checked
+// here, a typo denies the pod with its name instead of leaving it stuck in Init.
+function encryptionProblem(sse: string | undefined, kmsKeyId: string | undefined): string | undefined {
+  try {
+    parseEncryption(sse, kmsKeyId);
+    return undefined;
+  } catch (error) {
+    if (error instanceof SettingsError) return error.message;
+    throw error;
+  }
 }
 
 function failure(policy: FailurePolicy, reason: S3Reason, message: string): S3Decision {

@@ -5,12 +5,12 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/env.js';
+import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/settings.js';
 import { hydrate } from '../../src/agent/hydrate.js';
 import type { AgentLog } from '../../src/agent/log.js';
-import { createS3Client } from '../../src/agent/s3.js';
+import { createS3Client, S3Store } from '../../src/agent/s3-store.js';
 import { Syncer, type CycleResult, type SyncContext } from '../../src/agent/sync.js';
-import type { Metadata } from '../../src/agent/manifest.js';
+import type { Metadata } from '../../src/agent/metadata.js';
 import type { MinioInfo } from '../support/minio.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -83,7 +83,7 @@ export async function newPod(
   const settings = loadSettings(fullEnv);
   const client = createS3Client(settings, 16);
   const log = captureLog();
-  const target = { client, bucket: settings.bucket, prefix: sessionPrefix(settings) };
+  const target = { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) };
   const syncer = new Syncer({ settings, target, log, workers: 16, ...syncOptions });
   return {
     env: fullEnv,

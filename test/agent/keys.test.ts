@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import path from 'node:path';
-import { parseSyncPaths } from '../../src/agent/env.js';
+import { parseSyncPaths } from '../../src/agent/settings.js';
 import { longComponent, resolveKey, unsafeKeyReason } from '../../src/agent/keys.js';
 
 const syncPaths = parseSyncPaths('.claude,artifacts,uploads,home=nested/home');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_EXCLUDE } from '../../src/agent/env.js';
+import { DEFAULT_EXCLUDE } from '../../src/agent/settings.js';
 import { compileExcludes } from '../../src/agent/patterns.js';
 
 const defaults = compileExcludes(DEFAULT_EXCLUDE.split(','));

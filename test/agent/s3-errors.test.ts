@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { classifyS3Error, isAccessDenied } from '../../src/agent/s3.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { classifyS3Error, S3Store } from '../../src/agent/s3-store.js';
+import { StoreError } from '../../src/agent/store.js';
 
 function s3Error(name: string, status: number) {
   return Object.assign(new Error(`${name} message`), { name, $metadata: { httpStatusCode: status } });
@@ -27,10 +29,40 @@ describe('S3 error classification', () => {
     expect(classifyS3Error(Object.assign(new Error('x'), { name: 'TimeoutError' })).kind).toBe('timed out');
   });
 
-  it('tells a policy denial from credentials the server rejects', () => {
-    expect(isAccessDenied(s3Error('AccessDenied', 403))).toBe(true);
-    expect(isAccessDenied(s3Error('InvalidAccessKeyId', 403))).toBe(false);
-    expect(isAccessDenied(s3Error('SignatureDoesNotMatch', 403))).toBe(false);
-    expect(isAccessDenied(s3Error('NoSuchKey', 404))).toBe(false);
+  // The adapter hands callers a StoreError: the kind they decide on, the operator's words.
+  async function thrownBy(error: unknown): Promise<StoreError> {
+    const client = { send: () => Promise.reject(error) } as unknown as S3Client;
+    const store = new S3Store(client, 'bucket', {});
+    return store.head('key', new AbortController().signal).then(
+      () => expect.unreachable(),
+      (thrown: unknown) => {
+        expect(thrown).toBeInstanceOf(StoreError);
+        return thrown as StoreError;
+      },
+    );
+  }
+
+  it.each([
+    ['AccessDenied', 403, 'access-denied', 'access denied'],
+    ['InvalidAccessKeyId', 403, 'credentials', 'access denied'],
+    ['SignatureDoesNotMatch', 403, 'credentials', 'access denied'],
+    ['NoSuchKey', 404, 'not-found', 'error'],
+    ['NotFound', 404, 'not-found', 'error'],
+    ['NoSuchBucket', 404, 'other', 'bucket not found'],
+    // A HEAD's 403 has no body to name a code: refresh reads the operator's words.
+    ['Forbidden', 403, 'other', 'access denied'],
+    ['PreconditionFailed', 412, 'precondition-failed', 'error'],
+    ['InvalidRange', 416, 'invalid-range', 'error'],
+    ['InternalError', 500, 'other', 'server error'],
+  ])('the adapter maps %s (%i) to %s, in the words "%s"', async (name, status, kind, words) => {
+    const error = await thrownBy(s3Error(name, status));
+    expect(error.kind).toBe(kind);
+    expect(error.failure).toEqual({ kind: words, detail: `${name} message` });
+  });
+
+  it('leaves an error reading a local file as it is: sync tells a file it cannot read from a store it cannot reach', async () => {
+    const local = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', syscall: 'open', path: '/workspace/x' });
+    const client = { send: () => Promise.reject(local) } as unknown as S3Client;
+    await expect(new S3Store(client, 'bucket', {}).put('k', 'x', {}, new AbortController().signal)).rejects.toBe(local);
   });
 });

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseSyncPaths } from '../../src/agent/env.js';
+import { parseSyncPaths } from '../../src/agent/settings.js';
 import { keyName } from '../../src/agent/names.js';
 import { compileExcludes } from '../../src/agent/patterns.js';
 import { walkSyncPaths } from '../../src/agent/walk.js';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_EXCLUDE, parseSyncPaths } from '../../src/agent/env.js';
+import { DEFAULT_EXCLUDE, parseSyncPaths } from '../../src/agent/settings.js';
 import { compileExcludes } from '../../src/agent/patterns.js';
 import { walkSyncPaths } from '../../src/agent/walk.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, backoffCeilingMs } from '../../src/shared/backoff.js';
+import { HYDRATE_BACKOFF } from '../../src/agent/hydrate.js';
 import { SYNC_BACKOFF } from '../../src/agent/loop.js';
 
 const policy = { baseMs: 1_000, capMs: 300_000 };
@@ -32,5 +33,12 @@ describe('backoff with full jitter', () => {
     // Roughly uniform: both halves of the window get a fair share.
     expect(delays.filter((delay) => delay < ceiling / 2).length).toBeGreaterThan(50);
     expect(delays.filter((delay) => delay >= ceiling / 2).length).toBeGreaterThan(50);
+  });
+
+  it('hydrate retries with the same helper: a ceiling doubling from 1 s to at most 15 s', () => {
+    const ceilings = [1, 2, 3, 4, 5, 6, 10].map((attempt) => backoffCeilingMs(attempt, HYDRATE_BACKOFF));
+    expect(ceilings).toEqual([1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
+    expect(backoffDelayMs(4, { ...HYDRATE_BACKOFF, random: () => 0 })).toBe(0);
+    expect(backoffDelayMs(4, { ...HYDRATE_BACKOFF, random: () => 0.5 })).toBe(4_000);
   });
 });

@@ -13,7 +13,6 @@ export function runContainer(api: Api, pod: V1Pod, container: V1Container, volum
   return runPodContainer(pod, container, volumes, async (name, key) => {
     const secret = await api.core.readNamespacedSecret({ name, namespace });
     const encoded = secret.data?.[key];
-    if (encoded === undefined) throw new Error(`secret key ${key} missing in ${namespace}/${name}`);
-    return Buffer.from(encoded, 'base64').toString('utf8');
+    return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
   });
 }

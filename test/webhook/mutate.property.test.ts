@@ -3,7 +3,7 @@ import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import jsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import { loadSettings } from '../../src/agent/env.js';
+import { loadSettings } from '../../src/agent/settings.js';
 import { parseSize } from '../../src/agent/size.js';
 import { parseList } from '../../src/shared/agent-env.js';
 import { ConfigError, loadConfig } from '../../src/webhook/config.js';

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { loadSettings } from '../../src/agent/env.js';
+import { loadSettings } from '../../src/agent/settings.js';
 import { createAgentLog } from '../../src/agent/log.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { redactEndpoint } from '../../src/shared/redact.js';

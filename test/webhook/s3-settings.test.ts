@@ -41,6 +41,10 @@ describe('the decision table of the README', () => {
     ['bucket like an IP', withValues({ ...complete, S3_BUCKET: '192.168.1.10' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "192.168.1.10" is not a legal bucket name: must not be formatted as an IP address' }],
     ['bucket with adjacent dots', withValues({ ...complete, S3_BUCKET: 'a..b' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_BUCKET "a..b" is not a legal bucket name: must not contain two adjacent dots' }],
     ['region malformed', withValues({ ...complete, S3_REGION: 'US East 1' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_REGION "US East 1" is not a well-formed region (like us-east-1)' }],
+    ['server-side encryption AES256', withValues({ ...complete, S3_SSE: 'AES256' }), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['server-side encryption with a KMS key', withValues({ ...complete, S3_SSE: 'aws:kms', S3_SSE_KMS_KEY_ID: 'alias/sessions' }), { kind: 'sync', reason: 's3-configured', hasRegion: true }],
+    ['S3_SSE the agent would refuse', withValues({ ...complete, S3_SSE: 'aes256' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_SSE must be AES256 or aws:kms (or unset for the bucket\'s default), got "aes256"' }],
+    ['a KMS key without aws:kms', withValues({ ...complete, S3_SSE_KMS_KEY_ID: 'alias/sessions' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_SSE_KMS_KEY_ID is only used with S3_SSE=aws:kms' }],
     ['S3_ENABLED not a boolean', withValues({ ...complete, S3_ENABLED: 'maybe' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ENABLED must be "true" or "false" (got "maybe")' }],
     ['read error', { kind: 'error', reason: 'HTTP 403: secrets is forbidden' } as SecretSummary, { kind: 'deny', reason: 'secret-error', message: 'failed to read project secret: HTTP 403: secrets is forbidden' }],
   ])('%s', (_name, summary, expected) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadSettings, parseSyncPaths, SettingsError } from '../../src/agent/env.js';
+import { loadSettings, parseSyncPaths, SettingsError } from '../../src/agent/settings.js';
 
 const base = {
   S3_ENDPOINT: 'http://minio.ambient-code.svc:9000',
@@ -102,5 +102,25 @@ describe('agent settings', () => {
     expect(() => parseSyncPaths('..')).toThrow(SettingsError);
     expect(() => parseSyncPaths('metadata.json')).toThrow(SettingsError);
     expect(() => parseSyncPaths(' , ')).toThrow('SYNC_PATHS must name at least one path');
+  });
+
+  it.each([
+    ['unset', {}, {}],
+    ['empty (an empty key in the secret)', { S3_SSE: '', S3_SSE_KMS_KEY_ID: '' }, {}],
+    ['AES256', { S3_SSE: 'AES256' }, { sse: 'AES256' }],
+    ['aws:kms with the bucket key', { S3_SSE: 'aws:kms' }, { sse: 'aws:kms' }],
+    ['aws:kms with a key', { S3_SSE: ' aws:kms ', S3_SSE_KMS_KEY_ID: 'alias/sessions' }, { sse: 'aws:kms', sseKmsKeyId: 'alias/sessions' }],
+  ])('server-side encryption %s', (_, env, expected) => {
+    const settings = loadSettings({ ...base, ...env });
+    expect({ sse: settings.sse, sseKmsKeyId: settings.sseKmsKeyId }).toEqual({ sse: undefined, sseKmsKeyId: undefined, ...expected });
+  });
+
+  it.each([
+    [{ S3_SSE: 'aes256' }, 'S3_SSE must be AES256 or aws:kms (or unset for the bucket\'s default), got "aes256"'],
+    [{ S3_SSE: 'aws:kms:dsse' }, 'S3_SSE must be AES256 or aws:kms (or unset for the bucket\'s default), got "aws:kms:dsse"'],
+    [{ S3_SSE_KMS_KEY_ID: 'alias/sessions' }, 'S3_SSE_KMS_KEY_ID is only used with S3_SSE=aws:kms'],
+    [{ S3_SSE: 'AES256', S3_SSE_KMS_KEY_ID: 'alias/sessions' }, 'S3_SSE_KMS_KEY_ID is only used with S3_SSE=aws:kms'],
+  ])('refuses %o with a settings error naming it', (env, message) => {
+    expect(() => loadSettings({ ...base, ...env })).toThrow(new SettingsError(message));
   });
 });

@@ -1,8 +1,7 @@
-import type { S3Client } from '@aws-sdk/client-s3';
-import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './env.js';
+import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './settings.js';
 import type { AgentLog } from './log.js';
 import type { RemoteTarget } from './remote.js';
-import { createS3Client } from './s3.js';
+import { createS3Client, S3Store } from './s3-store.js';
 
 // Enough parallel requests to hide per-request latency on many small files without
 // flooding a small S3-compatible server; the socket pool is sized to match.
@@ -10,8 +9,9 @@ export const TRANSFER_WORKERS = 32;
 
 export interface AgentRuntime {
   settings: AgentSettings;
-  client: S3Client;
   target: RemoteTarget;
+  // Releases the store's sockets.
+  close(): void;
 }
 
 // Settings errors end the command with one line naming the setting.
@@ -25,5 +25,9 @@ export function loadRuntime(env: NodeJS.ProcessEnv, log: AgentLog): AgentRuntime
     return undefined;
   }
   const client = createS3Client(settings, TRANSFER_WORKERS);
-  return { settings, client, target: { client, bucket: settings.bucket, prefix: sessionPrefix(settings) } };
+  return {
+    settings,
+    target: { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) },
+    close: () => client.destroy(),
+  };
 }

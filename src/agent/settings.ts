@@ -6,16 +6,18 @@ import {
   DEFAULT_REGION,
   endpointProblem,
   isDnsLabel,
+  parseEncryption,
   regionProblem,
   SettingsError,
   tuningField,
   WORKSPACE_DIR,
+  type Encryption,
   type SyncPath,
 } from '../shared/agent-env.js';
 
 export { DEFAULT_EXCLUDE, parseSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 
-export interface AgentSettings {
+export interface AgentSettings extends Encryption {
   endpoint: string;
   bucket: string;
   region: string;
@@ -70,6 +72,16 @@ const schema = z.object({
   REFRESH_AFTER_DAYS: tuningField('REFRESH_AFTER_DAYS'),
   SYNC_METRICS_PORT: tuningField('SYNC_METRICS_PORT'),
   AGENT_STATE_DIR: z.string().trim().optional(),
+  S3_SSE: z.string().optional(),
+  S3_SSE_KMS_KEY_ID: z.string().optional(),
+}).transform((values, ctx) => {
+  try {
+    return { ...values, encryption: parseEncryption(values.S3_SSE, values.S3_SSE_KMS_KEY_ID) };
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+    return z.NEVER;
+  }
 });
 
 // One clear line per problem: the first failing setting is what the operator fixes first.
@@ -98,6 +110,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     refreshAfterDays: values.REFRESH_AFTER_DAYS,
     metricsPort: values.SYNC_METRICS_PORT,
     stateDir: path.resolve(values.AGENT_STATE_DIR || AGENT_STATE_DIR),
+    ...values.encryption,
   };
 }
 

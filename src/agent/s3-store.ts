@@ -1,0 +1,324 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type GetObjectCommandOutput,
+  type ServerSideEncryption,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import pLimit from 'p-limit';
+import type { AgentSettings } from './settings.js';
+import { StoreError, type Failure, type GetOptions, type ObjectInfo, type ObjectRead, type ObjectStore, type PutOptions, type StoreErrorKind } from './store.js';
+
+// One client per process. Sockets are kept alive and sized to the transfer pool so a
+// cycle of many small files reuses connections instead of opening one per object.
+export function createS3Client(settings: AgentSettings, workers: number): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
+  const amazon = new URL(settings.endpoint).hostname.endsWith('amazonaws.com');
+  return new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    // Custom endpoints (MinIO, Ceph, ...) are addressed by path and do not accept the
+    // aws-chunked CRC32 trailers the SDK sends by default since 3.729.
+    forcePathStyle: !amazon,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 2,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: 5_000,
+      requestTimeout: 60_000,
+    }),
+  });
+}
+
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  Code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+function codesOf(error: unknown, depth = 0): string[] {
+  if (typeof error !== 'object' || error === null || depth > 4) return [];
+  const e = error as ErrorLike;
+  const own = [e.name, e.code, e.Code].filter((value): value is string => typeof value === 'string');
+  const nested = Array.isArray(e.errors) ? e.errors.flatMap((inner) => codesOf(inner, depth + 1)) : [];
+  return [...own, ...codesOf(e.cause, depth + 1), ...nested];
+}
+
+function messageOf(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const message = (error as ErrorLike).message;
+    if (typeof message === 'string' && message !== '') return message;
+  }
+  return String(error);
+}
+
+// Maps whatever the SDK or the socket layer threw onto the words operators grep for.
+export function classifyS3Error(error: unknown): Failure {
+  const codes = new Set(codesOf(error));
+  const status = (error as ErrorLike | undefined)?.$metadata?.httpStatusCode;
+  const detail = messageOf(error);
+  if (codes.has('ECONNREFUSED') || codes.has('ECONNRESET') || codes.has('EPIPE')) {
+    return { kind: 'connection refused', detail };
+  }
+  if (codes.has('NoSuchBucket')) return { kind: 'bucket not found', detail };
+  if (
+    codes.has('AccessDenied') ||
+    codes.has('InvalidAccessKeyId') ||
+    codes.has('SignatureDoesNotMatch') ||
+    codes.has('InvalidToken') ||
+    codes.has('ExpiredToken') ||
+    status === 403
+  ) {
+    return { kind: 'access denied', detail };
+  }
+  if (codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) return { kind: 'endpoint not found', detail };
+  if (codes.has('ETIMEDOUT') || codes.has('TimeoutError') || codes.has('RequestTimeout')) {
+    return { kind: 'timed out', detail };
+  }
+  if (typeof status === 'number' && status >= 500) return { kind: 'server error', detail };
+  return { kind: 'error', detail };
+}
+
+// Credentials the server does not accept at all, as opposed to a policy denying one key.
+const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
+
+// A 403 without one of these codes (a HEAD has no body to carry one) stays `other`: only
+// the operator's words call it "access denied", as they always did.
+function kindOf(codes: Set<string>): StoreErrorKind {
+  if (CREDENTIAL_CODES.some((code) => codes.has(code))) return 'credentials';
+  if (codes.has('AccessDenied')) return 'access-denied';
+  if (codes.has('NoSuchKey') || codes.has('NotFound')) return 'not-found';
+  if (codes.has('PreconditionFailed')) return 'precondition-failed';
+  if (codes.has('InvalidRange')) return 'invalid-range';
+  return 'other';
+}
+
+// An error reading a local file (a stream body) stays that file's error: sync tells a file
+// it cannot read from a store it cannot reach.
+function toStoreError(error: unknown): unknown {
+  if (error instanceof StoreError) return error;
+  const local = error as NodeJS.ErrnoException | undefined;
+  if (local?.path !== undefined && local.syscall !== undefined) return error;
+  return new StoreError(kindOf(new Set(codesOf(error))), classifyS3Error(error), { cause: error });
+}
+
+async function mapped<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (error) {
+    throw toStoreError(error);
+  }
+}
+
+async function* mappedBody(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (error) {
+    throw toStoreError(error);
+  }
+}
+
+// So S3 browsers preview what sessions write; anything else is plain bytes.
+const CONTENT_TYPES: Record<string, string> = {
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.log': 'text/plain; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.json': 'application/json',
+  '.jsonl': 'application/jsonl',
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.ts': 'text/plain; charset=utf-8',
+  '.py': 'text/x-python; charset=utf-8',
+  '.yaml': 'application/yaml',
+  '.yml': 'application/yaml',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.pdf': 'application/pdf',
+  '.zip': 'application/zip',
+  '.gz': 'application/gzip',
+  '.tar': 'application/x-tar',
+};
+
+export function contentTypeFor(key: string): string {
+  return CONTENT_TYPES[path.posix.extname(key).toLowerCase()] ?? 'application/octet-stream';
+}
+
+const DELETE_BATCH = 1000;
+const PART_SIZE = 8 * 2 ** 20;
+const PART_QUEUE = 2;
+// Each multipart upload buffers up to PART_QUEUE parts; capping how many run at once keeps
+// memory bounded whatever the worker count.
+const multipartLimit = pLimit(2);
+
+export type EncryptionSettings = Pick<AgentSettings, 'sse' | 'sseKmsKeyId'>;
+
+// The object store over @aws-sdk/client-s3. Every write carries the server-side encryption
+// asked for in S3_SSE (absent: the bucket's default applies).
+export class S3Store implements ObjectStore {
+  private readonly encryption: { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string };
+
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    settings: EncryptionSettings,
+  ) {
+    this.encryption =
+      settings.sse === undefined ? {} : { ServerSideEncryption: settings.sse, ...(settings.sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: settings.sseKmsKeyId }) };
+  }
+
+  async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
+    const from = options.from;
+    const response: GetObjectCommandOutput = await mapped(
+      this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(from ? { Range: `bytes=${from.offset}-`, IfMatch: from.ifMatch } : {}) }),
+        { abortSignal: signal },
+      ),
+    );
+    const body = response.Body;
+    return {
+      etag: response.ETag,
+      lastModified: response.LastModified,
+      metadata: response.Metadata ?? {},
+      contentLength: response.ContentLength,
+      contentRange: response.ContentRange,
+      body: mappedBody((body ?? []) as AsyncIterable<Uint8Array>),
+      bytes: () => mapped(body ? body.transformToByteArray() : Promise.resolve(new Uint8Array())),
+      discard: () => (body as { destroy?: () => void } | undefined)?.destroy?.(),
+    };
+  }
+
+  async head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
+    const head = await mapped(this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }));
+    return {
+      size: head.ContentLength ?? 0,
+      etag: head.ETag,
+      lastModified: head.LastModified,
+      metadata: head.Metadata ?? {},
+      headers: {
+        contentType: head.ContentType,
+        contentEncoding: head.ContentEncoding,
+        contentDisposition: head.ContentDisposition,
+        contentLanguage: head.ContentLanguage,
+        cacheControl: head.CacheControl,
+      },
+    };
+  }
+
+  async put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+    await mapped(
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: options.contentLength,
+          ContentType: contentTypeFor(key),
+          Metadata: options.metadata,
+          ...this.encryption,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+    await multipartLimit(async () => {
+      if (signal.aborted) throw signal.reason;
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentTypeFor(key), Metadata: options.metadata, ...this.encryption },
+        partSize: PART_SIZE,
+        queueSize: PART_QUEUE,
+        leavePartsOnError: false,
+      });
+      const abort = () => void upload.abort();
+      signal.addEventListener('abort', abort, { once: true });
+      try {
+        await mapped(upload.done());
+      } finally {
+        signal.removeEventListener('abort', abort);
+      }
+    });
+  }
+
+  async copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void> {
+    await mapped(
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          CopySource: `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
+          CopySourceIfMatch: info.etag,
+          // Copying an object onto itself is only allowed when its metadata is replaced:
+          // it is written back unchanged.
+          MetadataDirective: 'REPLACE',
+          Metadata: info.metadata,
+          ContentType: info.headers.contentType,
+          ContentEncoding: info.headers.contentEncoding,
+          ContentDisposition: info.headers.contentDisposition,
+          ContentLanguage: info.headers.contentLanguage,
+          CacheControl: info.headers.cacheControl,
+          ...this.encryption,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  async delete(key: string, signal: AbortSignal): Promise<void> {
+    await mapped(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal }));
+  }
+
+  async deleteMany(keys: readonly string[], signal: AbortSignal): Promise<{ failed: Set<string> }> {
+    const failed = new Set<string>();
+    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
+      const batch = keys.slice(start, start + DELETE_BATCH);
+      const response = await mapped(
+        this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          { abortSignal: signal },
+        ),
+      );
+      for (const error of response.Errors ?? []) if (error.Key !== undefined) failed.add(error.Key);
+    }
+    return { failed };
+  }
+
+  async list(prefix: string, signal: AbortSignal): Promise<Array<{ key: string; size: number }>> {
+    const objects: Array<{ key: string; size: number }> = [];
+    let token: string | undefined;
+    do {
+      const page = await mapped(
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), {
+          abortSignal: signal,
+        }),
+      );
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) objects.push({ key: object.Key, size: object.Size ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return objects;
+  }
+}
