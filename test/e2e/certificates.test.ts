@@ -55,6 +55,9 @@ describe('self-managed certificates against the real API server', () => {
 
   afterAll(async () => {
     for (const replica of replicas) await replica.stop();
+    // The 24-second CA must not outlive this file: the next file's webhook would reuse it
+    // and get a serving certificate capped at its last second.
+    await kubectl(cluster, ['delete', 'secret', CA_SECRET, '-n', WEBHOOK_NAMESPACE, '--ignore-not-found']);
     await unlock?.();
   });
 
