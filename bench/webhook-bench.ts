@@ -28,6 +28,9 @@ export interface WebhookReport {
   machine: Machine;
   review: { file: string; bytes: number; patchOps: number; responseBytes: number };
   max: LoadResult;
+  // The same client against a bare node:https server answering the same bytes (absent in
+  // reports written before it was measured).
+  baseline?: LoadResult;
   // autocannon -R: each connection's share of a second goes out as one burst.
   bursty: LoadResult;
   // The open-loop generator: one review every millisecond, latency counted from when it was due.
@@ -142,7 +145,8 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   const startedAt = new Date().toISOString();
   const machine = describeMachine();
 
-  const webhook = await startWebhook({ repoRoot, certDir, secretFile, logFile: path.join(dir, 'webhook.log'), nodeFlags: [] });
+  const webhook = await startWebhook({ repoRoot, certDir, serve: { webhook: { secretFile } }, logFile: path.join(dir, 'webhook.log'), nodeFlags: [] });
+  let answerBody: string;
   let max: LoadResult;
   let fixed: LoadResult;
   let bursty: LoadResult;
@@ -158,6 +162,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     }
     const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[];
     review = { file: REVIEW, bytes: Buffer.byteLength(body), patchOps: patch.length, responseBytes: Buffer.byteLength(answer.body) };
+    answerBody = answer.body;
 
     log('webhook: warm-up 5 s');
     await autocannon(options, webhook.url, bodyFile, MAX_CONNECTIONS, 5);
@@ -177,12 +182,26 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     await webhook.stop();
   }
 
+  const answerFile = path.join(dir, 'answer.json');
+  await writeFile(answerFile, answerBody);
+  log(`webhook: the bare node:https baseline, ${MAX_CONNECTIONS} connections, 20 s`);
+  const bare = await startWebhook({ repoRoot, certDir, serve: { baseline: { answerFile } }, logFile: path.join(dir, 'baseline.log'), nodeFlags: [] });
+  let baseline: LoadResult;
+  try {
+    await autocannon(options, bare.url, bodyFile, MAX_CONNECTIONS, 5);
+    baseline = await autocannon(options, bare.url, bodyFile, MAX_CONNECTIONS, 20);
+    assertMostlyGood('baseline', baseline, log);
+    log(`webhook: baseline ${Math.round(baseline.perSecond)} requests/s; the webhook reached ${(max.perSecond / baseline.perSecond).toFixed(2)}× of it`);
+  } finally {
+    await bare.stop();
+  }
+
   const profileSeconds = 15;
   log(`webhook: CPU profile under maximum load, ${profileSeconds} s`);
   const profiled = await startWebhook({
     repoRoot,
     certDir,
-    secretFile,
+    serve: { webhook: { secretFile } },
     logFile: path.join(dir, 'webhook-profiled.log'),
     nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profileDir],
   });
@@ -203,6 +222,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     machine,
     review,
     max,
+    baseline,
     bursty,
     fixed,
     idleRssMiB,

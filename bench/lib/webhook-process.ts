@@ -53,36 +53,33 @@ async function waitReady(base: string, ca: Buffer, child: ChildProcess): Promise
 export interface StartOptions {
   repoRoot: string;
   certDir: string;
-  secretFile: string;
   logFile: string;
   nodeFlags: string[];
+  /** the session-storage webhook with this secret file, or the bare baseline server answering this file */
+  serve: { webhook: { secretFile: string } } | { baseline: { answerFile: string } };
 }
 
 /**
  * `session-storage webhook` as an operator runs it locally: HTTPS with the dev certificates
- * and the file secret source. Its decision log goes to a file, as a container's stdout would.
+ * and the file secret source, its decision log going to a file as a container's stdout
+ * would; or the bare baseline server on the same certificate.
  */
 export async function startWebhook(options: StartOptions): Promise<WebhookProcess> {
   const port = await freePort();
   const ca = await readFile(path.join(options.certDir, 'ca.crt'));
   const out = openSync(options.logFile, 'a');
-  const child = spawn(
-    process.execPath,
-    [...options.nodeFlags, path.join(options.repoRoot, 'dist', 'cli.js'), 'webhook', '--secret-file', options.secretFile],
-    {
-      env: {
-        PATH: process.env.PATH,
-        ADDRESS: '127.0.0.1',
-        PORT: String(port),
-        METRICS_PORT: '0',
-        TLS_CERT_FILE: path.join(options.certDir, 'tls.crt'),
-        TLS_KEY_FILE: path.join(options.certDir, 'tls.key'),
-        SHUTDOWN_DELAY_SECONDS: '0',
-        DRAIN_TIMEOUT_SECONDS: '5',
-      },
-      stdio: ['ignore', out, out],
-    },
-  );
+  const tls = { TLS_CERT_FILE: path.join(options.certDir, 'tls.crt'), TLS_KEY_FILE: path.join(options.certDir, 'tls.key') };
+  const [script, env] =
+    'webhook' in options.serve
+      ? [
+          [path.join(options.repoRoot, 'dist', 'cli.js'), 'webhook', '--secret-file', options.serve.webhook.secretFile],
+          { ADDRESS: '127.0.0.1', METRICS_PORT: '0', SHUTDOWN_DELAY_SECONDS: '0', DRAIN_TIMEOUT_SECONDS: '5' },
+        ]
+      : [[path.join(options.repoRoot, 'bench', 'work', 'build', 'bench', 'baseline-server.js')], { ANSWER_FILE: options.serve.baseline.answerFile }];
+  const child = spawn(process.execPath, [...options.nodeFlags, ...script], {
+    env: { PATH: process.env.PATH, PORT: String(port), ...tls, ...env },
+    stdio: ['ignore', out, out],
+  });
   closeSync(out);
   const base = `https://127.0.0.1:${port}`;
   try {
