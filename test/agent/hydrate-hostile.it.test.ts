@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { partialPaths } from '../../src/agent/partial-names.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { allowAllBut, perProjectPolicy } from '../support/policies.js';
 
 const minio = inject('minio');
 
@@ -172,20 +173,6 @@ describe('hydrate never writes through a symlink or outside the workspace', () =
   });
 });
 
-function allowAllBut(bucket: string, deny: { action: string; key: string }) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket'],
-        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
-      },
-      { Effect: 'Deny', Action: [deny.action], Resource: [`arn:aws:s3:::${bucket}/${deny.key}`] },
-    ],
-  };
-}
-
 describe('one bad object never wedges the session', () => {
   let bucket: string;
   let root: S3Client;
@@ -225,10 +212,7 @@ describe('one bad object never wedges the session', () => {
 
     // Without s3:ListBucket, as under the seed's per-project policy: with a listing, sync
     // would rightly drop the manifest entry MinIO has no object for.
-    const noList = await addUser(minio, {
-      Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${bucket}/project-a/*`] }],
-    });
+    const noList = await addUser(minio, perProjectPolicy(bucket));
     const runner = await pod(session, { AWS_ACCESS_KEY_ID: noList.accessKey, AWS_SECRET_ACCESS_KEY: noList.secretKey });
     expect(await runner.hydrate()).toBe(true);
     expect(runner.log.text()).toContain('cannot restore artifacts/a: it is also a directory (artifacts/a/...)');

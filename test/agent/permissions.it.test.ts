@@ -5,31 +5,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { perProjectPolicy, seedIamPolicy } from '../support/policies.js';
 
 const minio = inject('minio');
-
-// The seed's IAM policy for the agent's user, and its per-project bucket policy (no
-// ListBucket, objects of one namespace only).
-const seedIamPolicy = (bucket: string) => ({
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket'],
-      Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
-    },
-  ],
-});
-const perProjectPolicy = (bucket: string) => ({
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-      Resource: [`arn:aws:s3:::${bucket}/project-a/*`],
-    },
-  ],
-});
 
 describe.each([
   ['the seed IAM policy (Get/Put/Delete/List on the bucket)', seedIamPolicy],

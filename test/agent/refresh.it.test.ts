@@ -4,6 +4,7 @@ import { DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, getText, newPod, recordRequests, uniqueSession, type Pod } from './helpers.js';
+import { perProjectPolicy } from '../support/policies.js';
 
 const minio = inject('minio');
 // 0.00002 days = 1.728 s: long enough for a cycle to find its fresh uploads fresh, short
@@ -18,13 +19,6 @@ async function put(workspace: string, files: Record<string, string>): Promise<vo
     await writeFile(path.join(workspace, rel), body);
   }
 }
-
-const perProjectPolicy = (bucket: string) => ({
-  Version: '2012-10-17',
-  Statement: [
-    { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${bucket}/project-a/*`] },
-  ],
-});
 
 describe('objects of a live session never reach the lifecycle rule\'s age', () => {
   let bucket: string;

@@ -6,6 +6,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { allowAllBut } from '../support/policies.js';
 
 const minio = inject('minio');
 
@@ -14,20 +15,6 @@ async function put(workspace: string, files: Record<string, string>): Promise<vo
     await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
     await writeFile(path.join(workspace, rel), body);
   }
-}
-
-function allowAllBut(bucket: string, deny: { action: string; key: string }) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket'],
-        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
-      },
-      { Effect: 'Deny', Action: [deny.action], Resource: [`arn:aws:s3:::${bucket}/${deny.key}`] },
-    ],
-  };
 }
 
 describe('data-safety invariants', () => {

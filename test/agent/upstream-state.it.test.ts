@@ -9,15 +9,10 @@ import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-s
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { platformSync } from '../support/rclone.js';
 import { agentEnv, getText, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { perProjectPolicy } from '../support/policies.js';
 
 const minio = inject('minio');
 const SYNC_PATHS = '.claude,artifacts,uploads,file-uploads';
-
-// The seed's per-project bucket policy: objects of one namespace, no ListBucket.
-const perProjectPolicy = (bucket: string, actions = ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']) => ({
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: actions, Resource: [`arn:aws:s3:::${bucket}/project-a/*`] }],
-});
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
