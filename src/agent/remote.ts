@@ -37,11 +37,17 @@ export async function writeMetadata(target: RemoteTarget, metadata: Metadata, si
 // Objects hydrate writes for a moment to learn what the policy allows (probeAccess).
 export const PROBE_PREFIX = '.session-storage-probe-';
 
-export type Listing = { kind: 'denied' } | { kind: 'listed'; sizes: Map<string, number> };
+// Objects the agent keeps for itself beside the data (the restore bundle): never a
+// session's file, so never listed, restored, adopted or deleted as one. No sync path can
+// have this name (parseSyncPaths).
+export const AGENT_OBJECTS_PREFIX = '.session-storage/';
+
+// `etags` only when asked for: the sync cycles list without them to keep the map small.
+export type Listing = { kind: 'denied' } | { kind: 'listed'; sizes: Map<string, number>; etags?: Map<string, string> };
 
 // Keys are returned relative to the prefix. A policy without s3:ListBucket (the seed's
 // per-project bucket policy) answers AccessDenied: the caller then relies on the manifest.
-export async function listRemote(target: RemoteTarget, signal: AbortSignal): Promise<Listing> {
+export async function listRemote(target: RemoteTarget, signal: AbortSignal, options: { etags?: boolean } = {}): Promise<Listing> {
   let objects;
   try {
     objects = await target.store.list(target.prefix, signal);
@@ -50,11 +56,14 @@ export async function listRemote(target: RemoteTarget, signal: AbortSignal): Pro
     throw error;
   }
   const sizes = new Map<string, number>();
+  const etags = options.etags ? new Map<string, string>() : undefined;
   for (const object of objects) {
     const key = object.key.slice(target.prefix.length);
-    if (key !== METADATA_KEY && !key.startsWith(PROBE_PREFIX)) sizes.set(key, object.size);
+    if (key === METADATA_KEY || key.startsWith(PROBE_PREFIX) || key.startsWith(AGENT_OBJECTS_PREFIX)) continue;
+    sizes.set(key, object.size);
+    if (etags && object.etag !== undefined) etags.set(key, object.etag);
   }
-  return { kind: 'listed', sizes };
+  return etags ? { kind: 'listed', sizes, etags } : { kind: 'listed', sizes };
 }
 
 export type Probe =

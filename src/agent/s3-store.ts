@@ -18,7 +18,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
-import { StoreError, type Failure, type GetOptions, type ObjectInfo, type ObjectRead, type ObjectStore, type PutOptions, type StoreErrorKind } from './store.js';
+import { StoreError, type Failure, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutOptions, type StoreErrorKind } from './store.js';
 
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
@@ -307,8 +307,8 @@ export class S3Store implements ObjectStore {
     return { failed };
   }
 
-  async list(prefix: string, signal: AbortSignal): Promise<Array<{ key: string; size: number }>> {
-    const objects: Array<{ key: string; size: number }> = [];
+  async list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
+    const objects: ListedObject[] = [];
     let token: string | undefined;
     do {
       const page = await mapped(
@@ -316,7 +316,7 @@ export class S3Store implements ObjectStore {
           abortSignal: signal,
         }),
       );
-      for (const object of page.Contents ?? []) if (object.Key !== undefined) objects.push({ key: object.Key, size: object.Size ?? 0 });
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) objects.push({ key: object.Key, size: object.Size ?? 0, etag: object.ETag });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
     return objects;

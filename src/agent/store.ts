@@ -98,6 +98,12 @@ export interface PutOptions {
   contentLength?: number;
 }
 
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag?: string;
+}
+
 export interface ObjectStore {
   readonly bucket: string;
   get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead>;
@@ -112,5 +118,5 @@ export interface ObjectStore {
   // Returns the keys the store reported it could not delete.
   deleteMany(keys: readonly string[], signal: AbortSignal): Promise<{ failed: Set<string> }>;
   // Every object under the prefix, with full keys.
-  list(prefix: string, signal: AbortSignal): Promise<Array<{ key: string; size: number }>>;
+  list(prefix: string, signal: AbortSignal): Promise<ListedObject[]>;
 }

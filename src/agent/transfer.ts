@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
@@ -110,6 +110,9 @@ export class RefusedPath extends Error {}
 // before the runner starts, so nothing swaps a checked directory for a link meanwhile.
 export class WorkspaceTree {
   private readonly dirs = new Map<string, Promise<void>>();
+  // Directories this tree created: nothing of an earlier attempt (a file in place, a
+  // partial download) can be in them, so the restore skips looking.
+  private readonly created = new Set<string>();
 
   // `root` is the real path of the workspace.
   constructor(readonly root: string) {}
@@ -124,18 +127,26 @@ export class WorkspaceTree {
     return ready;
   }
 
+  // Whether the directory (already ensured) was created by this tree.
+  isNew(relativeDir: string): boolean {
+    return this.created.has(relativeDir);
+  }
+
   private async checkOrCreate(relativeDir: string): Promise<void> {
     const absolute = path.join(this.root, relativeDir);
-    let info = await lstat(absolute).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
-    if (!info) {
-      await mkdir(absolute).catch((error: NodeJS.ErrnoException) => {
+    const made = await mkdir(absolute).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error;
-      });
-      info = await lstat(absolute);
+        return false;
+      },
+    );
+    // mkdir never follows a link at the name (EEXIST): what it made is a plain directory.
+    if (made) {
+      this.created.add(relativeDir);
+      return;
     }
+    const info = await lstat(absolute);
     if (info.isSymbolicLink()) throw new RefusedPath(`${relativeDir} is a symlink`);
     if (!info.isDirectory()) throw new RefusedPath(`${relativeDir} is not a directory`);
   }
@@ -153,6 +164,18 @@ async function removeName(file: string): Promise<void> {
   await unlink(file).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
   });
+}
+
+// A temporary name is nearly always free: it is removed only when taken (what an
+// interrupted attempt left), instead of unlinking up front for every file.
+async function createFresh(file: string, mode: number): Promise<FileHandle> {
+  try {
+    return await open(file, CREATE, mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    await removeName(file);
+    return open(file, CREATE, mode);
+  }
 }
 
 // A partial download is continued only if it is a plain file of this restore: not a
@@ -214,18 +237,44 @@ async function fetchObject(
   return { response: await store.get(objectKey, {}, signal), offset: 0 };
 }
 
+export interface FileAttributes {
+  mtimeMs: number;
+  mode: number | undefined;
+}
+
+// A whole file from bytes in memory (a small object, a restore-bundle entry): written
+// under its temporary name, given its mode and mtime on the open file, renamed into place.
+export async function writeWholeFile(tree: WorkspaceTree, relativePath: string, bytes: Uint8Array, attributes: FileAttributes): Promise<void> {
+  const localPath = path.join(tree.root, relativePath);
+  const temporary = partialPaths(localPath).data;
+  const handle = await createFresh(temporary, 0o666);
+  try {
+    try {
+      await handle.writeFile(bytes);
+      if (attributes.mode !== undefined) await handle.chmod(attributes.mode);
+      await handle.utimes(new Date(), attributes.mtimeMs / 1000);
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, localPath);
+  } catch (error) {
+    await removeName(temporary);
+    throw error;
+  }
+}
+
 // Downloads into a short temporary name beside the target (partialPaths) and renames it
 // into place, so the runner never sees a half-written file; rename replaces a symlink at
 // the target rather than writing through it. Mode and mtime are set on the open file.
 // A large download that fails keeps its partial file, and the next attempt continues it
-// where it stopped.
+// where it stopped. In a directory this restore created there is nothing to continue.
 export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree): Promise<Downloaded> {
-  await tree.ensureDir(path.dirname(request.relativePath));
+  const dir = path.dirname(request.relativePath);
+  await tree.ensureDir(dir);
   const localPath = path.join(tree.root, request.relativePath);
   const partial = partialPaths(localPath);
-  const resume = await resumePoint(partial);
+  const resume = tree.isNew(dir) ? undefined : await resumePoint(partial);
   const { response, offset } = await fetchObject(request, resume);
-  if (offset === 0) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
 
   const metaMtime = response.metadata.mtime;
   const parsedMtime = parseMtime(metaMtime);
@@ -235,19 +284,27 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
   const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
   const known = request.known?.mode;
   const mode = parseMode(response.metadata.mode) ?? (known === undefined ? undefined : known & 0o777);
-  const small = offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT;
   let size: number;
-  try {
-    const handle = await open(partial.data, offset > 0 ? APPEND : CREATE, 0o666);
+  if (offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT) {
+    let bytes: Uint8Array;
     try {
-      if (small) {
-        const bytes = await response.bytes();
-        await handle.writeFile(bytes, { signal: request.signal });
-        size = bytes.length;
-      } else {
+      bytes = await response.bytes();
+    } catch (error) {
+      // A body left unread would hold its keep-alive socket for good.
+      response.discard();
+      throw error;
+    }
+    await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
+    size = bytes.length;
+  } else {
+    try {
+      const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
+      try {
         if (offset === 0 && response.etag) {
-          const etag = await open(partial.etag, CREATE, 0o600);
+          const etag = await createFresh(partial.etag, 0o600);
           await etag.writeFile(response.etag).finally(() => etag.close());
+        } else if (offset === 0) {
+          await removeName(partial.etag);
         }
         // Written through the handle (not a stream that owns it) so chmod and utimes below
         // apply to this very file.
@@ -260,20 +317,18 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
         if (expected !== undefined && size !== expected) {
           throw new Error(`incomplete download of ${request.objectKey}: ${size} of ${expected} bytes`);
         }
+        if (mode !== undefined) await handle.chmod(mode);
+        await handle.utimes(new Date(), mtimeMs / 1000);
+      } finally {
+        await handle.close();
       }
-      if (mode !== undefined) await handle.chmod(mode);
-      await handle.utimes(new Date(), mtimeMs / 1000);
-    } finally {
-      await handle.close();
+      await rename(partial.data, localPath);
+    } catch (error) {
+      response.discard();
+      throw error;
     }
-    await rename(partial.data, localPath);
-  } catch (error) {
-    // A body left unread would hold its keep-alive socket for good.
-    response.discard();
-    if (small) await removeName(partial.data);
-    throw error;
+    await removeName(partial.etag);
   }
-  await removeName(partial.etag);
   const entry = { size, mtimeMs, mode };
   return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: { value: metaMtime, used: fallback } } : { entry };
 }

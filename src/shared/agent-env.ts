@@ -43,8 +43,9 @@ export function parseSyncPaths(text: string): SyncPath[] {
     const [rawName, ...rest] = entry.split('=');
     const name = (rawName ?? '').trim();
     const localDir = rest.length > 0 ? rest.join('=').trim() : name;
-    // metadata.json sits beside the prefixes: a prefix of that name would collide with it.
-    if (!PATH_NAME.test(name) || name === '.' || name === '..' || name === 'metadata.json') {
+    // metadata.json and the agent's own objects (.session-storage/) sit beside the
+    // prefixes: a prefix of either name would collide with them.
+    if (!PATH_NAME.test(name) || name === '.' || name === '..' || name === 'metadata.json' || name === '.session-storage') {
       throw new SettingsError(`SYNC_PATHS entry "${entry}": "${name}" is not a valid S3 prefix name`);
     }
     const normalized = path.posix.normalize(localDir);

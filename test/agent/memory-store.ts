@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import {
   StoreError,
   type GetOptions,
+  type ListedObject,
   type ObjectInfo,
   type ObjectRead,
   type ObjectStore,
@@ -186,12 +187,12 @@ export class MemoryStore implements ObjectStore {
     return { failed: new Set() };
   }
 
-  async list(prefix: string, signal: AbortSignal): Promise<Array<{ key: string; size: number }>> {
+  async list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
     this.call('list', prefix, signal);
     if (this.listingDenied) throw storeError('access-denied', 'AccessDenied: ListObjectsV2');
     return [...this.objects]
       .filter(([key]) => key.startsWith(prefix))
-      .map(([key, object]) => ({ key, size: object.body.length }))
+      .map(([key, object]) => ({ key, size: object.body.length, etag: object.etag }))
       .sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 }

@@ -101,6 +101,8 @@ describe('agent settings', () => {
     expect(() => parseSyncPaths('a/b')).toThrow(SettingsError);
     expect(() => parseSyncPaths('..')).toThrow(SettingsError);
     expect(() => parseSyncPaths('metadata.json')).toThrow(SettingsError);
+    // Where the restore bundle lives: a sync path of that name would sync (and delete) it.
+    expect(() => parseSyncPaths('.session-storage')).toThrow(SettingsError);
     expect(() => parseSyncPaths(' , ')).toThrow('SYNC_PATHS must name at least one path');
   });
 
