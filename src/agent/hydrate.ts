@@ -13,7 +13,9 @@ import { formatBytes } from './size.js';
 import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
-import { downloadFile, RefusedPath, WorkspaceTree } from './transfer.js';
+import { downloadFile, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
+import { BUNDLE_FILE_LIMIT } from './bundle-format.js';
+import { restoreFromBundle } from './hydrate-bundle.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
 const PROGRESS_INTERVAL_MS = 2_000;
@@ -79,7 +81,7 @@ async function remoteState(
   signal: AbortSignal,
 ): Promise<{ metadata: MetadataRead; manifest: Map<string, FileEntry>; listing: Listing }> {
   const { target, log } = context;
-  const [read, listing] = await Promise.all([readMetadataState(target, signal), listRemote(target, signal)]);
+  const [read, listing] = await Promise.all([readMetadataState(target, signal), listRemote(target, signal, { etags: true })]);
   let metadata: MetadataRead;
   if (read.kind === 'denied') {
     // With s3:ListBucket, S3 answers 404 for a missing key: this 403 is a real denial.
@@ -214,51 +216,99 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     log.detail(`restored ${done}/${jobs.length} files (${formatBytes(summary.bytes)})`);
   }, context.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
   let firstError: unknown;
-  try {
-    await forEachBounded(jobs, context.workers, async (job) => {
-      if (firstError !== undefined) return;
-      try {
-        // The directory check comes first: an lstat through a symlinked directory could
-        // otherwise find a matching file outside and count it as restored.
-        await tree.ensureDir(path.dirname(job.relativePath));
-        const local = await lstat(path.join(tree.root, job.relativePath)).catch(() => undefined);
-        const localEntry = local?.isFile() ? { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 } : undefined;
-        // The object's age comes from the manifest: sync refreshes it before the bucket's
-        // lifecycle rule would expire it.
-        const uploadedAt = job.known?.uploadedAt;
-        if (job.known && localEntry && sameFile(job.known, localEntry)) {
-          restoredFiles.set(job.key, { ...localEntry, uploadedAt });
-          summary.unchanged += 1;
-          return;
-        }
-        const downloaded = await downloadFile(
-          { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
-          tree,
-        );
-        const mtime = downloaded.unusableMtime;
-        if (mtime !== undefined) {
-          const used = mtime.used === 'manifest' ? "the manifest's mtime" : 'the time it was uploaded';
-          log.warn(`${logName(job.key)} has an unusable x-amz-meta-mtime ("${logName(mtime.value)}"): restored with ${used}`);
-        }
-        restoredFiles.set(job.key, { ...downloaded.entry, uploadedAt });
-        summary.restored += 1;
-        summary.bytes += downloaded.entry.size;
-      } catch (error) {
-        if (signal.aborted) {
-          firstError ??= error;
-        } else if (isStoreError(error, 'not-found')) {
-          // Deleted since it was listed: there is nothing left to restore or to keep.
-          log.warn(`cannot restore ${logName(job.key)}: missing in S3 (deleted since it was listed)`);
-        } else {
-          const problem = objectProblem(error);
-          // Workers see firstError and stop taking jobs.
-          if (problem === undefined) firstError ??= error;
-          else skip(job.key, problem);
-          if (isStoreError(error, 'access-denied')) denied ??= error;
-        }
-      } finally {
-        done += 1;
+
+  // Whether the file is already in place (an earlier attempt restored it): its record
+  // entry is then kept. The directory check comes first: an lstat through a symlinked
+  // directory could otherwise find a matching file outside and count it as restored. A
+  // directory this attempt created holds nothing of before.
+  const inPlace = async (job: Job): Promise<boolean> => {
+    const dir = path.dirname(job.relativePath);
+    await tree.ensureDir(dir);
+    if (!job.known || tree.isNew(dir)) return false;
+    const local = await lstat(path.join(tree.root, job.relativePath)).catch(() => undefined);
+    const localEntry = local?.isFile() ? { size: local.size, mtimeMs: local.mtimeMs, mode: local.mode & 0o7777 } : undefined;
+    if (!localEntry || !sameFile(job.known, localEntry)) return false;
+    // The object's age comes from the manifest: sync refreshes it before the bucket's
+    // lifecycle rule would expire it.
+    restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt });
+    summary.unchanged += 1;
+    return true;
+  };
+
+  const fromObject = async (job: Job): Promise<void> => {
+    if (firstError !== undefined) return;
+    try {
+      if (await inPlace(job)) return;
+      const downloaded = await downloadFile(
+        { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
+        tree,
+      );
+      const mtime = downloaded.unusableMtime;
+      if (mtime !== undefined) {
+        const used = mtime.used === 'manifest' ? "the manifest's mtime" : 'the time it was uploaded';
+        log.warn(`${logName(job.key)} has an unusable x-amz-meta-mtime ("${logName(mtime.value)}"): restored with ${used}`);
       }
+      restoredFiles.set(job.key, { ...downloaded.entry, uploadedAt: job.known?.uploadedAt });
+      summary.restored += 1;
+      summary.bytes += downloaded.entry.size;
+    } catch (error) {
+      if (signal.aborted) {
+        firstError ??= error;
+      } else if (isStoreError(error, 'not-found')) {
+        // Deleted since it was listed: there is nothing left to restore or to keep.
+        log.warn(`cannot restore ${logName(job.key)}: missing in S3 (deleted since it was listed)`);
+      } else {
+        const problem = objectProblem(error);
+        // Workers see firstError and stop taking jobs.
+        if (problem === undefined) firstError ??= error;
+        else skip(job.key, problem);
+        if (isStoreError(error, 'access-denied')) denied ??= error;
+      }
+    } finally {
+      done += 1;
+    }
+  };
+
+  // Small files are taken from the restore bundle where it holds exactly the object;
+  // the rest (and whatever the bundle did not cover) are fetched per object, large files
+  // first, while the bundle streams.
+  const fromBundle = new Map<string, Job>();
+  const direct: Job[] = [];
+  for (const job of jobs) {
+    const size = remoteEntry(job.key)?.size;
+    if (size !== undefined && size <= BUNDLE_FILE_LIMIT) fromBundle.set(job.key, job);
+    else direct.push(job);
+  }
+  const bundled = new Set<string>();
+  const bundleRead =
+    fromBundle.size === 0
+      ? Promise.resolve()
+      : restoreFromBundle(
+          { target, listing, manifest, signal, log },
+          fromBundle,
+          async (job, file) => {
+            try {
+              if (!(await inPlace(job))) {
+                const mode = file.mode === undefined ? undefined : file.mode & 0o777;
+                await writeWholeFile(tree, job.relativePath, file.bytes, { mtimeMs: file.mtimeMs, mode });
+                restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt });
+                summary.restored += 1;
+                summary.bytes += file.bytes.length;
+              }
+              bundled.add(job.key);
+              done += 1;
+            } catch {
+              // Left to the per-object restore, which names the problem.
+            }
+          },
+        );
+  try {
+    await forEachBounded([...direct, ...fromBundle.values()], context.workers, async (job) => {
+      if (fromBundle.has(job.key)) {
+        await bundleRead;
+        if (bundled.has(job.key)) return;
+      }
+      await fromObject(job);
     });
   } finally {
     clearInterval(progress);

@@ -11,6 +11,7 @@ import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget 
 import { describeFailure, failureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
+import { bundleTimeLimitMs, writeBundle } from './bundle-writer.js';
 import { walkSyncPaths, type LocalFile } from './walk.js';
 import { VERSION } from '../shared/version.js';
 
@@ -110,8 +111,15 @@ export class Syncer {
       else log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
       return result;
     }
+    const started = performance.now();
     try {
-      return await this.lockedCycle(signal, options.final === true, result);
+      const outcome = await this.lockedCycle(signal, options.final === true, result);
+      // Last, once the data and metadata.json are up: only a saving for the next pod.
+      if (options.final && outcome.ok && this.record) {
+        const elapsedMs = performance.now() - started;
+        await writeBundle(this.context, this.record.files, signal, bundleTimeLimitMs(settings.finalSyncTimeoutSeconds * 1000, elapsedMs));
+      }
+      return outcome;
     } finally {
       await lock.release();
     }

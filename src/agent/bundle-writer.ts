@@ -1,0 +1,178 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, BUNDLE_TOTAL_LIMIT, entryHeader, type BundleEntry } from './bundle-format.js';
+import { resolveKey } from './keys.js';
+import type { AgentLog } from './log.js';
+import type { FileEntry, FileMap } from './metadata.js';
+import { listRemote, type RemoteTarget } from './remote.js';
+import type { AgentSettings } from './settings.js';
+import { formatBytes } from './size.js';
+import { describeFailure } from './store.js';
+
+export interface BundleWriteContext {
+  settings: Pick<AgentSettings, 'syncPaths' | 'workspaceDir' | 'sse'>;
+  target: RemoteTarget;
+  log: AgentLog;
+}
+
+export interface BundleWritten {
+  files: number;
+  bytes: number;
+  // Files left out because the time or the size cap ran out.
+  truncated: boolean;
+  seconds: number;
+}
+
+// The bundle's share of what is left of the final sync's budget, and its most: the grace
+// period is the data's, and a bundle cut short costs the next pod a little time only.
+const BUNDLE_BUDGET_SHARE = 0.5;
+const BUNDLE_MAX_MS = 30_000;
+
+export function bundleTimeLimitMs(budgetMs: number, elapsedMs: number): number {
+  return Math.max(0, Math.floor(Math.min(BUNDLE_MAX_MS, (budgetMs - elapsedMs) * BUNDLE_BUDGET_SHARE)));
+}
+
+// Below this, not even a small bundle would go up.
+const MIN_TIME_MS = 1_000;
+// Files read ahead of the tar at once: enough to hide the disk, few enough that the
+// buffers stay small (at most this many times BUNDLE_FILE_LIMIT).
+const READ_AHEAD = 16;
+// The share of the time limit spent adding files; the rest is for the upload to finish.
+const FILL_SHARE = 0.6;
+const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
+const PLAIN_MD5 = /^"?([0-9a-f]{32})"?$/;
+
+interface Candidate {
+  key: string;
+  localPath: string;
+  entry: FileEntry;
+  etag?: string;
+}
+
+// The bytes of a file exactly as the record knows it (same size and mtime, the test sync
+// itself trusts), or undefined: a file changed or replaced since its upload stays out.
+async function readAsRecorded(candidate: Candidate): Promise<Buffer | undefined> {
+  let handle;
+  try {
+    handle = await open(candidate.localPath, READ);
+  } catch {
+    return undefined;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile() || info.size !== candidate.entry.size || Math.abs(info.mtimeMs - candidate.entry.mtimeMs) >= 1) return undefined;
+    const bytes = await handle.readFile();
+    return bytes.length === candidate.entry.size ? bytes : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+// The object's ETag is the MD5 of its bytes for a plain single-part upload (not under
+// SSE-KMS): where it is, a local copy that differs from the object stays out.
+function matchesObject(candidate: Candidate, bytes: Buffer, kms: boolean): boolean {
+  const md5 = kms ? undefined : PLAIN_MD5.exec(candidate.etag ?? '')?.[1];
+  return md5 === undefined || createHash('md5').update(bytes).digest('hex') === md5;
+}
+
+async function candidatesOf(context: BundleWriteContext, files: FileMap, signal: AbortSignal): Promise<Candidate[]> {
+  const { settings, target } = context;
+  const listing = await listRemote(target, signal, { etags: true });
+  const candidates: Candidate[] = [];
+  for (const [key, entry] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    // Known only remotely (mtime -1): this pod has no copy to put in.
+    if (entry.mtimeMs < 0 || entry.size > BUNDLE_FILE_LIMIT) continue;
+    const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
+    if (resolution.kind !== 'file') continue;
+    let etag: string | undefined;
+    if (listing.kind === 'listed') {
+      // An object the listing lacks or sizes differently is not what the record says.
+      etag = listing.etags?.get(key);
+      if (etag === undefined || listing.sizes.get(key) !== entry.size) continue;
+    }
+    candidates.push({ key, localPath: resolution.localPath, entry, ...(etag === undefined ? {} : { etag }) });
+  }
+  return candidates;
+}
+
+/**
+ * Writes the restore bundle from the final sync's record, within `timeLimitMs`: files
+ * are added for FILL_SHARE of it and the tar closed early (truncated) when that runs out;
+ * the upload is aborted at the limit, leaving the previous bundle (whose stale entries
+ * hydrate does not use). Never throws: the data and metadata.json are already up, and the
+ * bundle only saves the next pod time. Returns what went up, or undefined.
+ */
+export async function writeBundle(
+  context: BundleWriteContext,
+  files: FileMap,
+  signal: AbortSignal,
+  timeLimitMs: number,
+): Promise<BundleWritten | undefined> {
+  const { target, log } = context;
+  if (timeLimitMs < MIN_TIME_MS) {
+    log.warn('restore bundle not written (no time left in the final sync budget): the next pod restores file by file');
+    return undefined;
+  }
+  const started = performance.now();
+  const fillUntil = started + timeLimitMs * FILL_SHARE;
+  const limited = AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(timeLimitMs))]);
+  const kms = context.settings.sse === 'aws:kms';
+  let written = 0;
+  let bytes = 0;
+  let truncated = false;
+  const pack = tar.pack();
+  try {
+    const candidates = await candidatesOf(context, files, limited);
+    const upload = target.store.putMultipart(target.prefix + BUNDLE_KEY, Readable.from(pack as AsyncIterable<Buffer>), {}, limited);
+    // A failed upload stops the producer too: it would wait for a reader forever.
+    upload.catch((error: unknown) => pack.destroy(error as Error));
+    const fill = async (): Promise<void> => {
+      for (let start = 0; start < candidates.length; start += READ_AHEAD) {
+        if (performance.now() > fillUntil) {
+          truncated = true;
+          break;
+        }
+        const batch = candidates.slice(start, start + READ_AHEAD);
+        const contents = await Promise.all(batch.map(readAsRecorded));
+        for (const [index, candidate] of batch.entries()) {
+          const content = contents[index];
+          if (content === undefined || !matchesObject(candidate, content, kms)) continue;
+          if (bytes + content.length > BUNDLE_TOTAL_LIMIT) {
+            truncated = true;
+            break;
+          }
+          const entry: BundleEntry = {
+            key: candidate.key,
+            size: content.length,
+            sha256: createHash('sha256').update(content).digest('hex'),
+            mtimeMs: candidate.entry.mtimeMs,
+            ...(candidate.etag === undefined ? {} : { etag: candidate.etag }),
+            ...(candidate.entry.mode === undefined ? {} : { mode: candidate.entry.mode }),
+          };
+          // Resolves once the tar's reader has taken the bytes: memory stays bounded.
+          await new Promise<void>((resolve, reject) => pack.entry(entryHeader(entry), content, (error) => (error ? reject(error) : resolve())));
+          written += 1;
+          bytes += content.length;
+        }
+        if (truncated) break;
+      }
+      pack.finalize();
+    };
+    await Promise.all([fill(), upload]);
+  } catch (error) {
+    pack.destroy();
+    const why = limited.aborted && !signal.aborted ? `it did not fit in ${(timeLimitMs / 1000).toFixed(1)}s` : describeFailure(error);
+    log.warn(`restore bundle not written (${why}): the next pod restores file by file`);
+    return undefined;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log.info(
+    `Restore bundle written: ${written} files, ${formatBytes(bytes)}${truncated ? ' (truncated: the rest restores file by file)' : ''}, ${seconds.toFixed(2)}s`,
+  );
+  return { files: written, bytes, truncated, seconds };
+}

@@ -1,0 +1,271 @@
+import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, entryHeader, parseEntryHeader } from '../../src/agent/bundle-format.js';
+import { hydrate } from '../../src/agent/hydrate.js';
+import { listRemote } from '../../src/agent/remote.js';
+import { loadSettings, type AgentSettings } from '../../src/agent/settings.js';
+import { Syncer, type CycleResult } from '../../src/agent/sync.js';
+import { captureLog, type CapturedLog } from './helpers.js';
+import { MemoryStore } from './memory-store.js';
+
+// The restore bundle over the in-memory store: written by the final sync, used by hydrate
+// only where it holds exactly the object, never trusted over S3.
+
+const PREFIX = 'project-a/s1/';
+const BUNDLE = PREFIX + BUNDLE_KEY;
+const signal = new AbortController().signal;
+const cleanups: string[] = [];
+afterEach(async () => {
+  for (const dir of cleanups.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+interface Pod {
+  settings: AgentSettings;
+  log: CapturedLog;
+  hydrate(): Promise<boolean>;
+  sync(options?: { final?: boolean }): Promise<CycleResult>;
+  write(files: Record<string, string | Buffer>): Promise<void>;
+  read(rel: string): Promise<Buffer>;
+}
+
+async function newPod(store: MemoryStore): Promise<Pod> {
+  const workspace = await mkdtemp(path.join(tmpdir(), 'bundle-ws-'));
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'bundle-state-'));
+  cleanups.push(workspace, stateDir);
+  const settings = loadSettings({
+    S3_ENDPOINT: 'http://memory.invalid',
+    S3_BUCKET: 'memory',
+    AWS_ACCESS_KEY_ID: 'a',
+    AWS_SECRET_ACCESS_KEY: 'b',
+    NAMESPACE: 'project-a',
+    SESSION_NAME: 's1',
+    WORKSPACE_DIR: workspace,
+    AGENT_STATE_DIR: stateDir,
+    HYDRATE_TIMEOUT_SECONDS: '5',
+  });
+  const log = captureLog();
+  const target = { store, prefix: PREFIX };
+  const syncer = new Syncer({ settings, target, log, workers: 4 });
+  return {
+    settings,
+    log,
+    hydrate: () => hydrate({ settings, target, log, workers: 4 }),
+    sync: (options = {}) => syncer.cycle(signal, options),
+    write: async (files) => {
+      for (const [rel, body] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
+        await writeFile(path.join(workspace, rel), body);
+      }
+    },
+    read: (rel) => readFile(path.join(workspace, rel)),
+  };
+}
+
+const SMALL = {
+  '.claude/a.jsonl': 'first file\n',
+  '.claude/projects/b.json': '{"b":1}',
+  'artifacts/c.txt': 'c'.repeat(5000),
+  'artifacts/empty': '',
+};
+const LARGE = Buffer.alloc(BUNDLE_FILE_LIMIT + 1, 7);
+
+// A pod that ran and ended with its final sync (the bundle), and its files.
+async function finishedPod(store: MemoryStore, files: Record<string, string | Buffer> = { ...SMALL, 'artifacts/large.bin': LARGE }) {
+  const pod = await newPod(store);
+  expect(await pod.hydrate()).toBe(true);
+  await pod.write(files);
+  expect(await pod.sync({ final: true })).toMatchObject({ ok: true });
+  return pod;
+}
+
+// Object keys fetched per object by a hydrate (metadata.json and the bundle aside).
+function perObjectGets(store: MemoryStore, from: number): string[] {
+  return store.calls
+    .slice(from)
+    .filter((call) => call.op === 'get' && call.key !== BUNDLE && call.key !== `${PREFIX}metadata.json`)
+    .map((call) => call.key.slice(PREFIX.length))
+    .sort();
+}
+
+async function entriesOf(bundle: Buffer): Promise<Array<{ name: string; pax: unknown; body: Buffer }>> {
+  const entries = [];
+  const extract = tar.extract();
+  Readable.from([bundle]).pipe(extract);
+  for await (const entry of extract) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) chunks.push(chunk as Buffer);
+    entries.push({ name: entry.header.name, pax: entry.header.pax, body: Buffer.concat(chunks) });
+  }
+  return entries;
+}
+
+async function expectRestored(pod: Pod, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [rel, body] of Object.entries(files)) expect((await pod.read(rel)).equals(Buffer.from(body)), rel).toBe(true);
+}
+
+describe('the restore bundle', () => {
+  it('is written by the final sync only: a tar of the small files with key, ETag, size, mtime, mode and SHA-256', async () => {
+    const store = new MemoryStore();
+    const pod = await newPod(store);
+    expect(await pod.hydrate()).toBe(true);
+    await pod.write({ ...SMALL, 'artifacts/large.bin': LARGE });
+    expect(await pod.sync()).toMatchObject({ ok: true });
+    expect(store.objects.has(BUNDLE)).toBe(false);
+
+    expect(await pod.sync({ final: true })).toMatchObject({ ok: true });
+    const entries = await entriesOf(store.objects.get(BUNDLE)!.body);
+    expect(entries.map((entry) => entry.name).sort()).toEqual(Object.keys(SMALL).sort());
+    for (const entry of entries) {
+      expect(entry.body.equals(Buffer.from(SMALL[entry.name as keyof typeof SMALL]))).toBe(true);
+      const parsed = parseEntryHeader({ name: entry.name, size: entry.body.length, type: 'file', pax: entry.pax } as never);
+      expect(parsed?.etag).toBe(store.objects.get(PREFIX + entry.name)!.etag);
+    }
+    expect(pod.log.text()).toMatch(/Restore bundle written: 4 files/);
+  });
+
+  it('restores the small files from the bundle and the large ones per object, with their mtimes and modes', async () => {
+    const store = new MemoryStore();
+    await finishedPod(store);
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['artifacts/large.bin']);
+    await expectRestored(next, { ...SMALL, 'artifacts/large.bin': LARGE });
+    // A sync right after finds everything unchanged: mtimes and sizes are the recorded ones.
+    expect(await next.sync()).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
+  });
+
+  it('uses no entry whose object changed or went since, and restores new objects per object', async () => {
+    const store = new MemoryStore();
+    const first = await finishedPod(store);
+    // A later pod (crashed: no final sync) changed one file, deleted one, added one.
+    const second = await newPod(store);
+    expect(await second.hydrate()).toBe(true);
+    await second.write({ '.claude/a.jsonl': 'changed since the bundle\n', 'artifacts/new.txt': 'new' });
+    await unlink(path.join(second.settings.workspaceDir, 'artifacts/c.txt'));
+    expect(await second.sync()).toMatchObject({ ok: true, uploaded: 2, deleted: 1 });
+    void first;
+
+    const third = await newPod(store);
+    const from = store.calls.length;
+    expect(await third.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['.claude/a.jsonl', 'artifacts/large.bin', 'artifacts/new.txt']);
+    await expectRestored(third, { '.claude/a.jsonl': 'changed since the bundle\n', 'artifacts/new.txt': 'new', 'artifacts/empty': '' });
+    await expect(third.read('artifacts/c.txt')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('ignores an entry changed in S3 behind the agent (another ETag) without a manifest update', async () => {
+    const store = new MemoryStore();
+    await finishedPod(store);
+    await store.put(`${PREFIX}artifacts/c.txt`, 'C'.repeat(5000), {}, signal);
+    const next = await newPod(store);
+    expect(await next.hydrate()).toBe(true);
+    expect((await next.read('artifacts/c.txt')).toString()).toBe('C'.repeat(5000));
+  });
+
+  it.each([
+    ['a corrupt entry', (bundle: Buffer) => Buffer.from(bundle.toString('latin1').replace('first file', 'FIRST FILE'), 'latin1')],
+    ['a truncated bundle', (bundle: Buffer) => bundle.subarray(0, Math.floor(bundle.length / 2))],
+    ['garbage', () => Buffer.from('this is not a tar file at all'.repeat(40))],
+    ['an empty object', () => Buffer.alloc(0)],
+  ])('restores the right bytes from %s', async (_name, damage) => {
+    const store = new MemoryStore();
+    await finishedPod(store);
+    const object = store.objects.get(BUNDLE)!;
+    object.body = damage(object.body);
+    const next = await newPod(store);
+    expect(await next.hydrate()).toBe(true);
+    await expectRestored(next, { ...SMALL, 'artifacts/large.bin': LARGE });
+  });
+
+  it('warns about a corrupt entry and fetches that object', async () => {
+    const store = new MemoryStore();
+    await finishedPod(store);
+    const object = store.objects.get(BUNDLE)!;
+    object.body = Buffer.from(object.body.toString('latin1').replace('first file', 'FIRST FILE'), 'latin1');
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['.claude/a.jsonl', 'artifacts/large.bin']);
+    expect(next.log.text()).toMatch(/1 corrupt entries/);
+  });
+
+  it('restores per object when the bundle is missing or denied', async () => {
+    for (const lose of [(store: MemoryStore) => store.lose(BUNDLE), (store: MemoryStore) => store.refuse(BUNDLE)]) {
+      const store = new MemoryStore();
+      await finishedPod(store);
+      lose(store);
+      const next = await newPod(store);
+      const from = store.calls.length;
+      expect(await next.hydrate()).toBe(true);
+      expect(perObjectGets(store, from)).toEqual([...Object.keys(SMALL), 'artifacts/large.bin'].sort());
+      await expectRestored(next, SMALL);
+    }
+  });
+
+  it('restores names of 250 to 255 bytes from the bundle', async () => {
+    const store = new MemoryStore();
+    const names: Record<string, string> = {};
+    for (const length of [250, 254, 255]) names[`artifacts/${'n'.repeat(length - 4)}.txt`] = `length ${length}`;
+    names[`artifacts/${'é'.repeat(127)}x`] = 'two-byte characters, 255 bytes';
+    await finishedPod(store, names);
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual([]);
+    await expectRestored(next, names);
+  });
+
+  it('works without s3:ListBucket, by the manifest, and ignores entries the manifest no longer matches', async () => {
+    const store = new MemoryStore().withoutListBucket();
+    await finishedPod(store);
+    const next = await newPod(store);
+    let from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['artifacts/large.bin']);
+    await expectRestored(next, SMALL);
+
+    await next.write({ 'artifacts/c.txt': 'rewritten by the next pod' });
+    expect(await next.sync()).toMatchObject({ ok: true, uploaded: 1 });
+    const third = await newPod(store);
+    from = store.calls.length;
+    expect(await third.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['artifacts/c.txt', 'artifacts/large.bin']);
+    expect((await third.read('artifacts/c.txt')).toString()).toBe('rewritten by the next pod');
+  });
+
+  it('is never synced, deleted or adopted as a user file, nor restored into the workspace', async () => {
+    const store = new MemoryStore();
+    const pod = await finishedPod(store);
+    const bundle = store.objects.get(BUNDLE)!.body;
+    // Periodic cycles with deletions allowed, and the adoption listing of a final sync.
+    for (let cycle = 0; cycle < 11; cycle += 1) expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
+    expect(store.objects.get(BUNDLE)!.body.equals(bundle)).toBe(true);
+    const metadata = JSON.parse(store.text(`${PREFIX}metadata.json`)!) as { manifest: Record<string, unknown> };
+    expect(Object.keys(metadata.manifest).some((key) => key.startsWith('.session-storage'))).toBe(false);
+    const listing = await listRemote({ store, prefix: PREFIX }, signal);
+    expect(listing.kind === 'listed' && [...listing.sizes.keys()].some((key) => key.startsWith('.session-storage'))).toBe(false);
+
+    const next = await newPod(store);
+    expect(await next.hydrate()).toBe(true);
+    expect(await readdir(next.settings.workspaceDir)).not.toContain('.session-storage');
+  });
+
+  it('skips entries it cannot attribute: other entry types and headers without its records', () => {
+    expect(parseEntryHeader({ name: 'x', size: 1, type: 'symlink', pax: {} } as never)).toBeUndefined();
+    expect(parseEntryHeader({ name: 'x', size: 1, type: 'file', pax: null } as never)).toBeUndefined();
+    const header = entryHeader({ key: 'a/b', size: 1, sha256: 'a'.repeat(64), mtimeMs: 1_700_000_000_123.5, mode: 0o640, etag: '"e"' });
+    expect(parseEntryHeader({ ...header, type: 'file' } as never)).toEqual({
+      key: 'a/b',
+      size: 1,
+      sha256: 'a'.repeat(64),
+      mtimeMs: 1_700_000_000_123.5,
+      mode: 0o640,
+      etag: '"e"',
+    });
+  });
+});
