@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { measure, measureUntil, type Measured } from './lib/measure.js';
 import type { MinioInfo } from '../scripts/lib/minio.js';
@@ -20,11 +20,19 @@ export interface Sample extends Measured {
   requests: RequestCounts;
 }
 
+// The previous pod's final sync before (d), where the tool has one: its wall time and the
+// restore bundle it reported writing.
+export interface FinalSync {
+  wallSeconds: number;
+  bundle?: string;
+}
+
 export interface ToolRuns {
   id: string;
   name: string;
   settings: string;
   samples: Record<Scenario, Sample[]>;
+  finalSyncs: FinalSync[];
 }
 
 interface Options {
@@ -59,7 +67,20 @@ async function timed(minio: MinioInfo, logFile: string, invocation: Invocation):
  * re-sync after the change set lands, then a restore of the result into an empty folder,
  * checked byte for byte against the workspace.
  */
-async function runOnce(tool: Tool, run: number, options: Options): Promise<Partial<Record<Scenario, Sample>>> {
+const BUNDLE_LINE = /Restore bundle written: (.*)/g;
+
+// The last bundle line the tool logged: "N files, SIZE, SECONDSs".
+async function lastBundleLine(logFile: string): Promise<string | undefined> {
+  const matches = [...(await readFile(logFile, 'utf8')).matchAll(BUNDLE_LINE)];
+  return matches.at(-1)?.[1];
+}
+
+interface RunSamples {
+  samples: Partial<Record<Scenario, Sample>>;
+  finalSync?: FinalSync;
+}
+
+async function runOnce(tool: Tool, run: number, options: Options): Promise<RunSamples> {
   const { minio, tree, workDir } = options;
   const runId = `${tool.id}-r${run}-${Date.now().toString(36)}`;
   const root = path.join(workDir, 'runs', runId);
@@ -84,11 +105,17 @@ async function runOnce(tool: Tool, run: number, options: Options): Promise<Parti
     const nochange = await timed(minio, logFile, tool.upload(ctx));
     await overwriteWith(tree.changes, ctx.workspace);
     const changed = await timed(minio, logFile, tool.upload(ctx));
-    if (!options.restore) return { cold, nochange, changed };
+    if (!options.restore) return { samples: { cold, nochange, changed } };
+    let finalSync: FinalSync | undefined;
+    if (tool.finalSync) {
+      const invocation = tool.finalSync(ctx);
+      const measured = await measure(invocation.command, invocation.args, { env: invocation.env, logFile });
+      finalSync = { wallSeconds: measured.wallSeconds, bundle: await lastBundleLine(logFile) };
+    }
     await mkdir(restoreDir, { recursive: true });
     const restore = await timed(minio, logFile, tool.restore(ctx, restoreDir));
     await assertRestored(tree.expected, restoreDir);
-    return { cold, nochange, changed, restore };
+    return { samples: { cold, nochange, changed, restore }, ...(finalSync ? { finalSync } : {}) };
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -101,11 +128,16 @@ export async function benchAgent(tools: readonly Tool[], options: Options): Prom
     name: tool.name,
     settings: tool.settings,
     samples: { cold: [], nochange: [], changed: [], restore: [] },
+    finalSyncs: [],
   }));
   for (let run = 1; run <= options.runs; run++) {
     for (const [index, tool] of tools.entries()) {
-      const samples = await runOnce(tool, run, options);
+      const { samples, finalSync } = await runOnce(tool, run, options);
       const line: string[] = [];
+      if (finalSync) {
+        results[index]!.finalSyncs.push(finalSync);
+        line.push(`final-sync ${finalSync.wallSeconds.toFixed(2)}s (bundle: ${finalSync.bundle ?? 'none'})`);
+      }
       for (const scenario of SCENARIOS) {
         const sample = samples[scenario];
         if (!sample) continue;

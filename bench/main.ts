@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     .option('--runs <n>', 'runs per tool (the median is reported)', count, 3)
     .option('--scale-files <n>', 'small files in the scaling row (0 skips it)', count, 100_000)
     .option('--workers <n>', "parallel transfers for the peers' second row (the agent's own)", count, TRANSFER_WORKERS)
-    .option('--tools <ids>', 'only these tools (comma-separated ids: ours,ours-once,s5cmd,s5cmd-N,rclone,rclone-N,aws,aws-N; default all but ours-once)')
+    .option('--tools <ids>', 'only these tools (comma-separated ids: ours,ours-crashed,ours-once,s5cmd,s5cmd-N,rclone,rclone-N,aws,aws-N; default all but ours-once)')
     .option('--webhook-seconds <n>', 'length of the fixed-rate webhook run', count, 300)
     .option('--work-dir <dir>', 'scratch space (git-ignored)', path.join(repoRoot, 'bench', 'work'));
   program.parse();

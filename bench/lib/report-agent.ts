@@ -108,12 +108,14 @@ export function targets(report: AgentReport): string[] {
   for (const scenario of ['cold', 'restore'] as const) {
     const [mine, peer] = [wall('ours', scenario), wall('s5cmd', scenario)];
     if (mine !== undefined && peer !== undefined) {
+      const stretch = scenario === 'restore' ? ` (stretch ≤ 0.5×: ${verdict(mine <= peer * 0.5)})` : '';
       lines.push(
         `${SCENARIO_TITLES[scenario]} no slower than s5cmd (defaults): ${seconds(mine)} vs ${seconds(peer)}, ` +
-          `ours ÷ s5cmd = ${ratio(mine, peer)} → ${verdict(mine <= peer)}`,
+          `ours ÷ s5cmd = ${ratio(mine, peer)} → ${verdict(mine <= peer)}${stretch}`,
       );
     }
   }
+  lines.push(...restoreTargets(report, wall));
   const mine = wall('ours', 'nochange');
   const sample = representative(ours.samples.nochange);
   if (mine !== undefined && sample) {
@@ -141,6 +143,33 @@ export function targets(report: AgentReport): string[] {
   const peak = Math.max(...SCENARIOS.flatMap((scenario) => ours.samples[scenario].map((s) => s.peakRssKiB))) / 1024;
   lines.push(`peak RSS under 128 MiB in every scenario: highest ${peak.toFixed(0)} MiB → ${verdict(peak < 128)}`);
   return lines.map((line) => `- ${line}`);
+}
+
+// (d) against rclone, the restore without a bundle (a crashed pod's successor), hydrate's
+// memory, and what the final sync that wrote the bundle cost the previous pod.
+function restoreTargets(report: AgentReport, wall: (id: string, scenario: Scenario) => number | undefined): string[] {
+  const lines: string[] = [];
+  const byId = new Map(report.tools.map((tool) => [tool.id, tool]));
+  const [mine, rclone, s5cmd, crashed] = [wall('ours', 'restore'), wall('rclone', 'restore'), wall('s5cmd', 'restore'), wall('ours-crashed', 'restore')];
+  if (mine !== undefined && rclone !== undefined) {
+    lines.push(`(d) at least 2× faster than rclone (defaults): ours ÷ rclone = ${ratio(mine, rclone)} → ${verdict(mine <= rclone * 0.5)}`);
+  }
+  if (crashed !== undefined) {
+    const peers = [s5cmd === undefined ? '' : `, ÷ s5cmd = ${ratio(crashed, s5cmd)}`, rclone === undefined ? '' : `, ÷ rclone = ${ratio(crashed, rclone)}`];
+    lines.push(`(d) without a bundle (crashed pod, per-object restore): ${seconds(crashed)}${peers.join('')}`);
+  }
+  for (const id of ['ours', 'ours-crashed']) {
+    const rss = medianRssMiB(byId.get(id)?.samples.restore ?? []);
+    if (rss !== undefined) lines.push(`(d) hydrate peak RSS under 128 MiB (${id}): ${rss.toFixed(0)} MiB → ${verdict(rss < 128)}`);
+  }
+  const finals = byId.get('ours')?.finalSyncs ?? [];
+  if (finals.length > 0) {
+    const middle = finals[medianIndex(finals.map((final) => final.wallSeconds))]!;
+    lines.push(
+      `final sync before (d), untimed there (\`sync --once\`, nothing to upload, incl. the bundle): ${seconds(middle.wallSeconds)}, bundle: ${middle.bundle ?? 'not written'}`,
+    );
+  }
+  return lines;
 }
 
 function scalingTable(report: AgentReport): string | undefined {

@@ -28,6 +28,9 @@ export interface Tool {
   // Untimed work a real deployment does before the first upload (our init container's hydrate).
   setup?(ctx: RunContext): Invocation;
   upload(ctx: RunContext): Invocation;
+  // Untimed for the restore but reported: how the previous pod ended (our final sync,
+  // which writes the restore bundle).
+  finalSync?(ctx: RunContext): Invocation;
   restore(ctx: RunContext, into: string): Invocation;
 }
 
@@ -55,11 +58,13 @@ const SYNC_COMPLETE = /Sync complete \(\d+ paths synced\)/;
 
 /**
  * Ours as a pod runs it: `hydrate` first, then the `sync` sidecar, whose cycle is measured
- * from process start to its "Sync complete" line (the next cycle is an hour away). With
- * `once`, the one-shot `sync --once` instead, which always records the sync in
- * metadata.json (it is the final-sync path).
+ * from process start to its "Sync complete" line (the next cycle is an hour away; the
+ * process is then killed, so no final sync runs). `sidecar`: the pod then ends with its
+ * final sync (`sync --once`, the same path as SIGTERM's), which writes the restore bundle
+ * the next pod's hydrate reads. `crashed`: no final sync, so no bundle: the restore is the
+ * per-object path a crashed pod's successor takes. `once`: `sync --once` for every upload.
  */
-function ours(minio: MinioInfo, paths: ToolPaths, once = false): Tool {
+function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 'once'): Tool {
   const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
   const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
     ...baseEnv(minio),
@@ -73,15 +78,22 @@ function ours(minio: MinioInfo, paths: ToolPaths, once = false): Tool {
     TMPDIR: ctx.scratch,
     SYNC_INTERVAL: '3600',
   });
+  const once = (ctx: RunContext): Invocation => ({ command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) });
+  const settings = {
+    sidecar: 'sidecar cycle (`sync`), `hydrate` after the final sync (restore bundle)',
+    crashed: 'sidecar cycle (`sync`), `hydrate` after a crash (no bundle: per object)',
+    once: '`sync --once`',
+  };
   return {
-    id: once ? 'ours-once' : 'ours',
+    id: { sidecar: 'ours', crashed: 'ours-crashed', once: 'ours-once' }[mode],
     name: 'session-storage',
-    settings: once ? '`sync --once`' : 'sidecar cycle (`sync`), `hydrate`',
+    settings: settings[mode],
     setup: (ctx) => ({ command: process.execPath, args: [cli, 'hydrate'], env: env(ctx, ctx.workspace, ctx.stateDir) }),
     upload: (ctx) =>
-      once
-        ? { command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) }
+      mode === 'once'
+        ? once(ctx)
         : { command: process.execPath, args: [cli, 'sync'], env: env(ctx, ctx.workspace, ctx.stateDir), doneLine: SYNC_COMPLETE },
+    ...(mode === 'sidecar' ? { finalSync: once } : {}),
     restore: (ctx, into) => ({
       command: process.execPath,
       args: [cli, 'hydrate'],
@@ -148,8 +160,9 @@ function awsCli(minio: MinioInfo, scratch: string, workers?: number): Tool {
  */
 export function allTools(minio: MinioInfo, paths: ToolPaths, scratch: string, ourWorkers: number): Tool[] {
   return [
-    ours(minio, paths),
-    ours(minio, paths, true),
+    ours(minio, paths, 'sidecar'),
+    ours(minio, paths, 'crashed'),
+    ours(minio, paths, 'once'),
     s5cmd(minio, paths),
     s5cmd(minio, paths, ourWorkers),
     rclone(minio),
