@@ -5,6 +5,7 @@ import tar from 'tar-stream';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, parseEntryHeader, type BundleEntry } from './bundle-format.js';
 import type { RemoteTarget } from './remote.js';
 import { describeFailure, isStoreError } from './store.js';
+import { streamedThrough } from './young-garbage.js';
 
 export interface BundleFile {
   entry: BundleEntry;
@@ -55,6 +56,7 @@ export async function readBundle(
   try {
     for await (const stream of extract) {
       const entry = parseEntryHeader(stream.header);
+      streamedThrough(stream.header.size);
       if (entry === undefined || entry.size > BUNDLE_FILE_LIMIT || !accept(entry)) {
         stream.resume();
         continue;

@@ -5,6 +5,7 @@ import type { FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
 import { isStoreError, type ObjectRead, type ObjectStore } from './store.js';
 import type { FsPath } from './walk.js';
+import { streamedThrough } from './young-garbage.js';
 
 // Files below this size are read whole: one buffer, one request, and the cheapest path for
 // the many small files a session holds.
@@ -296,6 +297,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
     }
     await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
     size = bytes.length;
+    streamedThrough(size);
   } else {
     try {
       const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
@@ -311,6 +313,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
         for await (const chunk of response.body) {
           if (request.signal.aborted) throw request.signal.reason;
           await handle.write(chunk);
+          streamedThrough(chunk.length);
         }
         size = (await handle.stat()).size;
         const expected = totalSize(response, offset);
