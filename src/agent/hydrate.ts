@@ -14,7 +14,7 @@ import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
 import { downloadFile, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
-import { BUNDLE_FILE_LIMIT } from './bundle-format.js';
+import { BUNDLE_FILE_LIMIT, BUNDLE_KEY } from './bundle-format.js';
 import { restoreFromBundle } from './hydrate-bundle.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
@@ -280,8 +280,10 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     else direct.push(job);
   }
   const bundled = new Set<string>();
+  // A listing shows whether there is a bundle; without one, only the GET can tell.
+  const noBundle = listing.kind === 'listed' && !listing.agentObjects.has(BUNDLE_KEY);
   const bundleRead =
-    fromBundle.size === 0
+    fromBundle.size === 0 || noBundle
       ? Promise.resolve()
       : restoreFromBundle(
           { target, listing, manifest, signal, log },

@@ -43,7 +43,10 @@ export const PROBE_PREFIX = '.session-storage-probe-';
 export const AGENT_OBJECTS_PREFIX = '.session-storage/';
 
 // `etags` only when asked for: the sync cycles list without them to keep the map small.
-export type Listing = { kind: 'denied' } | { kind: 'listed'; sizes: Map<string, number>; etags?: Map<string, string> };
+// `agentObjects`: the keys under AGENT_OBJECTS_PREFIX, kept apart from the session's.
+export type Listing =
+  | { kind: 'denied' }
+  | { kind: 'listed'; sizes: Map<string, number>; etags?: Map<string, string>; agentObjects: Set<string> };
 
 // Keys are returned relative to the prefix. A policy without s3:ListBucket (the seed's
 // per-project bucket policy) answers AccessDenied: the caller then relies on the manifest.
@@ -57,13 +60,15 @@ export async function listRemote(target: RemoteTarget, signal: AbortSignal, opti
   }
   const sizes = new Map<string, number>();
   const etags = options.etags ? new Map<string, string>() : undefined;
+  const agentObjects = new Set<string>();
   for (const object of objects) {
     const key = object.key.slice(target.prefix.length);
+    if (key.startsWith(AGENT_OBJECTS_PREFIX)) agentObjects.add(key);
     if (key === METADATA_KEY || key.startsWith(PROBE_PREFIX) || key.startsWith(AGENT_OBJECTS_PREFIX)) continue;
     sizes.set(key, object.size);
     if (etags && object.etag !== undefined) etags.set(key, object.etag);
   }
-  return etags ? { kind: 'listed', sizes, etags } : { kind: 'listed', sizes };
+  return etags ? { kind: 'listed', sizes, etags, agentObjects } : { kind: 'listed', sizes, agentObjects };
 }
 
 export type Probe =

@@ -207,6 +207,17 @@ describe('the restore bundle', () => {
     }
   });
 
+  it('is not even asked for when the listing shows there is none', async () => {
+    const store = new MemoryStore();
+    await finishedPod(store);
+    store.lose(BUNDLE);
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(store.calls.slice(from).filter((call) => call.key === BUNDLE)).toEqual([]);
+    await expectRestored(next, SMALL);
+  });
+
   it('restores names of 250 to 255 bytes from the bundle', async () => {
     const store = new MemoryStore();
     const names: Record<string, string> = {};

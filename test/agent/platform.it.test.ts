@@ -1,6 +1,7 @@
 import { appendFile, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { BUNDLE_KEY } from '../../src/agent/bundle-format.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, recordRequests, uniqueSession, type Pod } from './helpers.js';
@@ -116,6 +117,9 @@ describe('state written by the platform is adopted, never lost', () => {
     // An adopted object has no mtime of its own: it is restored with its upload time.
     expect((await stat(path.join(second.workspace, 'file-uploads/during.csv'))).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
     expect(await second.sync()).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
-    expect(await listKeys(root, bucket, prefix)).toEqual([...Object.keys(PLATFORM_FILES), 'file-uploads/during.csv', 'metadata.json'].sort());
+    // Beside them only what the agent writes: metadata.json and the final sync's restore bundle.
+    expect(await listKeys(root, bucket, prefix)).toEqual(
+      [...Object.keys(PLATFORM_FILES), 'file-uploads/during.csv', 'metadata.json', BUNDLE_KEY].sort(),
+    );
   });
 });
