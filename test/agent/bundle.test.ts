@@ -5,6 +5,8 @@ import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, entryHeader, parseEntryHeader } from '../../src/agent/bundle-format.js';
+import { bundleTimeLimitMs, writeBundle } from '../../src/agent/bundle-writer.js';
+import type { PutOptions } from '../../src/agent/store.js';
 import { hydrate } from '../../src/agent/hydrate.js';
 import { listRemote } from '../../src/agent/remote.js';
 import { loadSettings, type AgentSettings } from '../../src/agent/settings.js';
@@ -264,6 +266,39 @@ describe('the restore bundle', () => {
     const next = await newPod(store);
     expect(await next.hydrate()).toBe(true);
     expect(await readdir(next.settings.workspaceDir)).not.toContain('.session-storage');
+  });
+
+  it('gets half of what is left of the final sync budget, at most 30 s, and is skipped without time', async () => {
+    expect(bundleTimeLimitMs(45_000, 5_000)).toBe(20_000);
+    expect(bundleTimeLimitMs(120_000, 0)).toBe(30_000);
+    expect(bundleTimeLimitMs(45_000, 46_000)).toBe(0);
+    const store = new MemoryStore();
+    const pod = await finishedPod(store);
+    store.lose(BUNDLE);
+    const log = captureLog();
+    const context = { settings: pod.settings, target: { store, prefix: PREFIX }, log };
+    expect(await writeBundle(context, new Map([['artifacts/c.txt', { size: 5000, mtimeMs: 1 }]]), signal, 0)).toBeUndefined();
+    expect(store.objects.has(BUNDLE)).toBe(false);
+    expect(log.text()).toMatch(/restore bundle not written \(no time left/);
+  });
+
+  it('gives up at its time limit without failing the final sync, and the data is up', async () => {
+    const store = new MemoryStore();
+    // A server that takes the bundle's bytes but never answers.
+    const hanging = Object.assign(Object.create(store) as MemoryStore, {
+      putMultipart: (_key: string, _body: Readable, _options: PutOptions, abort: AbortSignal) =>
+        new Promise<void>((_resolve, reject) => abort.addEventListener('abort', () => reject(abort.reason), { once: true })),
+    });
+    const pod = await newPod(hanging);
+    expect(await pod.hydrate()).toBe(true);
+    await pod.write(SMALL);
+    const context = { settings: pod.settings, target: { store: hanging, prefix: PREFIX }, log: pod.log };
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 4 });
+    const record = new Map(Object.entries((JSON.parse(store.text(`${PREFIX}metadata.json`)!) as { manifest: Record<string, { size: number; mtimeMs: number }> }).manifest));
+    expect(await writeBundle(context, record, signal, 1_000)).toBeUndefined();
+    expect(pod.log.text()).toMatch(/restore bundle not written \(it did not fit in 1\.0s\)/);
+    expect(store.objects.has(BUNDLE)).toBe(false);
+    for (const key of Object.keys(SMALL)) expect(store.objects.has(PREFIX + key)).toBe(true);
   });
 
   it('skips entries it cannot attribute: other entry types and headers without its records', () => {

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLE_KEY } from '../../src/agent/bundle-format.js';
 import { createBucket, rootClient, startMinio, type MinioServer } from '../support/minio.js';
 import { agentEnv, ensureBuilt, getText, newPod, runCli, startCli, uniqueSession, type Pod } from './helpers.js';
 
@@ -45,6 +46,9 @@ describe('the final sync gets its whole budget (built CLI, own MinIO)', () => {
     expect(run.stdout).toContain('Final sync complete, exiting');
     const root = rootClient(minio);
     expect(await getText(root, bucket, `project-a/${session}/artifacts/last.txt`)).toBe('written while S3 hangs');
+    // The data first, then the restore bundle for the next pod, then the exit.
+    expect(run.stdout).toMatch(/Sync complete[\s\S]*Restore bundle written: 1 files[\s\S]*Final sync complete, exiting/);
+    expect(await getText(root, bucket, `project-a/${session}/${BUNDLE_KEY}`)).toContain('written while S3 hangs');
     root.destroy();
   });
 });
