@@ -48,10 +48,8 @@ export async function readBundle(
     return result;
   }
   const extract = tar.extract();
-  const piped = pipeline(Readable.from(response.body), extract).then(
-    () => undefined,
-    (error: unknown) => error,
-  );
+  // Settles either way; its error is also the iterator's.
+  const piped = pipeline(Readable.from(response.body), extract).catch(() => undefined);
   const writing = new Set<Promise<void>>();
   try {
     for await (const stream of extract) {
@@ -74,10 +72,13 @@ export async function readBundle(
       if (writing.size >= PARALLEL_WRITES) await Promise.race(writing);
     }
   } catch (error) {
-    result.problem = describeFailure((await piped) ?? error);
+    // The source's own error when the GET's body failed; a parse error otherwise.
+    result.problem = describeFailure(error);
+    extract.destroy();
   } finally {
     await Promise.all(writing);
     response.discard();
+    await piped;
   }
   return result;
 }
