@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { ObjectPut } from './s3-put.js';
 import type { S3Store } from './s3-store.js';
 import type { AgentSettings } from './settings.js';
-import type { GetOptions, ObjectInfo, ObjectRead, ObjectStore, PutOptions } from './store.js';
+import type { GetOptions, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from './store.js';
 
 /*
  * The agent's store: PutObject, sync's one request per changed file, goes through the
@@ -31,7 +31,7 @@ export class AgentStore implements ObjectStore {
     return (await this.sdk).store;
   }
 
-  put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
     return this.putter.put(key, body, options, signal);
   }
 

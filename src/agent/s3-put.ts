@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Agent, IncomingMessage, RequestOptions, ClientRequest } from 'node:http';
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import aws4 from 'aws4';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
-import type { PutOptions } from './store.js';
+import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions } from './store.js';
 
 /*
  * PutObject without the AWS SDK: a SigV4-signed (aws4) request on a keep-alive socket.
@@ -26,6 +27,8 @@ const IDLE_TIMEOUT_MS = 60_000;
 // bodies that can be sent again; a stream is consumed by the first attempt.
 const RETRY_DELAY_MS = 100;
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+// A file body is read into one buffer of this size, reused for the whole file.
+const FILE_CHUNK = 256 * 1024;
 
 // S3's URI encoding of a key: every byte but the unreserved characters, '/' kept.
 function encodeKey(key: string): string {
@@ -95,16 +98,18 @@ export class ObjectPut {
     }
   }
 
-  // A stream body needs options.contentLength.
-  async put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  // A stream body needs options.contentLength. A buffer or a file is sent once more after
+  // a server error or a dropped socket; a stream is consumed by the first attempt.
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    const source: Source = bytes ?? (body as Readable | FileBody);
     try {
-      await this.send(key, body, bytes, options, signal);
+      await this.send(key, source, options, signal);
     } catch (error) {
-      if (bytes === undefined || signal.aborted || !retryable(error)) throw toStoreError(error);
+      if (!(bytes || isFileBody(source)) || signal.aborted || !retryable(error)) throw toStoreError(error);
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * (1 + Math.random())));
       try {
-        await this.send(key, body, bytes, options, signal);
+        await this.send(key, source, options, signal);
       } catch (again) {
         throw toStoreError(again);
       }
@@ -126,21 +131,16 @@ export class ObjectPut {
     return this.transport;
   }
 
-  private async send(
-    key: string,
-    body: Uint8Array | string | Readable,
-    bytes: Uint8Array | undefined,
-    options: PutOptions,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const length = bytes?.length ?? options.contentLength;
+  private async send(key: string, source: Source, options: PutOptions, signal: AbortSignal): Promise<void> {
+    const bytes = source instanceof Uint8Array ? source : undefined;
+    const length = bytes?.length ?? (isFileBody(source) ? source.size : options.contentLength);
     if (length === undefined) throw new Error(`PutObject of ${key}: a stream body needs its length`);
     const headers: Record<string, string | number> = {
       Host: this.host,
       'Content-Type': contentTypeFor(key),
       'Content-Length': length,
-      // A buffer is signed with its hash, as the SDK does; a stream cannot be hashed before
-      // it is sent.
+      // A buffer is signed with its hash, as the SDK does; a stream or a file is not read
+      // twice to hash it first.
       'X-Amz-Content-Sha256': bytes ? createHash('sha256').update(bytes).digest('hex') : 'UNSIGNED-PAYLOAD',
       ...this.encryption,
     };
@@ -149,6 +149,17 @@ export class ObjectPut {
       { host: this.host, path: this.basePath + encodeKey(key), method: 'PUT', service: 's3', region: this.settings.region, headers },
       this.credentials,
     );
+    // Opened before the request, so a file that cannot be opened fails with its own error
+    // (ENOENT: gone since the walk) without a request.
+    const file = isFileBody(source) ? await open(source.file, 'r') : undefined;
+    try {
+      await this.exchange(key, source, file, signed, signal);
+    } finally {
+      await file?.close();
+    }
+  }
+
+  private async exchange(key: string, source: Source, file: FileHandle | undefined, signed: aws4.Request, signal: AbortSignal): Promise<void> {
     const transport = await this.connect();
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const request = transport.request(this.settings.endpoint, {
@@ -171,10 +182,12 @@ export class ObjectPut {
         socket.once('connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
-      if (bytes) {
-        request.end(bytes);
+      if (source instanceof Uint8Array) {
+        request.end(source);
+      } else if (isFileBody(source) && file) {
+        sendFile(file, source.size, key, request).catch((error: unknown) => request.destroy(error as Error));
       } else {
-        const stream = body as Readable;
+        const stream = source as Readable;
         // A file that cannot be read fails with its own error (the file's, not the store's).
         stream.once('error', (error) => request.destroy(error));
         stream.pipe(request);
@@ -186,6 +199,21 @@ export class ObjectPut {
     const code = xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : `HTTP${status}`);
     throw new S3ResponseError(code, xmlField(text, 'Message') ?? `PutObject of ${key}: HTTP ${status}`, { httpStatusCode: status });
   }
+}
+
+type Source = Uint8Array | Readable | FileBody;
+
+// Each chunk is read into the same buffer once the previous one has left for the socket.
+async function sendFile(file: FileHandle, size: number, key: string, request: ClientRequest): Promise<void> {
+  const buffer = Buffer.allocUnsafe(Math.min(FILE_CHUNK, Math.max(size, 1)));
+  let sent = 0;
+  while (sent < size) {
+    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - sent), sent);
+    if (bytesRead === 0) throw shrankError(key, sent, size);
+    await new Promise<void>((resolve, reject) => request.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
+    sent += bytesRead;
+  }
+  request.end();
 }
 
 function retryable(error: unknown): boolean {

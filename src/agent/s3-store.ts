@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -19,7 +20,7 @@ import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
-import type { GetOptions, ObjectInfo, ObjectRead, ObjectStore, PutOptions } from './store.js';
+import { isFileBody, shrankError, type FileBody, type GetOptions, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
 
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
@@ -58,6 +59,34 @@ async function* mappedBody(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
     yield* body;
   } catch (error) {
     throw toStoreError(error);
+  }
+}
+
+// The SDK sends a file as a stream of exactly body.size bytes: one that shrank would leave
+// the request waiting for bytes that never come, so a short read aborts it. Opened first,
+// so a file that cannot be opened fails with its own error before any request.
+async function putFile(
+  body: FileBody,
+  send: (stream: Readable, signal: AbortSignal) => Promise<void>,
+  key: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const stream = createReadStream(body.file, { start: 0, end: body.size - 1 });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  });
+  const shortRead = new AbortController();
+  stream.once('end', () => {
+    if (stream.bytesRead < body.size) shortRead.abort();
+  });
+  try {
+    await send(stream, AbortSignal.any([signal, shortRead.signal]));
+  } catch (error) {
+    if (shortRead.signal.aborted && !signal.aborted) throw shrankError(key, stream.bytesRead, body.size);
+    throw error;
+  } finally {
+    stream.destroy();
   }
 }
 
@@ -122,7 +151,11 @@ export class S3Store implements ObjectStore {
     };
   }
 
-  async put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+    if (isFileBody(body)) {
+      await putFile(body, (stream, streamSignal) => this.put(key, stream, { ...options, contentLength: body.size }, streamSignal), key, signal);
+      return;
+    }
     await mapped(
       this.client.send(
         new PutObjectCommand({

@@ -1,4 +1,7 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
@@ -18,7 +21,7 @@ describe('PutObject requests (s3-put.ts)', () => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString() });
+        seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString('latin1') });
         const status = statuses.shift() ?? 200;
         response.statusCode = status;
         response.end(status === 200 ? '' : '<Error><Code>InternalError</Code><Message>try again</Message></Error>');
@@ -86,5 +89,27 @@ describe('PutObject requests (s3-put.ts)', () => {
     putter.close();
     expect(seen).toHaveLength(2);
     expect(failureOf(error)).toEqual({ kind: 'server error', detail: 'try again' });
+  });
+
+  it('sends a file in chunks of one reused buffer, cut at the given size; a file that shrank fails', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'put-'));
+    const file = path.join(dir, 'big.bin');
+    const content = Buffer.alloc(700_000);
+    for (let index = 0; index < content.length; index += 1) content[index] = index % 251;
+    await writeFile(file, content);
+    const putter = new ObjectPut(settings(), 2);
+    try {
+      seen.length = 0;
+      await putter.put('ns/s/big.bin', { file, size: 600_000 }, {}, signal);
+      expect(seen[0]?.headers['content-length']).toBe('600000');
+      expect(seen[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(Buffer.from(seen[0]!.body, 'latin1').equals(content.subarray(0, 600_000))).toBe(true);
+
+      const error = await putter.put('ns/s/big.bin', { file, size: 800_000 }, {}, signal).catch((caught: unknown) => caught);
+      expect(failureOf(error).detail).toBe('ns/s/big.bin shrank during upload (700000 of 800000 bytes)');
+    } finally {
+      putter.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
