@@ -59,18 +59,26 @@ function xmlField(xml: string, name: string): string | undefined {
   return new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
 }
 
-async function readAll(response: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+// The body of a success is empty and only drained (the socket goes back to the pool); an
+// error's is a small XML document.
+function readBody(response: IncomingMessage, keep: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    if (keep) response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    else response.resume();
+    response.once('end', () => resolve(keep ? Buffer.concat(chunks).toString('utf8') : ''));
+    response.once('error', reject);
+  });
 }
 
 export class ObjectPut {
   private readonly secure: boolean;
   private readonly host: string;
   private readonly basePath: string;
+  // Where requests go, parsed once rather than from the endpoint URL on every request.
+  private readonly address: { protocol: string; hostname: string; port: string };
   private readonly agentOptions: { keepAlive: true; maxSockets: number; maxFreeSockets: number };
-  private transport: Promise<{ agent: Agent; request: (url: string, options: RequestOptions) => ClientRequest }> | undefined;
+  private transport: Promise<{ agent: Agent; request: (options: RequestOptions) => ClientRequest }> | undefined;
   private readonly credentials: { accessKeyId: string; secretAccessKey: string };
   private readonly encryption: Record<string, string>;
 
@@ -80,6 +88,7 @@ export class ObjectPut {
   ) {
     const url = new URL(settings.endpoint);
     this.secure = url.protocol === 'https:';
+    this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
     this.agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
     const endpointPath = url.pathname.replace(/\/+$/, '');
     // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
@@ -162,7 +171,8 @@ export class ObjectPut {
   private async exchange(key: string, source: Source, file: FileHandle | undefined, signed: aws4.Request, signal: AbortSignal): Promise<void> {
     const transport = await this.connect();
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = transport.request(this.settings.endpoint, {
+      const request = transport.request({
+        ...this.address,
         agent: transport.agent,
         method: 'PUT',
         path: signed.path,
@@ -193,9 +203,10 @@ export class ObjectPut {
         stream.pipe(request);
       }
     });
-    const text = await readAll(response);
     const status = response.statusCode ?? 0;
-    if (status >= 200 && status < 300) return;
+    const ok = status >= 200 && status < 300;
+    const text = await readBody(response, !ok);
+    if (ok) return;
     const code = xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : `HTTP${status}`);
     throw new S3ResponseError(code, xmlField(text, 'Message') ?? `PutObject of ${key}: HTTP ${status}`, { httpStatusCode: status });
   }
