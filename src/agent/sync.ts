@@ -334,7 +334,7 @@ export class Syncer {
   // REFRESH_AFTER_DAYS are rewritten in place, a bounded number per cycle; one found
   // missing leaves the manifest if the pod has no copy; the local copies of missing ones
   // are returned, to be uploaded again.
-  private async refresh(record: LocalRecord, admitted: Map<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
+  private async refresh(record: LocalRecord, admitted: ReadonlyMap<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
     const { settings, target, log } = this.context;
     const maxAgeMs = settings.refreshAfterDays * DAY_MS;
     const due = planRefreshes(record.files, Date.now(), maxAgeMs, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
