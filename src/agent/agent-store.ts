@@ -1,18 +1,21 @@
 import type { Readable } from 'node:stream';
+import { ObjectReader } from './s3-get.js';
 import { ObjectPut } from './s3-put.js';
 import type { S3Store } from './s3-store.js';
 import type { AgentSettings } from './settings.js';
-import type { GetOptions, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from './store.js';
+import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from './store.js';
 
 /*
  * The agent's store: PutObject, sync's one request per changed file, goes through the
- * lean client (s3-put.ts); the other calls go through the SDK adapter, loaded on the first
- * of them. A no-change cycle makes no request and so never loads the SDK (~0.2 s and
- * ~35 MiB of every start).
+ * lean client (s3-put.ts), and GET, HEAD and list, a restore's requests, through the lean
+ * reader (s3-get.ts); the rare calls (multipart, copy, delete) go through the SDK adapter,
+ * loaded on the first of them. A restore or a cycle without them never loads the SDK
+ * (~0.2 s and ~35 MiB of every start).
  */
 export class AgentStore implements ObjectStore {
   readonly bucket: string;
   private readonly putter: ObjectPut;
+  private readonly reader: ObjectReader;
   private sdk: Promise<{ store: S3Store; close: () => void }> | undefined;
 
   constructor(
@@ -21,6 +24,7 @@ export class AgentStore implements ObjectStore {
   ) {
     this.bucket = settings.bucket;
     this.putter = new ObjectPut(settings, workers);
+    this.reader = new ObjectReader(settings, workers);
   }
 
   private async sdkStore(): Promise<S3Store> {
@@ -35,12 +39,12 @@ export class AgentStore implements ObjectStore {
     return this.putter.put(key, body, options, signal);
   }
 
-  async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
-    return (await this.sdkStore()).get(key, options, signal);
+  get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
+    return this.reader.get(key, options, signal);
   }
 
-  async head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
-    return (await this.sdkStore()).head(key, signal);
+  head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
+    return this.reader.head(key, signal);
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
@@ -59,13 +63,14 @@ export class AgentStore implements ObjectStore {
     return (await this.sdkStore()).deleteMany(keys, signal);
   }
 
-  async list(prefix: string, signal: AbortSignal): Promise<Array<{ key: string; size: number }>> {
-    return (await this.sdkStore()).list(prefix, signal);
+  list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
+    return this.reader.list(prefix, signal);
   }
 
-  // Releases the sockets of both clients.
+  // Releases the sockets of all three clients.
   close(): void {
     this.putter.close();
+    this.reader.close();
     void this.sdk?.then(({ close }) => close());
   }
 }

@@ -31,7 +31,7 @@ const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 const FILE_CHUNK = 256 * 1024;
 
 // S3's URI encoding of a key: every byte but the unreserved characters, '/' kept.
-function encodeKey(key: string): string {
+export function encodeKey(key: string): string {
   return key
     .split('/')
     .map((segment) => encodeURIComponent(segment).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`))
@@ -40,11 +40,11 @@ function encodeKey(key: string): string {
 
 // A bucket AWS can address as a host name over TLS (no dots: the wildcard certificate
 // covers one label); the SDK falls back to the path for the others, as this does.
-function virtualHostable(bucket: string): boolean {
+export function virtualHostable(bucket: string): boolean {
   return /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
 }
 
-class S3ResponseError extends Error {
+export class S3ResponseError extends Error {
   constructor(
     readonly Code: string,
     message: string,
@@ -227,7 +227,7 @@ async function sendFile(file: FileHandle, size: number, key: string, request: Cl
   request.end();
 }
 
-function retryable(error: unknown): boolean {
+export function retryable(error: unknown): boolean {
   if (error instanceof S3ResponseError) return RETRYABLE_STATUS.has(error.$metadata.httpStatusCode) || error.Code === 'SlowDown';
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNREFUSED' || (error as Error).name === 'TimeoutError';
