@@ -38,6 +38,11 @@ LABEL org.opencontainers.image.title="ambient-session-storage" \
       org.opencontainers.image.base.name="gcr.io/distroless/nodejs24-debian12:nonroot"
 WORKDIR /app
 ENV NODE_ENV=production
+# For the agent (hydrate, sync): V8 sizes the young generation from the machine, up to
+# 128 MiB here, and a restore's per-request garbage filled it: hydrate's peak RSS was ~30 MiB
+# higher without this. The webhook's Deployment sets its own NODE_OPTIONS, which replaces
+# this one. The bench runs the agent with these flags (bench/lib/tools.ts reads them here).
+ENV NODE_OPTIONS=--max-semi-space-size=1
 # version.ts reads the version from package.json next to dist/.
 COPY --from=build /src/package.json ./package.json
 COPY --from=runtime-deps /src/node_modules ./node_modules
