@@ -54,7 +54,7 @@ export async function readBundle(
   try {
     for await (const stream of extract) {
       const entry = parseEntryHeader(stream.header);
-      streamedThrough(stream.header.size);
+      streamedThrough();
       if (entry === undefined || entry.size > BUNDLE_FILE_LIMIT || !accept(entry)) {
         stream.resume();
         continue;

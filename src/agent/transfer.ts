@@ -283,7 +283,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
     }
     await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
     size = bytes.length;
-    streamedThrough(size);
+    streamedThrough();
   } else {
     try {
       const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
@@ -299,7 +299,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
         for await (const chunk of response.body) {
           if (request.signal.aborted) throw request.signal.reason;
           await handle.write(chunk);
-          streamedThrough(chunk.length);
+          streamedThrough();
         }
         size = (await handle.stat()).size;
         const expected = totalSize(response, offset);
