@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import jsonPatch from 'fast-json-patch';
 import { z } from 'zod';
 import { admitPod, type AdmissionDeps } from './admission.js';
+import { diffPatch } from './json-patch.js';
 import { podShapeProblem } from './pod-shape.js';
 
 const reviewSchema = z.object({
@@ -82,7 +82,7 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
       response: reply({ allowed: false, status: { code: 403, message: result.message } }),
     };
   }
-  const patch = jsonPatch.compare(withoutManagedFields(pod), withoutManagedFields(result.pod));
+  const patch = diffPatch(withoutManagedFields(pod), withoutManagedFields(result.pod));
   if (patch.length === 0) {
     return {
       ...base,
