@@ -14,7 +14,7 @@ export type PatchOperation =
  */
 export function diffPatch(before: object, after: object): PatchOperation[] {
   const operations: PatchOperation[] = [];
-  generate(before, after, '', operations);
+  generate(before as Json, after as Json, '', operations);
   return operations;
 }
 
