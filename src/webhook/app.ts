@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from '../shared/logger.js';
 import type { AdmissionDeps } from './admission.js';
 import type { WebhookMetrics } from './metrics.js';
-import { BadReview, reviewAdmission } from './review.js';
+import { BadReview, reviewAdmission, reviewJson } from './review.js';
 import { isPlainJson, readReviewBody } from './review-body.js';
 
 export interface AppOptions {
@@ -50,7 +50,7 @@ export function createApp(options: AppOptions): express.Express {
       );
       // The bytes res.json would send, written with the headers in one go: no ETag (a
       // SHA-1 of every answer nobody revalidates) and no second TLS record.
-      const json = JSON.stringify(review.response);
+      const json = reviewJson(review.response);
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(json) });
       res.end(json);
     } catch (error) {

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { mutate } from '../../src/webhook/mutate.js';
-import { reviewAdmission } from '../../src/webhook/review.js';
+import { reviewAdmission, reviewJson } from '../../src/webhook/review.js';
 import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
 import { decideS3 } from '../../src/webhook/s3-settings.js';
 import { defaultConfig, fixturePath, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
@@ -69,6 +69,7 @@ describe('golden admission responses for pods left as they are', () => {
   it.each(cases(index.reviews))('$pod gives $golden', async (input) => {
     const review = await reviewOf(input);
     expectGolden(input.golden, { reason: review.reason, response: review.response });
+    expect(reviewJson(review.response)).toBe(JSON.stringify(review.response));
   });
 });
 
@@ -81,6 +82,7 @@ describe('golden admission responses for mutated pods', () => {
     expectGolden(input.golden, { reason: review.reason, response: review.response });
     const golden = parse(readFixture(`golden/${input.golden}.yaml`)) as { response: unknown };
     expect(JSON.stringify(review.response)).toBe(JSON.stringify(golden.response));
+    expect(reviewJson(review.response)).toBe(JSON.stringify(golden.response));
   });
 });
 
