@@ -14,8 +14,9 @@ import type { LocalFile } from './walk.js';
 export interface UploadPlan {
   // Changed or new files within the budget, to upload.
   uploads: LocalFile[];
-  // Files within the budget, by key (refresh uploads their local copy again if needed).
-  admitted: Map<string, LocalFile>;
+  // Files within the budget, by key (refresh uploads their local copy again if needed):
+  // the walk's own map when nothing is skipped, the usual case, rather than a copy of it.
+  admitted: ReadonlyMap<string, LocalFile>;
   unchanged: number;
   // Past MAX_SYNC_SIZE: never uploaded, never deleted remotely.
   skipped: SkippedFile[];
@@ -26,7 +27,7 @@ export function planUploads(local: ReadonlyMap<string, LocalFile>, known: FileMa
   const uploads = budget.admitted.filter((file) => !sameFile(known.get(file.key), file));
   return {
     uploads,
-    admitted: new Map(budget.admitted.map((file) => [file.key, file])),
+    admitted: budget.skipped.length === 0 ? local : new Map(budget.admitted.map((file) => [file.key, file])),
     unchanged: budget.admitted.length - uploads.length,
     skipped: budget.skipped,
   };

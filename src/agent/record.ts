@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { fileEntrySchema, type FileMap } from './metadata.js';
+import type { FileEntry, FileMap } from './metadata.js';
 import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 
@@ -10,14 +10,40 @@ import { sleep } from '../shared/sleep.js';
 // state-sync). `hydrated` is true only when a hydrate completed in this pod: it is the
 // permission to propagate deletions (data-safety invariant 1). `files` is what the agent
 // knows is in S3, with the local stat it had when uploaded or restored.
+// `files` is checked entry by entry below: a zod record schema copied every entry (and
+// its key) once more, the largest cost of reading a 100,000-file record.
 const recordSchema = z.object({
   version: z.literal(1),
   bucket: z.string(),
   prefix: z.string(),
   hydrated: z.boolean(),
-  files: z.record(z.string(), fileEntrySchema),
+  files: z.custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value)),
   unrestored: z.array(z.string()).optional(),
 });
+
+const isCount = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0;
+
+// The shape of fileEntrySchema (metadata.ts), checked without copying the entry.
+function isFileEntry(value: unknown): value is FileEntry {
+  if (typeof value !== 'object' || value === null) return false;
+  const entry = value as Record<string, unknown>;
+  return (
+    isCount(entry.size) &&
+    typeof entry.mtimeMs === 'number' &&
+    (entry.mode === undefined || isCount(entry.mode)) &&
+    (entry.uploadedAt === undefined || typeof entry.uploadedAt === 'number')
+  );
+}
+
+function fileMapOf(files: Record<string, unknown>): FileMap | undefined {
+  const map: FileMap = new Map();
+  for (const key in files) {
+    const entry = files[key];
+    if (!isFileEntry(entry)) return undefined;
+    map.set(key, entry);
+  }
+  return map;
+}
 
 export interface LocalRecord {
   bucket: string;
@@ -48,11 +74,13 @@ export async function readRecord(stateDir: string, bucket: string, prefix: strin
   const parsed = recordSchema.safeParse(json);
   // A record for another bucket or session says nothing about this one.
   if (!parsed.success || parsed.data.bucket !== bucket || parsed.data.prefix !== prefix) return undefined;
+  const files = fileMapOf(parsed.data.files);
+  if (!files) return undefined;
   return {
     bucket,
     prefix,
     hydrated: parsed.data.hydrated,
-    files: new Map(Object.entries(parsed.data.files)),
+    files,
     ...(parsed.data.unrestored ? { unrestored: new Set(parsed.data.unrestored) } : {}),
   };
 }
@@ -63,21 +91,40 @@ export async function writeRecord(stateDir: string, record: LocalRecord): Promis
   // A temp name of its own: a writer that does not hold the lock (hydrate, or a
   // process from before locking) must not rename another writer's half-written file.
   const temp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const body = JSON.stringify({
-    version: 1,
-    bucket: record.bucket,
-    prefix: record.prefix,
-    hydrated: record.hydrated,
-    files: Object.fromEntries(record.files),
-    unrestored: record.unrestored?.size ? [...record.unrestored] : undefined,
-  });
   try {
-    await writeFile(temp, body);
+    const handle = await open(temp, 'w');
+    try {
+      await writeJson(handle, record);
+    } finally {
+      await handle.close();
+    }
     await rename(temp, target);
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
   }
+}
+
+// Written in pieces of about this many characters: the whole text of a 100,000-file record
+// (and the object built to stringify it) were ~20 MiB at once.
+const WRITE_CHUNK = 256 * 1024;
+
+// The same JSON as JSON.stringify of the whole record, entry by entry.
+async function writeJson(handle: FileHandle, record: LocalRecord): Promise<void> {
+  const head = { version: 1, bucket: record.bucket, prefix: record.prefix, hydrated: record.hydrated };
+  let text = `${JSON.stringify(head).slice(0, -1)},"files":{`;
+  let first = true;
+  for (const [key, entry] of record.files) {
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(entry)}`;
+    first = false;
+    if (text.length >= WRITE_CHUNK) {
+      await handle.write(text);
+      text = '';
+    }
+  }
+  text += '}';
+  if (record.unrestored?.size) text += `,"unrestored":${JSON.stringify([...record.unrestored])}`;
+  await handle.write(`${text}}`);
 }
 
 // Identifies the record file as last written, so a process holding a cached copy can

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { METADATA_KEY, metadataSchema, type Metadata } from './metadata.js';
+import { Readable } from 'node:stream';
+import { METADATA_KEY, metadataPieces, metadataSchema, type FileMap, type Metadata } from './metadata.js';
 import { isStoreError, type ObjectStore } from './store.js';
 
 export interface RemoteTarget {
@@ -32,6 +33,20 @@ export async function readMetadata(target: RemoteTarget, signal: AbortSignal): P
 
 export async function writeMetadata(target: RemoteTarget, metadata: Metadata, signal: AbortSignal): Promise<void> {
   await target.store.put(target.prefix + METADATA_KEY, JSON.stringify(metadata, null, 2), {}, signal);
+}
+
+// The same document with the manifest from the record's map, streamed: its length is
+// counted in a first pass over the pieces, which the second produces again as they are
+// sent. The caller does not change the map meanwhile.
+export async function writeMetadataOf(target: RemoteTarget, metadata: Omit<Metadata, 'manifest'>, manifest: FileMap, signal: AbortSignal): Promise<void> {
+  let contentLength = 0;
+  for (const piece of metadataPieces(metadata, manifest)) contentLength += Buffer.byteLength(piece);
+  const body = Readable.from(
+    (function* () {
+      for (const piece of metadataPieces(metadata, manifest)) yield Buffer.from(piece);
+    })(),
+  );
+  await target.store.put(target.prefix + METADATA_KEY, body, { contentLength }, signal);
 }
 
 // Objects hydrate writes for a moment to learn what the policy allows (probeAccess).

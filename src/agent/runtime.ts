@@ -1,7 +1,7 @@
 import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from './settings.js';
 import type { AgentLog } from './log.js';
 import type { RemoteTarget } from './remote.js';
-import { createS3Client, S3Store } from './s3-store.js';
+import { AgentStore } from './agent-store.js';
 
 // Enough parallel requests to hide per-request latency on many small files without
 // flooding a small S3-compatible server; the socket pool is sized to match.
@@ -24,10 +24,10 @@ export function loadRuntime(env: NodeJS.ProcessEnv, log: AgentLog): AgentRuntime
     log.error(`invalid configuration: ${error.message}`);
     return undefined;
   }
-  const client = createS3Client(settings, TRANSFER_WORKERS);
+  const store = new AgentStore(settings, TRANSFER_WORKERS);
   return {
     settings,
-    target: { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) },
-    close: () => client.destroy(),
+    target: { store, prefix: sessionPrefix(settings) },
+    close: () => store.close(),
   };
 }

@@ -1,6 +1,6 @@
+import { createReadStream } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
@@ -18,7 +18,9 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
-import { StoreError, type Failure, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutOptions, type StoreErrorKind } from './store.js';
+import { contentTypeFor } from './content-type.js';
+import { toStoreError } from './s3-errors.js';
+import { isFileBody, shrankError, type FileBody, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
 
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
@@ -44,82 +46,6 @@ export function createS3Client(settings: AgentSettings, workers: number): S3Clie
   });
 }
 
-interface ErrorLike {
-  name?: unknown;
-  code?: unknown;
-  Code?: unknown;
-  message?: unknown;
-  cause?: unknown;
-  errors?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-}
-
-function codesOf(error: unknown, depth = 0): string[] {
-  if (typeof error !== 'object' || error === null || depth > 4) return [];
-  const e = error as ErrorLike;
-  const own = [e.name, e.code, e.Code].filter((value): value is string => typeof value === 'string');
-  const nested = Array.isArray(e.errors) ? e.errors.flatMap((inner) => codesOf(inner, depth + 1)) : [];
-  return [...own, ...codesOf(e.cause, depth + 1), ...nested];
-}
-
-function messageOf(error: unknown): string {
-  if (typeof error === 'object' && error !== null) {
-    const message = (error as ErrorLike).message;
-    if (typeof message === 'string' && message !== '') return message;
-  }
-  return String(error);
-}
-
-// Maps whatever the SDK or the socket layer threw onto the words operators grep for.
-export function classifyS3Error(error: unknown): Failure {
-  const codes = new Set(codesOf(error));
-  const status = (error as ErrorLike | undefined)?.$metadata?.httpStatusCode;
-  const detail = messageOf(error);
-  if (codes.has('ECONNREFUSED') || codes.has('ECONNRESET') || codes.has('EPIPE')) {
-    return { kind: 'connection refused', detail };
-  }
-  if (codes.has('NoSuchBucket')) return { kind: 'bucket not found', detail };
-  if (
-    codes.has('AccessDenied') ||
-    codes.has('InvalidAccessKeyId') ||
-    codes.has('SignatureDoesNotMatch') ||
-    codes.has('InvalidToken') ||
-    codes.has('ExpiredToken') ||
-    status === 403
-  ) {
-    return { kind: 'access denied', detail };
-  }
-  if (codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) return { kind: 'endpoint not found', detail };
-  if (codes.has('ETIMEDOUT') || codes.has('TimeoutError') || codes.has('RequestTimeout')) {
-    return { kind: 'timed out', detail };
-  }
-  if (typeof status === 'number' && status >= 500) return { kind: 'server error', detail };
-  return { kind: 'error', detail };
-}
-
-// Credentials the server does not accept at all, as opposed to a policy denying one key.
-const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
-
-// A 403 without one of these codes (a HEAD has no body to carry one) stays `other`: only
-// the operator's words call it "access denied", as they always did.
-function kindOf(codes: Set<string>): StoreErrorKind {
-  if (CREDENTIAL_CODES.some((code) => codes.has(code))) return 'credentials';
-  if (codes.has('AccessDenied')) return 'access-denied';
-  if (codes.has('NoSuchKey') || codes.has('NotFound')) return 'not-found';
-  if (codes.has('PreconditionFailed')) return 'precondition-failed';
-  if (codes.has('InvalidRange')) return 'invalid-range';
-  return 'other';
-}
-
-// An error reading a local file (a stream body) stays that file's error: sync tells a file
-// it cannot read from a store it cannot reach.
-function toStoreError(error: unknown): unknown {
-  if (error instanceof StoreError) return error;
-  const local = error as NodeJS.ErrnoException | undefined;
-  if (local?.path !== undefined && local.syscall !== undefined) return error;
-  return new StoreError(kindOf(new Set(codesOf(error))), classifyS3Error(error), { cause: error });
-}
-
 async function mapped<T>(request: Promise<T>): Promise<T> {
   try {
     return await request;
@@ -136,34 +62,32 @@ async function* mappedBody(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
   }
 }
 
-// So S3 browsers preview what sessions write; anything else is plain bytes.
-const CONTENT_TYPES: Record<string, string> = {
-  '.md': 'text/markdown; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.log': 'text/plain; charset=utf-8',
-  '.csv': 'text/csv; charset=utf-8',
-  '.json': 'application/json',
-  '.jsonl': 'application/jsonl',
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.ts': 'text/plain; charset=utf-8',
-  '.py': 'text/x-python; charset=utf-8',
-  '.yaml': 'application/yaml',
-  '.yml': 'application/yaml',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.pdf': 'application/pdf',
-  '.zip': 'application/zip',
-  '.gz': 'application/gzip',
-  '.tar': 'application/x-tar',
-};
-
-export function contentTypeFor(key: string): string {
-  return CONTENT_TYPES[path.posix.extname(key).toLowerCase()] ?? 'application/octet-stream';
+// The SDK sends a file as a stream of exactly body.size bytes: one that shrank would leave
+// the request waiting for bytes that never come, so a short read aborts it. Opened first,
+// so a file that cannot be opened fails with its own error before any request.
+async function putFile(
+  body: FileBody,
+  send: (stream: Readable, signal: AbortSignal) => Promise<void>,
+  key: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const stream = createReadStream(body.file, { start: 0, end: body.size - 1 });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  });
+  const shortRead = new AbortController();
+  stream.once('end', () => {
+    if (stream.bytesRead < body.size) shortRead.abort();
+  });
+  try {
+    await send(stream, AbortSignal.any([signal, shortRead.signal]));
+  } catch (error) {
+    if (shortRead.signal.aborted && !signal.aborted) throw shrankError(key, stream.bytesRead, body.size);
+    throw error;
+  } finally {
+    stream.destroy();
+  }
 }
 
 const DELETE_BATCH = 1000;
@@ -227,7 +151,11 @@ export class S3Store implements ObjectStore {
     };
   }
 
-  async put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+    if (isFileBody(body)) {
+      await putFile(body, (stream, streamSignal) => this.put(key, stream, { ...options, contentLength: body.size }, streamSignal), key, signal);
+      return;
+    }
     await mapped(
       this.client.send(
         new PutObjectCommand({

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { FsPath } from './walk.js';
 
 /*
  * The agent's storage port: the few object-store calls hydrate, sync, refresh and the user
@@ -91,6 +92,25 @@ export interface GetOptions {
   from?: { offset: number; ifMatch: string };
 }
 
+// The first `size` bytes of a local file, read by the store itself: an adapter can reuse
+// its buffers, where every chunk of a stream is a new allocation the heap keeps until the
+// next GC (~64 MiB while large files go up). A file found shorter than `size` fails the
+// put (it changed: the next cycle sends it again); bytes past `size` are left out.
+export interface FileBody {
+  file: FsPath;
+  size: number;
+}
+
+export type PutBody = Uint8Array | string | Readable | FileBody;
+
+export function isFileBody(body: PutBody): body is FileBody {
+  return typeof body === 'object' && 'file' in body;
+}
+
+export function shrankError(key: string, read: number, size: number): Error {
+  return new Error(`${key} shrank during upload (${read} of ${size} bytes)`);
+}
+
 export interface PutOptions {
   // x-amz-meta-*.
   metadata?: Record<string, string>;
@@ -108,7 +128,7 @@ export interface ObjectStore {
   readonly bucket: string;
   get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead>;
   head(key: string, signal: AbortSignal): Promise<ObjectInfo>;
-  put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void>;
+  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void>;
   // In parts, for files large enough that a dropped connection should cost one part.
   putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void>;
   // Rewrites the object onto itself with `info`'s metadata and headers, only if it still

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
-import { serveSyncMetrics, SyncMetrics } from './metrics.js';
+import type { SyncMetrics } from './metrics.js';
 import { announceSidecar } from './sync-now.js';
 import { Syncer, type CycleResult } from './sync.js';
 import { VERSION } from '../shared/version.js';
@@ -40,6 +40,8 @@ export async function runSyncCommand(
     const { settings } = runtime;
     let metrics: SyncMetrics | undefined;
     if (settings.metricsPort > 0) {
+      // prom-client is loaded only where metrics are served (~130 modules of start-up).
+      const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
       metrics = new SyncMetrics({
         session: settings.session,
         intervalSeconds: settings.syncIntervalSeconds,

@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { AgentSettings } from './settings.js';
 import { logName, type AgentLog } from './log.js';
-import { toRecord, type FileMap, type SkippedFile } from './metadata.js';
+import type { FileMap, SkippedFile } from './metadata.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { planAdoption, planDeletions, planRefreshes, planUploads, type DeletionPlan } from './plan.js';
 import { forEachBounded } from './pool.js';
 import { refreshObject, type RefreshOutcome } from './refresh.js';
 import { lockRecord, readRecord, recordVersion, writeRecord, type LocalRecord } from './record.js';
-import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from './remote.js';
+import { deleteKeys, listRemote, readMetadata, writeMetadataOf, type RemoteTarget } from './remote.js';
 import { describeFailure, failureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
@@ -225,7 +225,7 @@ export class Syncer {
         return result;
       }
       try {
-        await writeMetadata(target, this.metadata(known, plan.skipped), signal);
+        await writeMetadataOf(target, this.metadata(known, plan.skipped), known, signal);
       } catch (error) {
         log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
@@ -342,7 +342,7 @@ export class Syncer {
   // REFRESH_AFTER_DAYS are rewritten in place, a bounded number per cycle; one found
   // missing leaves the manifest if the pod has no copy; the local copies of missing ones
   // are returned, to be uploaded again.
-  private async refresh(record: LocalRecord, admitted: Map<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
+  private async refresh(record: LocalRecord, admitted: ReadonlyMap<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
     const { settings, target, log } = this.context;
     const maxAgeMs = settings.refreshAfterDays * DAY_MS;
     const due = planRefreshes(record.files, Date.now(), maxAgeMs, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
@@ -404,7 +404,6 @@ export class Syncer {
       skipped,
       maxSyncSize: settings.maxSyncSize,
       agentVersion: VERSION,
-      manifest: toRecord(known),
     };
   }
 }

@@ -24,41 +24,13 @@ function objectMetadata(entry: FileEntry): Record<string, string> {
 }
 
 // Open errors (ENOENT, EACCES) surface as the file's own error, as readFile's do.
-async function openStream(absolutePath: FsPath, end?: number): Promise<ReturnType<typeof createReadStream>> {
-  const stream = createReadStream(absolutePath, end === undefined ? {} : { start: 0, end });
+async function openStream(absolutePath: FsPath): Promise<ReturnType<typeof createReadStream>> {
+  const stream = createReadStream(absolutePath);
   await new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
     stream.once('error', reject);
   });
   return stream;
-}
-
-// The stream reads exactly the size the walk saw: a file that grew meanwhile is cut at that
-// length (and goes up again next cycle, when its stat no longer matches). One that shrank
-// would leave the request waiting for bytes that never come, so a short read aborts it.
-async function putStream(
-  store: ObjectStore,
-  objectKey: string,
-  absolutePath: FsPath,
-  entry: FileEntry,
-  metadata: Record<string, string>,
-  signal: AbortSignal,
-): Promise<void> {
-  const body = await openStream(absolutePath, entry.size - 1);
-  const shortRead = new AbortController();
-  body.once('end', () => {
-    if (body.bytesRead < entry.size) shortRead.abort();
-  });
-  try {
-    await store.put(objectKey, body, { contentLength: entry.size, metadata }, AbortSignal.any([signal, shortRead.signal]));
-  } catch (error) {
-    if (shortRead.signal.aborted && !signal.aborted) {
-      throw new Error(`${objectKey} shrank during upload (${body.bytesRead} of ${entry.size} bytes)`);
-    }
-    throw error;
-  } finally {
-    body.destroy();
-  }
 }
 
 export async function uploadFile(
@@ -74,8 +46,10 @@ export async function uploadFile(
     await store.put(objectKey, body, { metadata }, signal);
     return;
   }
+  // Exactly the size the walk saw: a file that grew meanwhile is cut at that length, one
+  // that shrank fails; either goes up again next cycle, when its stat no longer matches.
   if (entry.size < MULTIPART_THRESHOLD) {
-    await putStream(store, objectKey, absolutePath, entry, metadata, signal);
+    await store.put(objectKey, { file: absolutePath, size: entry.size }, { metadata }, signal);
     return;
   }
   const body = await openStream(absolutePath);

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Dirent } from 'node:fs';
-import { lstat, opendir, realpath, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncPath } from './settings.js';
 import { keyFor } from './keys.js';
@@ -95,6 +96,10 @@ function displayPath(target: FsPath): string {
   return typeof target === 'string' ? target : keyName(target);
 }
 
+// Each directory is listed and its entries stat'ed with the synchronous calls, and the
+// event loop gets a turn between directories (signals, metrics). Awaiting a promise per
+// lstat cost ~18 µs a file in promise and thread-pool hand-offs (0.2 s of a 10,000-file
+// no-change cycle); a synchronous lstat of a cached inode costs ~2 µs.
 async function walkDir(
   dir: FsPath,
   relativeDir: string,
@@ -103,78 +108,61 @@ async function walkDir(
   excludes: ExcludeMatcher,
   result: WalkResult,
 ): Promise<void> {
-  let handle;
+  let entries: Array<Dirent<Buffer>>;
   try {
     // Names as bytes: the default UTF-8 decoding replaces invalid bytes with U+FFFD, and
     // the resulting name opens nothing.
-    handle = await opendir(dir, { encoding: 'buffer' as BufferEncoding });
+    entries = readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && relativeDir === '') return;
     result.errors.push({ path: displayPath(dir), reason: code ?? String(error) });
     return;
   }
-  // Entries are listed first and their stats then run together: awaiting one lstat at a
-  // time made the walk of a large tree wait on the thread pool's latency per file.
-  const stats: Array<() => Promise<LocalFile | undefined>> = [];
   const subdirs: Array<[FsPath, string]> = [];
-  try {
-    for await (const entry of handle as AsyncIterable<Dirent<Buffer>>) {
-      const raw = entry.name;
-      const valid = isUtf8(raw);
-      const name = valid ? raw.toString() : keyName(raw);
-      const relativePath = relativeDir === '' ? name : `${relativeDir}/${name}`;
-      const absolutePath = joinPath(dir, valid ? name : raw);
-      if (entry.isDirectory()) {
-        if (!excludes.prunesDir(relativePath)) subdirs.push([absolutePath, relativePath]);
-        continue;
-      }
-      // Only hydrate's own leftovers (a download of an object it then skipped) are left
-      // out; a user's file that merely ends in the same suffix is synced.
-      if (excludes.excludesFile(relativePath) || isPartialName(name)) continue;
-      if (entry.isSymbolicLink()) {
-        stats.push(() => symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result));
-      } else if (entry.isFile()) {
-        stats.push(() => fileEntry(absolutePath, relativePath, syncPath, result, lstat));
-      }
+  for (const entry of entries) {
+    const raw = entry.name;
+    const valid = isUtf8(raw);
+    const name = valid ? raw.toString() : keyName(raw);
+    const relativePath = relativeDir === '' ? name : `${relativeDir}/${name}`;
+    const absolutePath = joinPath(dir, valid ? name : raw);
+    if (entry.isDirectory()) {
+      if (!excludes.prunesDir(relativePath)) subdirs.push([absolutePath, relativePath]);
+      continue;
     }
-  } catch (error) {
-    result.errors.push({ path: displayPath(dir), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
-  }
-  for (let start = 0; start < stats.length; start += STAT_BATCH) {
-    const found = await Promise.all(stats.slice(start, start + STAT_BATCH).map((run) => run()));
-    for (const file of found) {
-      if (!file) continue;
-      const other = result.files.get(file.key);
-      // A name spelled with "‛E9" and one holding the raw byte 0xE9 share a key: the
-      // spelled-out one (valid UTF-8, a string path) keeps it.
-      if (other !== undefined) {
-        if (typeof other.absolutePath !== 'string') result.files.set(file.key, file);
-        result.unsyncable.push({ path: file.key, reason: 'another file maps to the same S3 key' });
-        continue;
-      }
-      result.files.set(file.key, file);
+    // Only hydrate's own leftovers (a download of an object it then skipped) are left
+    // out; a user's file that merely ends in the same suffix is synced.
+    if (excludes.excludesFile(relativePath) || isPartialName(name)) continue;
+    let file: LocalFile | undefined;
+    if (entry.isSymbolicLink()) file = symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result);
+    else if (entry.isFile()) file = fileEntry(absolutePath, relativePath, syncPath, result, lstatSync);
+    if (!file) continue;
+    const other = result.files.get(file.key);
+    // A name spelled with "‛E9" and one holding the raw byte 0xE9 share a key: the
+    // spelled-out one (valid UTF-8, a string path) keeps it.
+    if (other !== undefined) {
+      if (typeof other.absolutePath !== 'string') result.files.set(file.key, file);
+      result.unsyncable.push({ path: file.key, reason: 'another file maps to the same S3 key' });
+      continue;
     }
+    result.files.set(file.key, file);
   }
+  await new Promise((resolve) => setImmediate(resolve));
   for (const [absolutePath, relativePath] of subdirs) {
     await walkDir(absolutePath, relativePath, syncPath, workspaceReal, excludes, result);
   }
 }
 
-// Stats in flight at once: enough to keep the thread pool busy, few enough that a huge
-// directory does not hold a promise per file.
-const STAT_BATCH = 256;
-
-async function symlinkEntry(
+function symlinkEntry(
   absolutePath: FsPath,
   relativePath: string,
   syncPath: SyncPath,
   workspaceReal: string,
   result: WalkResult,
-): Promise<LocalFile | undefined> {
+): LocalFile | undefined {
   let target: string;
   try {
-    target = await realpath(absolutePath);
+    target = realpathSync(absolutePath);
   } catch {
     // Dangling links have nothing to upload.
     return undefined;
@@ -183,18 +171,18 @@ async function symlinkEntry(
     result.symlinksSkipped.push(keyFor(syncPath, relativePath));
     return undefined;
   }
-  return fileEntry(absolutePath, relativePath, syncPath, result, stat);
+  return fileEntry(absolutePath, relativePath, syncPath, result, statSync);
 }
 
-async function fileEntry(
+function fileEntry(
   absolutePath: FsPath,
   relativePath: string,
   syncPath: SyncPath,
   result: WalkResult,
-  statFn: typeof stat,
-): Promise<LocalFile | undefined> {
+  statFn: typeof statSync,
+): LocalFile | undefined {
   try {
-    const info = await statFn(absolutePath);
+    const info = statFn(absolutePath);
     if (!info.isFile()) return undefined;
     const key = keyFor(syncPath, relativePath);
     return { key, absolutePath, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };

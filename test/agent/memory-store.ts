@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
+  isFileBody,
+  shrankError,
   StoreError,
+  type PutBody,
   type GetOptions,
   type ListedObject,
   type ObjectInfo,
@@ -37,8 +41,13 @@ export function storeError(kind: StoreErrorKind, detail: string = kind): StoreEr
   return new StoreError(kind, { kind: WORDS[kind] as StoreError['failure']['kind'], detail });
 }
 
-async function bytesOf(body: Uint8Array | string | Readable): Promise<Buffer> {
+async function bytesOf(key: string, body: PutBody): Promise<Buffer> {
   if (typeof body === 'string') return Buffer.from(body);
+  if (isFileBody(body)) {
+    const bytes = await readFile(body.file);
+    if (bytes.length < body.size) throw shrankError(key, bytes.length, body.size);
+    return bytes.subarray(0, body.size);
+  }
   if (body instanceof Uint8Array) return Buffer.from(body);
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(Buffer.from(chunk as Uint8Array));
@@ -159,14 +168,14 @@ export class MemoryStore implements ObjectStore {
     };
   }
 
-  async put(key: string, body: Uint8Array | string | Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
     this.call('put', key, signal);
-    this.store(key, await bytesOf(body), options.metadata ?? {});
+    this.store(key, await bytesOf(key, body), options.metadata ?? {});
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
     this.call('putMultipart', key, signal);
-    this.store(key, await bytesOf(body), options.metadata ?? {});
+    this.store(key, await bytesOf(key, body), options.metadata ?? {});
   }
 
   async copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -44,5 +44,25 @@ describe('local record', () => {
     expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
     await writeFile(path.join(dir, 'record.json'), '{"version":1,"hydr');
     expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
+  });
+
+  it('writes the version-1 document earlier agents read, entry by entry', async () => {
+    const many = new Map(Array.from({ length: 5000 }, (_, index) => [`artifacts/"q"/${index}.txt`, { size: index, mtimeMs: index + 0.5, mode: 0o644, uploadedAt: 1 }]));
+    await writeRecord(dir, { ...record, files: many, unrestored: new Set(['artifacts/x']) });
+    expect(JSON.parse(await readFile(path.join(dir, 'record.json'), 'utf8'))).toEqual({
+      version: 1,
+      bucket: 'b',
+      prefix: 'ns/s/',
+      hydrated: true,
+      files: Object.fromEntries(many),
+      unrestored: ['artifacts/x'],
+    });
+  });
+
+  it('treats a record with a malformed entry as no record', async () => {
+    for (const entry of [{ size: -1, mtimeMs: 1 }, { size: 1 }, { size: 1, mtimeMs: 1, mode: 'rw' }, { size: 1, mtimeMs: 1, uploadedAt: 'x' }, null]) {
+      await writeFile(path.join(dir, 'record.json'), JSON.stringify({ version: 1, bucket: 'b', prefix: 'ns/s/', hydrated: true, files: { 'artifacts/a': entry } }));
+      expect(await readRecord(dir, 'b', 'ns/s/')).toBeUndefined();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { classifyS3Error, S3Store } from '../../src/agent/s3-store.js';
+import { classifyS3Error } from '../../src/agent/s3-errors.js';
+import { S3Store } from '../../src/agent/s3-store.js';
 import { StoreError } from '../../src/agent/store.js';
 
 function s3Error(name: string, status: number) {

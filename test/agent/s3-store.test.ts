@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { contentTypeFor, S3Store, type EncryptionSettings } from '../../src/agent/s3-store.js';
+import { contentTypeFor } from '../../src/agent/content-type.js';
+import { S3Store, type EncryptionSettings } from '../../src/agent/s3-store.js';
 
 // What the adapter sends, without a server: a middleware records each command's input and
 // answers it itself. MinIO without a KMS refuses SSE headers, so the integration tier

@@ -1,0 +1,81 @@
+import { StoreError, type Failure, type StoreErrorKind } from './store.js';
+
+// S3 failures, whether thrown by the SDK (s3-store.ts) or read from a response of the
+// agent's own PutObject (s3-put.ts), mapped onto the StoreError the agent decides on.
+// Kept free of SDK imports so a cycle that sends no request never loads the SDK.
+
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  Code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+function codesOf(error: unknown, depth = 0): string[] {
+  if (typeof error !== 'object' || error === null || depth > 4) return [];
+  const e = error as ErrorLike;
+  const own = [e.name, e.code, e.Code].filter((value): value is string => typeof value === 'string');
+  const nested = Array.isArray(e.errors) ? e.errors.flatMap((inner) => codesOf(inner, depth + 1)) : [];
+  return [...own, ...codesOf(e.cause, depth + 1), ...nested];
+}
+
+function messageOf(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const message = (error as ErrorLike).message;
+    if (typeof message === 'string' && message !== '') return message;
+  }
+  return String(error);
+}
+
+// Maps whatever the SDK or the socket layer threw onto the words operators grep for.
+export function classifyS3Error(error: unknown): Failure {
+  const codes = new Set(codesOf(error));
+  const status = (error as ErrorLike | undefined)?.$metadata?.httpStatusCode;
+  const detail = messageOf(error);
+  if (codes.has('ECONNREFUSED') || codes.has('ECONNRESET') || codes.has('EPIPE')) {
+    return { kind: 'connection refused', detail };
+  }
+  if (codes.has('NoSuchBucket')) return { kind: 'bucket not found', detail };
+  if (
+    codes.has('AccessDenied') ||
+    codes.has('InvalidAccessKeyId') ||
+    codes.has('SignatureDoesNotMatch') ||
+    codes.has('InvalidToken') ||
+    codes.has('ExpiredToken') ||
+    status === 403
+  ) {
+    return { kind: 'access denied', detail };
+  }
+  if (codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) return { kind: 'endpoint not found', detail };
+  if (codes.has('ETIMEDOUT') || codes.has('TimeoutError') || codes.has('RequestTimeout')) {
+    return { kind: 'timed out', detail };
+  }
+  if (typeof status === 'number' && status >= 500) return { kind: 'server error', detail };
+  return { kind: 'error', detail };
+}
+
+// Credentials the server does not accept at all, as opposed to a policy denying one key.
+const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
+
+// A 403 without one of these codes (a HEAD has no body to carry one) stays `other`: only
+// the operator's words call it "access denied", as they always did.
+function kindOf(codes: Set<string>): StoreErrorKind {
+  if (CREDENTIAL_CODES.some((code) => codes.has(code))) return 'credentials';
+  if (codes.has('AccessDenied')) return 'access-denied';
+  if (codes.has('NoSuchKey') || codes.has('NotFound')) return 'not-found';
+  if (codes.has('PreconditionFailed')) return 'precondition-failed';
+  if (codes.has('InvalidRange')) return 'invalid-range';
+  return 'other';
+}
+
+// An error reading a local file (a stream body) stays that file's error: sync tells a file
+// it cannot read from a store it cannot reach.
+export function toStoreError(error: unknown): unknown {
+  if (error instanceof StoreError) return error;
+  const local = error as NodeJS.ErrnoException | undefined;
+  if (local?.path !== undefined && local.syscall !== undefined) return error;
+  return new StoreError(kindOf(new Set(codesOf(error))), classifyS3Error(error), { cause: error });
+}

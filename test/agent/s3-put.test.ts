@@ -1,0 +1,115 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
+import { failureOf } from '../../src/agent/store.js';
+
+// What the lean PutObject sends, against a server that records each request and answers
+// with the status queued for it. MinIO without a KMS refuses SSE headers, so the
+// integration tier cannot show them.
+describe('PutObject requests (s3-put.ts)', () => {
+  let server: Server;
+  let endpoint: string;
+  const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders; body: string }> = [];
+  const statuses: number[] = [];
+
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString('latin1') });
+        const status = statuses.shift() ?? 200;
+        response.statusCode = status;
+        response.end(status === 200 ? '' : '<Error><Code>InternalError</Code><Message>try again</Message></Error>');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const settings = (overrides: Partial<PutSettings> = {}): PutSettings => ({
+    endpoint,
+    region: 'eu-west-1',
+    accessKeyId: 'AKIDEXAMPLE',
+    secretAccessKey: 'secret',
+    bucket: 'bucket',
+    ...overrides,
+  });
+  const signal = new AbortController().signal;
+
+  it.each([
+    ['AES256', { sse: 'AES256' as const }, { 'x-amz-server-side-encryption': 'AES256' }],
+    [
+      'aws:kms with a key',
+      { sse: 'aws:kms' as const, sseKmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k' },
+      { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': 'arn:aws:kms:eu-west-1:1:key/k' },
+    ],
+  ])('S3_SSE=%s: the PutObject asks for it, signed', async (_, encryption, headers) => {
+    seen.length = 0;
+    const putter = new ObjectPut(settings(encryption), 2);
+    await putter.put('ns/s/artifacts/a.md', 'abc', { metadata: { mtime: '1.000000' } }, signal);
+    putter.close();
+    expect(seen[0]?.headers).toMatchObject(headers);
+    for (const name of Object.keys(headers)) expect(seen[0]?.headers.authorization).toContain(name);
+  });
+
+  it('addresses a custom endpoint by path, with the Content-Type, length, metadata and a signed payload hash', async () => {
+    seen.length = 0;
+    const putter = new ObjectPut(settings(), 2);
+    await putter.put('ns/s/artifacts/a b.md', 'abc', { metadata: { mtime: '1.000000', mode: '644' } }, signal);
+    putter.close();
+    const [request] = seen;
+    expect(request).toMatchObject({ method: 'PUT', url: '/bucket/ns/s/artifacts/a%20b.md', body: 'abc' });
+    expect(request?.headers).toMatchObject({
+      'content-type': 'text/markdown; charset=utf-8',
+      'content-length': '3',
+      'x-amz-meta-mtime': '1.000000',
+      'x-amz-meta-mode': '644',
+      'x-amz-content-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    });
+    expect(request?.headers['x-amz-server-side-encryption']).toBeUndefined();
+    expect(request?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/s3\/aws4_request/);
+  });
+
+  it('sends a buffer once more after a server error, and reports the second failure', async () => {
+    seen.length = 0;
+    const putter = new ObjectPut(settings(), 2);
+    statuses.push(500);
+    await putter.put('ns/s/retried', 'abc', {}, signal);
+    expect(seen.map((request) => request.body)).toEqual(['abc', 'abc']);
+
+    seen.length = 0;
+    statuses.push(500, 500);
+    const error = await putter.put('ns/s/failed', 'abc', {}, signal).catch((caught: unknown) => caught);
+    putter.close();
+    expect(seen).toHaveLength(2);
+    expect(failureOf(error)).toEqual({ kind: 'server error', detail: 'try again' });
+  });
+
+  it('sends a file in chunks of one reused buffer, cut at the given size; a file that shrank fails', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'put-'));
+    const file = path.join(dir, 'big.bin');
+    const content = Buffer.alloc(700_000);
+    for (let index = 0; index < content.length; index += 1) content[index] = index % 251;
+    await writeFile(file, content);
+    const putter = new ObjectPut(settings(), 2);
+    try {
+      seen.length = 0;
+      await putter.put('ns/s/big.bin', { file, size: 600_000 }, {}, signal);
+      expect(seen[0]?.headers['content-length']).toBe('600000');
+      expect(seen[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(Buffer.from(seen[0]!.body, 'latin1').equals(content.subarray(0, 600_000))).toBe(true);
+
+      const error = await putter.put('ns/s/big.bin', { file, size: 800_000 }, {}, signal).catch((caught: unknown) => caught);
+      expect(failureOf(error).detail).toBe('ns/s/big.bin shrank during upload (700000 of 800000 bytes)');
+    } finally {
+      putter.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
