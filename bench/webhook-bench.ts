@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { describeMachine, type Machine } from './lib/machine.js';
-import { httpsPost, startWebhook, type WebhookProcess } from './lib/webhook-process.js';
+import { deploymentNodeFlags, httpsPost, startWebhook, type WebhookProcess } from './lib/webhook-process.js';
 import type { PacedResult } from './paced-load.js';
 
 const run = promisify(execFile);
@@ -26,6 +26,8 @@ export interface WebhookReport {
   startedAt: string;
   finishedAt: string;
   machine: Machine;
+  // The Deployment's NODE_OPTIONS the webhook ran with (absent in reports written before).
+  nodeFlags?: string[];
   review: { file: string; bytes: number; patchOps: number; responseBytes: number };
   max: LoadResult;
   // The same client against a bare node:https server answering the same bytes (absent in
@@ -145,7 +147,8 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   const startedAt = new Date().toISOString();
   const machine = describeMachine();
 
-  const webhook = await startWebhook({ repoRoot, certDir, serve: { webhook: { secretFile } }, logFile: path.join(dir, 'webhook.log'), nodeFlags: [] });
+  const nodeFlags = await deploymentNodeFlags(repoRoot);
+  const webhook = await startWebhook({ repoRoot, certDir, serve: { webhook: { secretFile } }, logFile: path.join(dir, 'webhook.log'), nodeFlags });
   let answerBody: string;
   let max: LoadResult;
   let fixed: LoadResult;
@@ -203,7 +206,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     certDir,
     serve: { webhook: { secretFile } },
     logFile: path.join(dir, 'webhook-profiled.log'),
-    nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+    nodeFlags: [...nodeFlags, '--cpu-prof', '--cpu-prof-dir', profileDir],
   });
   try {
     await autocannon(options, profiled.url, bodyFile, MAX_CONNECTIONS, profileSeconds);
@@ -220,6 +223,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     startedAt,
     finishedAt: new Date().toISOString(),
     machine,
+    nodeFlags,
     review,
     max,
     baseline,

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { freePort } from '../../scripts/lib/free-port.js';
 import path from 'node:path';
+import { parse } from 'yaml';
 
 export interface WebhookProcess {
   url: string;
@@ -48,6 +49,20 @@ async function waitReady(base: string, ca: Buffer, child: ChildProcess): Promise
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error('webhook not ready within 30 s');
+}
+
+interface DeploymentManifest {
+  spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
+}
+
+/**
+ * The V8 flags the Deployment gives the webhook (its NODE_OPTIONS): the benchmarked process
+ * runs with the same heap limits as production, or its RSS says nothing about a replica's.
+ */
+export async function deploymentNodeFlags(repoRoot: string): Promise<string[]> {
+  const manifest = parse(await readFile(path.join(repoRoot, 'manifests', 'base', 'deployment.yaml'), 'utf8')) as DeploymentManifest;
+  const env = manifest.spec.template.spec.containers.flatMap((container) => container.env ?? []);
+  return (env.find((variable) => variable.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
 }
 
 export interface StartOptions {

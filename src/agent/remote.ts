@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { METADATA_KEY, metadataPieces, metadataSchema, type FileMap, type Metadata } from './metadata.js';
 import { isStoreError, type ObjectStore } from './store.js';
 
@@ -35,18 +36,33 @@ export async function writeMetadata(target: RemoteTarget, metadata: Metadata, si
   await target.store.put(target.prefix + METADATA_KEY, JSON.stringify(metadata, null, 2), {}, signal);
 }
 
+// metadata.json is all a pod without s3:ListBucket restores from, and the final sync has
+// no next cycle to write it again: a failure a second attempt may not meet (a dropped
+// socket, a server error) gets one, after a short pause.
+const METADATA_ATTEMPTS = 2;
+const METADATA_RETRY_MS = 250;
+
 // The same document with the manifest from the record's map, streamed: its length is
-// counted in a first pass over the pieces, which the second produces again as they are
+// counted in a first pass over the pieces, which each attempt produces again as they are
 // sent. The caller does not change the map meanwhile.
 export async function writeMetadataOf(target: RemoteTarget, metadata: Omit<Metadata, 'manifest'>, manifest: FileMap, signal: AbortSignal): Promise<void> {
   let contentLength = 0;
   for (const piece of metadataPieces(metadata, manifest)) contentLength += Buffer.byteLength(piece);
-  const body = Readable.from(
-    (function* () {
-      for (const piece of metadataPieces(metadata, manifest)) yield Buffer.from(piece);
-    })(),
-  );
-  await target.store.put(target.prefix + METADATA_KEY, body, { contentLength }, signal);
+  const body = () =>
+    Readable.from(
+      (function* () {
+        for (const piece of metadataPieces(metadata, manifest)) yield Buffer.from(piece);
+      })(),
+    );
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await target.store.put(target.prefix + METADATA_KEY, body(), { contentLength }, signal);
+      return;
+    } catch (error) {
+      if (attempt >= METADATA_ATTEMPTS || signal.aborted || !isStoreError(error, 'other')) throw error;
+      await delay(METADATA_RETRY_MS, undefined, { signal });
+    }
+  }
 }
 
 // Objects hydrate writes for a moment to learn what the policy allows (probeAccess).

@@ -1,4 +1,5 @@
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
+import { createRequire } from 'node:module';
 import aws4 from 'aws4';
 import { XMLParser } from 'fast-xml-parser';
 import { toStoreError } from './s3-errors.js';
@@ -14,6 +15,8 @@ import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.j
  * crashed pod's restore of 10,000 small files slower than s5cmd's. Errors are thrown as
  * the SDK threw them (code, status, message), so s3-errors.ts classifies them the same.
  */
+
+const require = createRequire(import.meta.url);
 
 export type ReadSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'bucket'>;
 
@@ -219,12 +222,13 @@ export class ObjectReader {
     void this.transport?.then(({ agent }) => agent.destroy());
   }
 
-  // Loaded on the first request, as in s3-put.ts.
+  // Loaded on the first request and through require, as in s3-put.ts: an ES import of
+  // node:http loads undici (~13 MiB), which these requests do not use.
   private connect() {
-    this.transport ??= (this.secure ? import('node:https') : import('node:http')).then(({ Agent, request }) => ({
-      agent: new Agent(this.agentOptions),
-      request,
-    }));
+    this.transport ??= Promise.resolve().then(() => {
+      const { Agent, request } = require(this.secure ? 'node:https' : 'node:http') as typeof import('node:http');
+      return { agent: new Agent(this.agentOptions), request };
+    });
     return this.transport;
   }
 

@@ -3,18 +3,19 @@ import { redactUrlCredentials } from './redact.js';
 
 export type { Logger };
 
-// Every credential-bearing field name we know of is redacted, so a value that slips
-// into a log object by mistake is never printed.
-const REDACT_PATHS = [
-  '*.S3_ACCESS_KEY',
-  '*.S3_SECRET_KEY',
-  '*.AWS_ACCESS_KEY_ID',
-  '*.AWS_SECRET_ACCESS_KEY',
-  '*.accessKeyId',
-  '*.secretAccessKey',
-  '*.authorization',
-  '*.Authorization',
-];
+// Every credential-bearing field name we know of is censored wherever it appears in a log
+// object, so a value that slips into one by mistake is never printed.
+const CREDENTIAL_KEYS = new Set([
+  'S3_ACCESS_KEY',
+  'S3_SECRET_KEY',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'accessKeyId',
+  'secretAccessKey',
+  'authorization',
+  'Authorization',
+]);
+const CENSOR = '[redacted]';
 
 export function createLogger(
   name: string,
@@ -23,15 +24,16 @@ export function createLogger(
   const options = {
     name,
     level: process.env.LOG_LEVEL ?? 'info',
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    // A URL's userinfo is a credential wherever it turns up (an endpoint in a denial, an
-    // error message quoting a URL): the line keeps the URL without it.
-    formatters: { log: (object: Record<string, unknown>) => redactStrings(object) as Record<string, unknown> },
+    // Credential fields, and a URL's userinfo wherever it turns up (an endpoint in a
+    // denial, an error message quoting a URL): the line keeps the URL without it. One walk
+    // that copies only what it changes, instead of pino's redact paths, which cost a
+    // decision line four times its own formatting.
+    formatters: { log: (object: Record<string, unknown>) => cleaned(object) as Record<string, unknown> },
     // Errors reach the line through this serializer, after the formatter above.
-    serializers: { err: (error: Error) => redactStrings({ ...pino.stdSerializers.err(error) }) },
+    serializers: { err: (error: Error) => cleaned({ ...pino.stdSerializers.err(error) }) },
     hooks: {
       logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...args: unknown[]) => void) {
-        method.apply(this, args.map((arg) => (typeof arg === 'string' ? redactUrlCredentials(arg) : arg)));
+        method.apply(this, args.some(hasUrl) ? args.map((arg) => (typeof arg === 'string' ? redactUrlCredentials(arg) : arg)) : args);
       },
     },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -40,11 +42,29 @@ export function createLogger(
   return destination ? pino(options, destination) : pino(options);
 }
 
-function redactStrings(value: unknown): unknown {
-  if (typeof value === 'string') return redactUrlCredentials(value);
-  if (Array.isArray(value)) return value.map(redactStrings);
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, redactStrings(inner)]));
+// redactUrlCredentials only ever changes a "scheme://" URL.
+function hasUrl(value: unknown): boolean {
+  return typeof value === 'string' && value.includes('://');
+}
+
+/** `value` with credentials censored; the same object when there was nothing to censor. */
+function cleaned(value: unknown): unknown {
+  if (typeof value === 'string') return hasUrl(value) ? redactUrlCredentials(value) : value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const inner: unknown = value[i];
+      const clean = cleaned(inner);
+      if (clean !== inner) (copy ??= [...value])[i] = clean;
+    }
+    return copy ?? value;
   }
-  return value;
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const inner: unknown = (value as Record<string, unknown>)[key];
+    const clean = CREDENTIAL_KEYS.has(key) ? CENSOR : cleaned(inner);
+    if (clean !== inner) (copy ??= { ...value })[key] = clean;
+  }
+  return copy ?? value;
 }

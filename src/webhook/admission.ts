@@ -2,8 +2,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { decideClaim, type ClaimSource } from './claim-source.js';
 import type { MutationConfig } from './config.js';
 import { classify, mutate, type MutationResult } from './mutate.js';
-import { decideS3, type S3Policy } from './s3-settings.js';
+import { decideS3, type S3Decision, type S3Policy } from './s3-settings.js';
 import type { SecretSource } from './secret-source.js';
+import type { SecretSummary } from './secret-summary.js';
 
 export interface AdmissionDeps {
   config: MutationConfig;
@@ -26,5 +27,18 @@ export async function admitPod(pod: V1Pod, namespace: string, deps: AdmissionDep
   if (claim.kind === 'deny') {
     return { outcome: 'denied', reason: claim.reason, message: claim.message, warnings: [] };
   }
-  return mutate(pod, deps.config, decideS3(await deps.secrets.get(namespace), deps.policy));
+  return mutate(pod, deps.config, decideOnce(await deps.secrets.get(namespace), deps.policy));
+}
+
+// Secret sources hand out the same summary object until the secret changes, and the
+// decision (endpoint URL parsing and all) depends on nothing else: one per secret version,
+// not one per pod.
+const decisions = new WeakMap<SecretSummary, { policy: S3Policy; decision: S3Decision }>();
+
+function decideOnce(summary: SecretSummary, policy: S3Policy): S3Decision {
+  const known = decisions.get(summary);
+  if (known?.policy === policy) return known.decision;
+  const decision = decideS3(summary, policy);
+  decisions.set(summary, { policy, decision });
+  return decision;
 }

@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import jsonPatch from 'fast-json-patch';
 import { z } from 'zod';
 import { admitPod, type AdmissionDeps } from './admission.js';
+import { diffPatch } from './json-patch.js';
 import { podShapeProblem } from './pod-shape.js';
 
 const reviewSchema = z.object({
@@ -82,7 +82,7 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
       response: reply({ allowed: false, status: { code: 403, message: result.message } }),
     };
   }
-  const patch = jsonPatch.compare(withoutManagedFields(pod), withoutManagedFields(result.pod));
+  const patch = diffPatch(withoutManagedFields(pod), withoutManagedFields(result.pod));
   if (patch.length === 0) {
     return {
       ...base,
@@ -104,6 +104,20 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
       ...warnings,
     }),
   };
+}
+
+/**
+ * JSON.stringify(response), byte for byte. The patch is base64 (made above), which JSON
+ * writes as it is: it is spliced in rather than scanned for characters to escape, the
+ * largest part of serialising an answer. `"patch":""` can only occur as that key, since
+ * every quote inside a JSON string value is escaped.
+ */
+export function reviewJson(response: unknown): string {
+  const patch = (response as { response?: { patch?: unknown } }).response?.patch;
+  if (typeof patch !== 'string') return JSON.stringify(response);
+  const envelope = response as { response: Record<string, unknown> };
+  const json = JSON.stringify({ ...envelope, response: { ...envelope.response, patch: '' } });
+  return json.replace('"patch":""', () => `"patch":"${patch}"`);
 }
 
 // managedFields is server bookkeeping; diffing it would only add noise to the patch.

@@ -10,7 +10,7 @@ export type SecretSummary =
   | {
       kind: 'present';
       present: ReadonlySet<S3Key>;
-      values: Partial<Record<NonSecretKey | typeof STORAGE_MODE_KEY, string>>;
+      values: Readonly<Partial<Record<NonSecretKey | typeof STORAGE_MODE_KEY, string>>>;
     };
 
 /** The parts of a v1 Secret the summary is built from (data is base64, stringData plain). */

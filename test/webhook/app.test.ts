@@ -151,9 +151,40 @@ describe('POST /mutate', () => {
     expect(lines().at(-1)).toMatchObject({ outcome: 'rejected', reason: 'malformed-review', code: 400, uid: review.request.uid });
   });
 
+  // What the API server sends is read by the webhook's own lean path, anything else by
+  // express.json: both must give the same answers, byte for byte.
+  const contentTypes = ['application/json', 'application/json; charset=utf-8'];
+
+  it.each(contentTypes)('answers the same bytes for a review sent as %s, with or without a byte order mark', async (type) => {
+    const { app } = setup({ secret: 'complete' });
+    const text = JSON.stringify(loadReview('create-session-pod'));
+    const plain = await request(app).post('/mutate').set('content-type', 'application/json').send(text).expect(200);
+    const res = await request(app).post('/mutate').set('content-type', type).send(text).expect(200);
+    const bom = await request(app).post('/mutate').set('content-type', type).send(`\uFEFF${text}`).expect(200);
+    expect(res.text).toBe(plain.text);
+    expect(bom.text).toBe(plain.text);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.headers['content-length']).toBe(String(Buffer.byteLength(plain.text)));
+  });
+
+  it.each(contentTypes.flatMap((type) => ['"x"', 'null', '7', ' [1', '{"a":1}x'].map((body) => [type, body])))(
+    'answers 400 to a %s body %s that is not a JSON object or array',
+    async (type, body) => {
+      const { app } = setup();
+      const res = await request(app).post('/mutate').set('content-type', type).send(body).expect(400);
+      expect(res.text).toBe('malformed AdmissionReview: body is not valid JSON\n');
+    },
+  );
+
   it('answers 413 past the body limit', async () => {
     const { app } = setup({ bodyLimit: '2kb' });
     const res = await request(app).post('/mutate').send(loadReview('create-session-pod')).expect(413);
+    expect(res.text).toBe('request body exceeds the 2kb limit\n');
+  });
+
+  it('answers 413 past the body limit for a body express.json reads', async () => {
+    const { app } = setup({ bodyLimit: '2kb' });
+    const res = await request(app).post('/mutate').set('content-type', 'application/json; charset=utf-8').send(JSON.stringify(loadReview('create-session-pod'))).expect(413);
     expect(res.text).toBe('request body exceeds the 2kb limit\n');
   });
 

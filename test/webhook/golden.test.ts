@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { mutate } from '../../src/webhook/mutate.js';
-import { reviewAdmission } from '../../src/webhook/review.js';
+import { reviewAdmission, reviewJson } from '../../src/webhook/review.js';
 import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
 import { decideS3 } from '../../src/webhook/s3-settings.js';
 import { defaultConfig, fixturePath, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
@@ -20,6 +20,7 @@ interface GoldenInput {
 interface GoldenIndex {
   mutations: Record<string, GoldenInput>;
   reviews: Record<string, GoldenInput>;
+  patches: Record<string, GoldenInput>;
 }
 
 const index = parse(readFixture('golden/index.yaml')) as GoldenIndex;
@@ -44,31 +45,49 @@ describe('golden mutated pods', () => {
   });
 });
 
+async function reviewOf({ pod, secret, env }: GoldenInput) {
+  const config = defaultConfig(env);
+  const body = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'golden-uid',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE',
+      namespace: 'project-a',
+      object: loadPod(pod),
+    },
+  };
+  const manifests = secret === undefined ? [] : parseSecretManifests(readFixture(`secrets/${secret}.yaml`), secret);
+  const secrets = new ManifestSecretSource(manifests);
+  return reviewAdmission(body, { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS });
+}
+
 // Pods the webhook must admit exactly as they came: the golden file is the whole
 // AdmissionReview response, so a patch of any size would show up in the diff.
 describe('golden admission responses for pods left as they are', () => {
-  it.each(cases(index.reviews))('$pod gives $golden', async ({ golden, pod, secret, env }) => {
-    const config = defaultConfig(env);
-    const body = {
-      apiVersion: 'admission.k8s.io/v1',
-      kind: 'AdmissionReview',
-      request: {
-        uid: 'golden-uid',
-        kind: { group: '', version: 'v1', kind: 'Pod' },
-        operation: 'CREATE',
-        namespace: 'project-a',
-        object: loadPod(pod),
-      },
-    };
-    const manifests = secret === undefined ? [] : parseSecretManifests(readFixture(`secrets/${secret}.yaml`), secret);
-    const secrets = new ManifestSecretSource(manifests);
-    const review = await reviewAdmission(body, { config: config.mutation, policy: config.policy, secrets, claims: NO_CLAIMS });
-    expectGolden(golden, { reason: review.reason, response: review.response });
+  it.each(cases(index.reviews))('$pod gives $golden', async (input) => {
+    const review = await reviewOf(input);
+    expectGolden(input.golden, { reason: review.reason, response: review.response });
+    expect(reviewJson(review.response)).toBe(JSON.stringify(review.response));
+  });
+});
+
+// The bytes the API server gets for a mutated pod: the base64 patch (its operations, their
+// order, every value) and the response around it, key for key in the order they are written.
+describe('golden admission responses for mutated pods', () => {
+  it.each(cases(index.patches))('$pod with $secret secret gives $golden', async (input) => {
+    const review = await reviewOf(input);
+    expect(review.outcome).toBe('patched');
+    expectGolden(input.golden, { reason: review.reason, response: review.response });
+    const golden = parse(readFixture(`golden/${input.golden}.yaml`)) as { response: unknown };
+    expect(JSON.stringify(review.response)).toBe(JSON.stringify(golden.response));
+    expect(reviewJson(review.response)).toBe(JSON.stringify(golden.response));
   });
 });
 
 describe('fixtures in use', () => {
-  const listed = new Set([...Object.keys(index.mutations), ...Object.keys(index.reviews)]);
+  const listed = new Set([...Object.keys(index.mutations), ...Object.keys(index.reviews), ...Object.keys(index.patches)]);
 
   it('every golden file is listed in golden/index.yaml', () => {
     const files = readdirSync(fixturePath('golden')).filter((name) => name !== 'index.yaml');
@@ -80,7 +99,7 @@ describe('fixtures in use', () => {
     const sources = readdirSync(root, { recursive: true, encoding: 'utf8' })
       .filter((name) => name.endsWith('.ts') && !name.startsWith('fixtures'))
       .map((name) => readFileSync(join(root, name), 'utf8'));
-    const inputs = new Set([...cases(index.mutations), ...cases(index.reviews)].map((input) => input.pod));
+    const inputs = new Set([...cases(index.mutations), ...cases(index.reviews), ...cases(index.patches)].map((input) => input.pod));
     const unused = readdirSync(fixturePath('pods'))
       .map((name) => name.replace(/\.yaml$/, ''))
       .filter((pod) => !inputs.has(pod))

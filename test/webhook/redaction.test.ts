@@ -100,6 +100,18 @@ describe('no credential in any message', () => {
     expect(lines.join('')).not.toContain(KEY);
   });
 
+  it('credential fields logged by mistake are censored, and the object logged is left as it was', () => {
+    const { lines, sink } = capture();
+    const logger = createLogger('webhook', sink);
+    const settings = { S3_ACCESS_KEY: KEY, S3_SECRET_KEY: SECRET, region: 'eu-1' };
+    logger.info({ settings, headers: { authorization: `Bearer ${SECRET}` }, sdk: { accessKeyId: KEY, secretAccessKey: SECRET } }, 'settings');
+    expect(lines.at(-1)).toContain('"S3_SECRET_KEY":"[redacted]"');
+    expect(lines.at(-1)).toContain('"region":"eu-1"');
+    expect(lines.join('')).not.toContain(SECRET);
+    expect(lines.join('')).not.toContain(KEY);
+    expect(settings.S3_SECRET_KEY).toBe(SECRET);
+  });
+
   it('the agent refuses such an endpoint without printing it, and its log lines drop userinfo', () => {
     const base = { S3_BUCKET: 'sessions', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', NAMESPACE: 'p', SESSION_NAME: 's' };
     for (const endpoint of endpoints) {
