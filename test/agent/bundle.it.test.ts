@@ -83,7 +83,7 @@ describe.each([
     expect(await second.sync({ final: true })).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
     // The final sync rewrites it; nothing else touches it.
     const touched = requests.slice(before).filter((request) => request.key === BUNDLE_KEY);
-    expect(touched.map((request) => request.command)).toEqual(['PutObject']);
+    expect(touched.map((request) => request.command)).toEqual(['MultipartUpload']);
     expect(await listKeys(root, bucket, prefix)).toContain(BUNDLE_KEY);
   });
 

@@ -14,6 +14,7 @@ import { Syncer, type CycleResult, type SyncContext } from '../../src/agent/sync
 import type { Metadata } from '../../src/agent/metadata.js';
 import type { MinioInfo } from '../support/minio.js';
 import { RecordingStore, type RecordedRequest } from './recording-store.js';
+import { FaultyStore } from './faulty-store.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/cli.js');
@@ -44,6 +45,8 @@ export interface Pod {
   client: S3Client;
   // The agent's production store, recording its requests.
   store: RecordingStore;
+  // The same store's faults: each call passes through them before it is sent.
+  faults: FaultyStore;
   log: CapturedLog;
   hydrate(options?: { progressIntervalMs?: number }): Promise<boolean>;
   // One syncer per pod, like the sidecar's process.
@@ -88,7 +91,8 @@ export async function newPod(
   const settings = loadSettings(fullEnv);
   const client = createS3Client(settings, 16);
   const log = captureLog();
-  const store = new RecordingStore(new AgentStore(settings, 16));
+  const faults = new FaultyStore(new AgentStore(settings, 16));
+  const store = new RecordingStore(faults);
   const target = { store, prefix: sessionPrefix(settings) };
   const syncer = new Syncer({ settings, target, log, workers: 16, ...syncOptions });
   return {
@@ -98,6 +102,7 @@ export async function newPod(
     stateDir,
     client,
     store,
+    faults,
     log,
     hydrate: (options = {}) => hydrate({ settings, target, log, workers: 16, ...options }),
     sync: (options = {}) => {
