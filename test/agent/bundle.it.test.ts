@@ -69,7 +69,7 @@ describe.each([
     expect(listed.trim().split('\n').sort()).toEqual([...SMALL_KEYS].sort());
 
     const second = await pod(session);
-    const requests = recordRequests(second.client);
+    const requests = recordRequests(second);
     expect(await second.hydrate()).toBe(true);
     const gets = requests.filter((request) => request.command === 'GetObject').map((request) => request.key);
     expect(gets.sort()).toEqual([BUNDLE_KEY, 'artifacts/large.bin', 'metadata.json'].sort());
@@ -83,7 +83,7 @@ describe.each([
     expect(await second.sync({ final: true })).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
     // The final sync rewrites it; nothing else touches it.
     const touched = requests.slice(before).filter((request) => request.key === BUNDLE_KEY);
-    expect(touched.map((request) => request.command)).toEqual(['PutObject']);
+    expect(touched.map((request) => request.command)).toEqual(['MultipartUpload']);
     expect(await listKeys(root, bucket, prefix)).toContain(BUNDLE_KEY);
   });
 
@@ -103,7 +103,7 @@ describe.each([
     expect(await second.sync()).toMatchObject({ ok: true, uploaded: 1 });
 
     const third = await pod(session);
-    const requests = recordRequests(third.client);
+    const requests = recordRequests(third);
     expect(await third.hydrate()).toBe(true);
     expect(await readFile(path.join(third.workspace, 'artifacts/a.txt'), 'utf8')).toBe('after, longer');
     expect(await readFile(path.join(third.workspace, 'artifacts/b.txt'), 'utf8')).toBe('unchanged');

@@ -25,16 +25,12 @@ describe('a file that changes while it is uploaded', () => {
 
     // The runner appends while the PutObject for this file is in flight.
     let appended = false;
-    pod.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (!appended && context.commandName === 'PutObjectCommand') {
-          appended = true;
-          await appendFile(file, '\nlast line');
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'appendDuringUpload' },
-    );
+    pod.faults.inject(async (command) => {
+      if (!appended && command === 'PutObject') {
+        appended = true;
+        await appendFile(file, '\nlast line');
+      }
+    });
 
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
     expect(pod.log.text()).toContain('artifacts/growing.log changed during upload: retried next cycle');
@@ -56,16 +52,12 @@ describe('a file that changes while it is uploaded', () => {
     await writeFile(file, randomBytes(3 * 2 ** 20));
 
     let truncated = false;
-    pod.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (!truncated && context.commandName === 'PutObjectCommand') {
-          truncated = true;
-          await truncate(file, 2 * 2 ** 20);
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'truncateDuringUpload' },
-    );
+    pod.faults.inject(async (command) => {
+      if (!truncated && command === 'PutObject') {
+        truncated = true;
+        await truncate(file, 2 * 2 ** 20);
+      }
+    });
 
     const started = Date.now();
     expect(await pod.sync()).toMatchObject({ ok: false, uploaded: 0, failed: 1 });

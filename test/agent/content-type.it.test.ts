@@ -47,7 +47,7 @@ describe('objects S3 browsers can preview', () => {
     expect(await typeOf('metadata.json')).toBe('application/json');
 
     await new Promise((resolve) => setTimeout(resolve, AGE_MS + 500));
-    const requests = recordRequests(pod.client);
+    const requests = recordRequests(pod);
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0 });
     expect(requests.filter((request) => request.command === 'CopyObject').map((request) => request.key).sort()).toEqual(Object.keys(FILES).sort());
     for (const [rel, file] of Object.entries(FILES)) expect(await typeOf(rel), rel).toBe(file.type);

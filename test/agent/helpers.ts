@@ -8,10 +8,13 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import { loadSettings, sessionPrefix, type AgentSettings } from '../../src/agent/settings.js';
 import { hydrate } from '../../src/agent/hydrate.js';
 import type { AgentLog } from '../../src/agent/log.js';
-import { createS3Client, S3Store } from '../../src/agent/s3-store.js';
+import { AgentStore } from '../../src/agent/agent-store.js';
+import { createS3Client } from '../../src/agent/s3-store.js';
 import { Syncer, type CycleResult, type SyncContext } from '../../src/agent/sync.js';
 import type { Metadata } from '../../src/agent/metadata.js';
 import type { MinioInfo } from '../support/minio.js';
+import { RecordingStore, type RecordedRequest } from './recording-store.js';
+import { FaultyStore } from './faulty-store.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/cli.js');
@@ -38,7 +41,12 @@ export interface Pod {
   settings: AgentSettings;
   workspace: string;
   stateDir: string;
+  // A client of the test's own, to look at the bucket from outside the agent.
   client: S3Client;
+  // The agent's production store, recording its requests.
+  store: RecordingStore;
+  // The same store's faults: each call passes through them before it is sent.
+  faults: FaultyStore;
   log: CapturedLog;
   hydrate(options?: { progressIntervalMs?: number }): Promise<boolean>;
   // One syncer per pod, like the sidecar's process.
@@ -83,7 +91,9 @@ export async function newPod(
   const settings = loadSettings(fullEnv);
   const client = createS3Client(settings, 16);
   const log = captureLog();
-  const target = { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) };
+  const faults = new FaultyStore(new AgentStore(settings, 16));
+  const store = new RecordingStore(faults);
+  const target = { store, prefix: sessionPrefix(settings) };
   const syncer = new Syncer({ settings, target, log, workers: 16, ...syncOptions });
   return {
     env: fullEnv,
@@ -91,6 +101,8 @@ export async function newPod(
     workspace,
     stateDir,
     client,
+    store,
+    faults,
     log,
     hydrate: (options = {}) => hydrate({ settings, target, log, workers: 16, ...options }),
     sync: (options = {}) => {
@@ -100,6 +112,7 @@ export async function newPod(
     },
     dispose: async () => {
       client.destroy();
+      store.close();
       await rm(workspace, { recursive: true, force: true });
       await rm(stateDir, { recursive: true, force: true });
     },
@@ -122,18 +135,9 @@ export async function getText(client: S3Client, bucket: string, key: string): Pr
   return (await response.Body?.transformToString('utf8')) ?? '';
 }
 
-// Every S3 command the client sends, with the key relative to the session prefix.
-export function recordRequests(client: S3Client): Array<{ command: string; key: string }> {
-  const requests: Array<{ command: string; key: string }> = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const key = (args.input as { Key?: string }).Key ?? '';
-      requests.push({ command: (context.commandName ?? 'unknown').replace(/Command$/, ''), key: key.split('/').slice(2).join('/') });
-      return next(args);
-    },
-    { step: 'initialize', name: 'recordRequests' },
-  );
-  return requests;
+// Every request the pod's agent sends from now on, with the key relative to the session prefix.
+export function recordRequests(pod: Pick<Pod, 'store'>): RecordedRequest[] {
+  return pod.store.record();
 }
 
 export async function getMetadata(client: S3Client, bucket: string, prefix: string): Promise<Metadata> {

@@ -268,16 +268,11 @@ describe('one bad object never wedges the session', () => {
     await putObject(`${prefix}artifacts/vanishing.txt`, 'gone soon');
     await putObject(`${prefix}artifacts/stays.txt`, 'stays');
     const runner = await pod(session);
-    runner.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Key?: string };
-        if (context.commandName === 'GetObjectCommand' && input.Key === `${prefix}artifacts/vanishing.txt`) {
-          await root.send(new DeleteObjectCommand({ Bucket: bucket, Key: input.Key }));
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'deleteBeforeGet' },
-    );
+    runner.faults.inject(async (command, key) => {
+      if (command === 'GetObject' && key === `${prefix}artifacts/vanishing.txt`) {
+        await root.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      }
+    });
     expect(await runner.hydrate()).toBe(true);
     expect(runner.log.text()).toContain('artifacts/vanishing.txt');
     expect(await readFile(path.join(runner.workspace, 'artifacts/stays.txt'), 'utf8')).toBe('stays');

@@ -5,6 +5,7 @@ import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/cli
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { partialPaths } from '../../src/agent/partial-names.js';
 import { createBucket, rootClient } from '../support/minio.js';
+import { startAwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { agentEnv, getMetadata, newPod, uniqueSession, type Pod } from './helpers.js';
 
 const minio = inject('minio');
@@ -91,23 +92,24 @@ describe('hydrate restores every name the file system allows', () => {
     const body = randomBytes(4 * 2 ** 20);
     await root.send(new PutObjectCommand({ Bucket: bucket, Key: prefix + rel, Body: body }));
     const head = await root.send(new HeadObjectCommand({ Bucket: bucket, Key: prefix + rel }));
-    const reader = await pod(session);
+    // The reader talks to MinIO through a loopback proxy that writes down each request.
+    const proxy = await startAwsSemanticsProxy(minio.endpoint);
+    const reader = await newPod(agentEnv(minio, bucket, session, { S3_ENDPOINT: proxy.endpoint }));
+    pods.push(reader);
     const target = path.join(reader.workspace, rel);
     // What an attempt killed after 1 MiB leaves behind.
     const partial = partialPaths(target);
     await mkdir(path.dirname(target), { recursive: true });
     await writeFile(partial.data, body.subarray(0, 2 ** 20));
     await writeFile(partial.etag, head.ETag ?? '');
-    const ranges: Array<string | undefined> = [];
-    reader.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Key?: string; Range?: string };
-        if (context.commandName === 'GetObjectCommand' && input.Key === prefix + rel) ranges.push(input.Range);
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordRanges' },
-    );
-    expect(await reader.hydrate()).toBe(true);
+    try {
+      expect(await reader.hydrate()).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+    const ranges = proxy.requests
+      .filter((request) => request.operation === 'GetObject' && request.key === prefix + rel)
+      .map((request) => request.range);
     expect(ranges).toEqual([`bytes=${2 ** 20}-`]);
     expect(sha(await readFile(target))).toBe(sha(body));
     await expect(stat(partial.data)).rejects.toThrow();

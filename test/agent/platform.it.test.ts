@@ -67,7 +67,7 @@ describe('state written by the platform is adopted, never lost', () => {
     const first = await newPod(agentEnv(minio, bucket, session, { SYNC_PATHS }));
     pods.push(first);
     expect(await first.hydrate()).toBe(true);
-    const requests = recordRequests(first.client);
+    const requests = recordRequests(first);
     expect(await first.sync()).toMatchObject({ ok: true, uploaded: 0, deleted: 0 });
     // Nothing hydrate restored goes up again.
     expect(requests.filter((request) => request.command === 'PutObject').map((request) => request.key)).toEqual(['metadata.json']);

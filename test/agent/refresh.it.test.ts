@@ -49,7 +49,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     await chmod(path.join(runner.workspace, 'artifacts/notes.md'), 0o640);
     expect((await runner.sync()).ok).toBe(true);
     const before = await head(`${prefix}artifacts/notes.md`);
-    const requests = recordRequests(runner.client);
+    const requests = recordRequests(runner);
     expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 0 });
     expect(requests).toEqual([]);
 
@@ -115,7 +115,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     expect((await runner.sync()).ok).toBe(true);
     await sleep(AGE_MS + 300);
 
-    const requests = recordRequests(runner.client);
+    const requests = recordRequests(runner);
     const copiedInNextCycle = async () => {
       requests.length = 0;
       expect((await runner.sync()).ok).toBe(true);
@@ -137,7 +137,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
       expect(record.files[key]?.uploadedAt).toBeGreaterThan(0);
       expect(record.files[key]?.uploadedAt).toBe(manifest[key]?.uploadedAt);
     }
-    const nextRequests = recordRequests(next.client);
+    const nextRequests = recordRequests(next);
     expect(await next.sync()).toMatchObject({ ok: true, uploaded: 0 });
     expect(nextRequests).toEqual([]);
   });

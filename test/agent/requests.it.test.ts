@@ -1,25 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket } from '../support/minio.js';
-import { agentEnv, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, newPod, recordRequests, uniqueSession, type Pod } from './helpers.js';
 
 const minio = inject('minio');
-
-function countRequests(client: S3Client): string[] {
-  const commands: string[] = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const key = (args.input as { Key?: string }).Key;
-      const name = context.commandName ?? 'unknown';
-      commands.push(name === 'PutObjectCommand' && key ? `${name} ${key.split('/').slice(2).join('/')}` : name);
-      return next(args);
-    },
-    { step: 'initialize', name: 'countRequests' },
-  );
-  return commands;
-}
 
 describe('S3 requests per cycle', () => {
   let bucket: string;
@@ -43,19 +28,22 @@ describe('S3 requests per cycle', () => {
 
     const pod = await newPod(agentEnv(minio, bucket, session));
     pods.push(pod);
-    const commands = countRequests(pod.client);
+    const requests = recordRequests(pod);
     expect(await pod.hydrate({ progressIntervalMs: 5 })).toBe(true);
-    expect(commands.filter((name) => name === 'GetObjectCommand')).toHaveLength(51);
+    expect(requests.filter((request) => request.command === 'GetObject')).toHaveLength(51);
     expect(pod.log.text()).toMatch(/^ {2}restored \d+\/50 files \(\d+(\.\d)? (B|KiB)\)$/m);
-    commands.length = 0;
+    requests.length = 0;
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 0, unchanged: 50 });
-    expect(commands).toEqual([]);
+    expect(requests).toEqual([]);
 
     await writeFile(path.join(pod.workspace, 'artifacts/f1.txt'), 'changed');
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
     // The data first, metadata.json last.
-    expect(commands).toEqual(['PutObjectCommand artifacts/f1.txt', 'PutObjectCommand metadata.json']);
+    expect(requests).toEqual([
+      { command: 'PutObject', key: 'artifacts/f1.txt' },
+      { command: 'PutObject', key: 'metadata.json' },
+    ]);
   });
 
   it('a cold start without a record reads the remote state once, then never again', async () => {
@@ -68,11 +56,11 @@ describe('S3 requests per cycle', () => {
 
     const pod = await newPod(agentEnv(minio, bucket, session));
     pods.push(pod);
-    const commands = countRequests(pod.client);
+    const requests = recordRequests(pod);
     await pod.sync();
-    expect(commands).toEqual(['GetObjectCommand', 'ListObjectsV2Command']);
-    commands.length = 0;
+    expect(requests.map((request) => request.command)).toEqual(['GetObject', 'ListObjectsV2']);
+    requests.length = 0;
     await pod.sync();
-    expect(commands).toEqual([]);
+    expect(requests).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { connectionRefused } from './faulty-store.js';
 import { allowAllBut } from '../support/policies.js';
 
 const minio = inject('minio');
@@ -85,16 +86,9 @@ describe('data-safety invariants', () => {
     // The endpoint goes away halfway through the restore (one object refused is restored
     // around and named instead: hydrate-hostile.it.test.ts).
     let endpointDown = true;
-    runner.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Key?: string };
-        if (endpointDown && context.commandName === 'GetObjectCommand' && input.Key === `${prefix}artifacts/b.txt`) {
-          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1'), { code: 'ECONNREFUSED' });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'endpointDownMidRestore' },
-    );
+    runner.faults.inject((command, key) => {
+      if (endpointDown && command === 'GetObject' && key === `${prefix}artifacts/b.txt`) throw connectionRefused();
+    });
     expect(await runner.hydrate()).toBe(false);
     expect(runner.log.text()).toContain('hydrate failed: connection refused');
     endpointDown = false;
@@ -148,17 +142,12 @@ describe('data-safety invariants', () => {
     const runner = await pod(session);
     expect(await runner.hydrate()).toBe(true);
     let failNext = true;
-    runner.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Key?: string };
-        if (failNext && context.commandName === 'PutObjectCommand' && input.Key === `${prefix}metadata.json`) {
-          failNext = false;
-          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1'), { code: 'ECONNREFUSED' });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'dropFirstMetadataWrite' },
-    );
+    runner.faults.inject((command, key) => {
+      if (failNext && command === 'PutObject' && key === `${prefix}metadata.json`) {
+        failNext = false;
+        throw connectionRefused();
+      }
+    });
     await put(runner.workspace, { 'uploads/report.pdf': 'pdf' });
     expect(await runner.sync()).toMatchObject({ ok: false, uploaded: 1 });
     expect(await listKeys(root, bucket, prefix)).toEqual(['uploads/report.pdf']);

@@ -1,16 +1,58 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+export interface ProxiedRequest {
+  // The S3 operation, as AWS names it.
+  operation: string;
+  // The object key (empty for a bucket request).
+  key: string;
+  range?: string;
+}
+
 export interface AwsSemanticsProxy {
   endpoint: string;
   // Requests signed with these access keys get AWS's answer for a missing key.
   withoutList: Set<string>;
+  // Every request forwarded, as it came over the wire (path-style addressing).
+  requests: ProxiedRequest[];
   close(): Promise<void>;
 }
 
 function accessKeyOf(req: IncomingMessage): string | undefined {
   const authorization = req.headers.authorization ?? '';
   return /Credential=([^/,\s]+)\//.exec(authorization)?.[1];
+}
+
+function operationOf(req: IncomingMessage, key: string): string {
+  const query = new URL(req.url ?? '/', 'http://proxy').searchParams;
+  const copy = req.headers['x-amz-copy-source'] !== undefined;
+  if (key === '') {
+    if (req.method === 'GET') return query.has('list-type') ? 'ListObjectsV2' : query.has('location') ? 'GetBucketLocation' : 'ListObjects';
+    if (req.method === 'POST' && query.has('delete')) return 'DeleteObjects';
+    return `${req.method ?? ''}Bucket`;
+  }
+  switch (req.method) {
+    case 'GET':
+      return 'GetObject';
+    case 'HEAD':
+      return 'HeadObject';
+    case 'PUT':
+      if (query.has('partNumber')) return copy ? 'UploadPartCopy' : 'UploadPart';
+      return copy ? 'CopyObject' : 'PutObject';
+    case 'POST':
+      return query.has('uploads') ? 'CreateMultipartUpload' : query.has('uploadId') ? 'CompleteMultipartUpload' : 'PostObject';
+    case 'DELETE':
+      return query.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+    default:
+      return req.method ?? 'unknown';
+  }
+}
+
+function recordOf(req: IncomingMessage): ProxiedRequest {
+  const { pathname } = new URL(req.url ?? '/', 'http://proxy');
+  const key = decodeURIComponent(pathname.split('/').slice(2).join('/'));
+  const range = req.headers.range;
+  return { operation: operationOf(req, key), key, ...(range === undefined ? {} : { range }) };
 }
 
 const ACCESS_DENIED = (resource: string) =>
@@ -20,11 +62,14 @@ const ACCESS_DENIED = (resource: string) =>
 // caller without s3:ListBucket: a missing key is 403 AccessDenied, not 404 NoSuchKey
 // (AWS hides whether a key exists from a caller that could not list it; MinIO always
 // answers 404). Everything else, signatures included, is MinIO's own answer: the proxy
-// forwards the request unchanged (Host header too, so SigV4 still verifies).
+// forwards the request unchanged (Host header too, so SigV4 still verifies). It also writes
+// down each request, for tests about what goes over the wire.
 export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<AwsSemanticsProxy> {
   const upstream = new URL(minioEndpoint);
   const withoutList = new Set<string>();
+  const requests: ProxiedRequest[] = [];
   const server: Server = createServer((req, res) => {
+    requests.push(recordOf(req));
     const forwarded = request(
       {
         hostname: upstream.hostname,
@@ -71,6 +116,7 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
   return {
     endpoint: `http://127.0.0.1:${port}`,
     withoutList,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
