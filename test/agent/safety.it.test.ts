@@ -141,10 +141,11 @@ describe('data-safety invariants', () => {
     const prefix = `project-a/${session}/`;
     const runner = await pod(session);
     expect(await runner.hydrate()).toBe(true);
-    let failNext = true;
+    // Both attempts of the cycle (a single failure is retried at once: the next test).
+    let failures = 2;
     runner.faults.inject((command, key) => {
-      if (failNext && command === 'PutObject' && key === `${prefix}metadata.json`) {
-        failNext = false;
+      if (failures > 0 && command === 'PutObject' && key === `${prefix}metadata.json`) {
+        failures -= 1;
         throw connectionRefused();
       }
     });
@@ -152,6 +153,23 @@ describe('data-safety invariants', () => {
     expect(await runner.sync()).toMatchObject({ ok: false, uploaded: 1 });
     expect(await listKeys(root, bucket, prefix)).toEqual(['uploads/report.pdf']);
     expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 0 });
+    expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toEqual(['uploads/report.pdf']);
+  });
+
+  it('writes the manifest in the same cycle when one attempt of it fails (the final sync has no later cycle)', async () => {
+    const session = uniqueSession();
+    const prefix = `project-a/${session}/`;
+    const runner = await pod(session);
+    expect(await runner.hydrate()).toBe(true);
+    let failures = 1;
+    runner.faults.inject((command, key) => {
+      if (failures > 0 && command === 'PutObject' && key === `${prefix}metadata.json`) {
+        failures -= 1;
+        throw connectionRefused();
+      }
+    });
+    await put(runner.workspace, { 'uploads/report.pdf': 'pdf' });
+    expect(await runner.sync({ final: true })).toMatchObject({ ok: true, uploaded: 1 });
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toEqual(['uploads/report.pdf']);
   });
 
