@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { S3Endpoint } from './s3-endpoint.js';
 import { ObjectReader } from './s3-get.js';
 import { ObjectPut } from './s3-put.js';
 import type { S3Store } from './s3-store.js';
@@ -14,6 +15,8 @@ import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, Put
  */
 export class AgentStore implements ObjectStore {
   readonly bucket: string;
+  // One socket pool for the lean requests, sized to the transfer pool.
+  private readonly endpoint: S3Endpoint;
   private readonly putter: ObjectPut;
   private readonly reader: ObjectReader;
   private sdk: Promise<{ store: S3Store; close: () => void }> | undefined;
@@ -23,8 +26,9 @@ export class AgentStore implements ObjectStore {
     private readonly workers: number,
   ) {
     this.bucket = settings.bucket;
-    this.putter = new ObjectPut(settings, workers);
-    this.reader = new ObjectReader(settings, workers);
+    this.endpoint = new S3Endpoint(settings, workers);
+    this.putter = new ObjectPut(this.endpoint, settings);
+    this.reader = new ObjectReader(this.endpoint);
   }
 
   private async sdkStore(): Promise<S3Store> {
@@ -69,8 +73,7 @@ export class AgentStore implements ObjectStore {
 
   // Releases the sockets of all three clients.
   close(): void {
-    this.putter.close();
-    this.reader.close();
+    this.endpoint.close();
     void this.sdk?.then(({ close }) => close());
   }
 }

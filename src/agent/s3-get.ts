@@ -1,10 +1,7 @@
-import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
-import { createRequire } from 'node:module';
-import aws4 from 'aws4';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
+import { beforeRetry, retryable, S3ResponseError, type S3Endpoint } from './s3-endpoint.js';
 import { toStoreError } from './s3-errors.js';
-import { encodeKey, retryable, S3ResponseError, virtualHostable } from './s3-put.js';
-import type { AgentSettings } from './settings.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.js';
 
 /*
@@ -15,16 +12,6 @@ import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.j
  * crashed pod's restore of 10,000 small files slower than s5cmd's. Errors are thrown as
  * the SDK threw them (code, status, message), so s3-errors.ts classifies them the same.
  */
-
-const require = createRequire(import.meta.url);
-
-export type ReadSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'bucket'>;
-
-// As the SDK client (s3-store.ts): a socket that takes this long to connect, or a request
-// idle this long, fails; one more attempt after a server error or a dropped socket.
-const CONNECT_TIMEOUT_MS = 5_000;
-const IDLE_TIMEOUT_MS = 60_000;
-const RETRY_DELAY_MS = 100;
 
 // Configured as the SDK's own parser reads S3's answers: text kept verbatim (a key may be
 // " 007" or "true"), XML's entities and character references decoded, each listed object
@@ -126,38 +113,12 @@ async function wholeBody(response: IncomingMessage, length: number | undefined):
 }
 
 export class ObjectReader {
-  private readonly host: string;
-  private readonly basePath: string;
-  private readonly secure: boolean;
-  private readonly address: { protocol: string; hostname: string; port: string };
-  private readonly agentOptions: { keepAlive: true; maxSockets: number; maxFreeSockets: number };
-  private readonly credentials: { accessKeyId: string; secretAccessKey: string };
-  private transport: Promise<{ agent: Agent; request: (options: RequestOptions) => ClientRequest }> | undefined;
-
-  constructor(
-    private readonly settings: ReadSettings,
-    workers: number,
-  ) {
-    const url = new URL(settings.endpoint);
-    this.secure = url.protocol === 'https:';
-    this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
-    this.agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
-    const endpointPath = url.pathname.replace(/\/+$/, '');
-    // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
-    if (url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket)) {
-      this.host = `${settings.bucket}.${url.host}`;
-      this.basePath = `${endpointPath}/`;
-    } else {
-      this.host = url.host;
-      this.basePath = `${endpointPath}/${encodeKey(settings.bucket)}/`;
-    }
-    this.credentials = { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey };
-  }
+  constructor(private readonly endpoint: S3Endpoint) {}
 
   async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
     const from = options.from;
     const headers: Record<string, string> = from ? { Range: `bytes=${from.offset}-`, 'If-Match': from.ifMatch } : {};
-    const response = await this.request('GET', this.basePath + encodeKey(key), headers, signal, `GetObject of ${key}`);
+    const response = await this.request('GET', this.endpoint.keyPath(key), headers, signal, `GetObject of ${key}`);
     const contentLength = numberHeader(response.headers, 'content-length');
     return {
       etag: header(response.headers, 'etag'),
@@ -178,7 +139,7 @@ export class ObjectReader {
   }
 
   async head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
-    const response = await this.request('HEAD', this.basePath + encodeKey(key), {}, signal, `HeadObject of ${key}`);
+    const response = await this.request('HEAD', this.endpoint.keyPath(key), {}, signal, `HeadObject of ${key}`);
     response.resume();
     const headers = response.headers;
     return {
@@ -202,7 +163,7 @@ export class ObjectReader {
     let token: string | undefined;
     do {
       const query = `list-type=2&prefix=${encodeQuery(prefix)}${token === undefined ? '' : `&continuation-token=${encodeQuery(token)}`}`;
-      const response = await this.request('GET', `${this.basePath}?${query}`, {}, signal, `ListObjectsV2 of ${prefix}`);
+      const response = await this.request('GET', this.endpoint.bucketPath(query), {}, signal, `ListObjectsV2 of ${prefix}`);
       let page: ListPage;
       try {
         page = xml.parse(await readText(response)) as ListPage;
@@ -218,20 +179,6 @@ export class ObjectReader {
     return objects;
   }
 
-  close(): void {
-    void this.transport?.then(({ agent }) => agent.destroy());
-  }
-
-  // Loaded on the first request and through require, as in s3-put.ts: an ES import of
-  // node:http loads undici (~13 MiB), which these requests do not use.
-  private connect() {
-    this.transport ??= Promise.resolve().then(() => {
-      const { Agent, request } = require(this.secure ? 'node:https' : 'node:http') as typeof import('node:http');
-      return { agent: new Agent(this.agentOptions), request };
-    });
-    return this.transport;
-  }
-
   // A success's response, its body unread; a failure thrown as a StoreError after one more
   // attempt where the SDK would have made one.
   private async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<IncomingMessage> {
@@ -239,7 +186,7 @@ export class ObjectReader {
       return await this.attempt(method, path, headers, signal, what);
     } catch (error) {
       if (signal.aborted || !retryable(error)) throw toStoreError(error);
-      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * (1 + Math.random())));
+      await beforeRetry();
       try {
         return await this.attempt(method, path, headers, signal, what);
       } catch (again) {
@@ -249,30 +196,10 @@ export class ObjectReader {
   }
 
   private async attempt(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<IncomingMessage> {
-    const transport = await this.connect();
-    const signed = aws4.sign({ host: this.host, path, method, service: 's3', region: this.settings.region, headers: { Host: this.host, ...headers } }, this.credentials);
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = transport.request({
-        ...this.address,
-        agent: transport.agent,
-        method,
-        path: signed.path,
-        headers: signed.headers as Record<string, string | number>,
-        signal,
-        timeout: IDLE_TIMEOUT_MS,
-      });
+      const request = this.endpoint.request(method, path, headers, signal, what);
       request.once('response', resolve);
       request.once('error', reject);
-      request.once('timeout', () => request.destroy(Object.assign(new Error(`${what} timed out`), { name: 'TimeoutError' })));
-      request.once('socket', (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(
-          () => request.destroy(Object.assign(new Error(`connecting to ${this.settings.endpoint} timed out`), { name: 'TimeoutError' })),
-          CONNECT_TIMEOUT_MS,
-        );
-        socket.once('connect', () => clearTimeout(timer));
-        socket.once('close', () => clearTimeout(timer));
-      });
       request.end();
     });
     const status = response.statusCode ?? 0;

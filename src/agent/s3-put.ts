@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { open, type FileHandle } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import aws4 from 'aws4';
 import { contentTypeFor } from './content-type.js';
+import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
 import { toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
 import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions } from './store.js';
@@ -14,49 +13,14 @@ import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions }
  * Sync's hot path is one PutObject per changed file; through the SDK each one allocated
  * some 250 KB (a middleware stack built per command, endpoint rules evaluated per request),
  * which at 10,000 files kept ~200 MiB of garbage in the heap, and loading the SDK cost
- * ~0.2 s of every start. Everything else (GET, list, copy, delete, multipart) stays with
- * the SDK (s3-store.ts), loaded only when a cycle needs it.
+ * ~0.2 s of every start. Everything else (copy, delete, multipart) stays with the SDK
+ * (s3-store.ts), loaded only when a cycle needs it; GET, HEAD and list are s3-get.ts's.
  */
 
-const require = createRequire(import.meta.url);
+export type PutSettings = EndpointSettings & Pick<AgentSettings, 'sse' | 'sseKmsKeyId'>;
 
-export type PutSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'bucket' | 'sse' | 'sseKmsKeyId'>;
-
-// As the SDK client (s3-store.ts): a socket that takes this long to connect, or a request
-// idle this long, fails.
-const CONNECT_TIMEOUT_MS = 5_000;
-const IDLE_TIMEOUT_MS = 60_000;
-// One more attempt after a server error or a dropped socket (the SDK's maxAttempts 2), for
-// bodies that can be sent again; a stream is consumed by the first attempt.
-const RETRY_DELAY_MS = 100;
-const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 // A file body is read into one buffer of this size, reused for the whole file.
 const FILE_CHUNK = 256 * 1024;
-
-// S3's URI encoding of a key: every byte but the unreserved characters, '/' kept.
-export function encodeKey(key: string): string {
-  return key
-    .split('/')
-    .map((segment) => encodeURIComponent(segment).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join('/');
-}
-
-// A bucket AWS can address as a host name over TLS (no dots: the wildcard certificate
-// covers one label); the SDK falls back to the path for the others, as this does.
-export function virtualHostable(bucket: string): boolean {
-  return /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
-}
-
-export class S3ResponseError extends Error {
-  constructor(
-    readonly Code: string,
-    message: string,
-    readonly $metadata: { httpStatusCode: number },
-  ) {
-    super(message);
-    this.name = Code;
-  }
-}
 
 function xmlField(xml: string, name: string): string | undefined {
   return new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
@@ -75,34 +39,12 @@ function readBody(response: IncomingMessage, keep: boolean): Promise<string> {
 }
 
 export class ObjectPut {
-  private readonly secure: boolean;
-  private readonly host: string;
-  private readonly basePath: string;
-  // Where requests go, parsed once rather than from the endpoint URL on every request.
-  private readonly address: { protocol: string; hostname: string; port: string };
-  private readonly agentOptions: { keepAlive: true; maxSockets: number; maxFreeSockets: number };
-  private transport: Promise<{ agent: Agent; request: (options: RequestOptions) => ClientRequest }> | undefined;
-  private readonly credentials: { accessKeyId: string; secretAccessKey: string };
   private readonly encryption: Record<string, string>;
 
   constructor(
-    private readonly settings: PutSettings,
-    workers: number,
+    private readonly endpoint: S3Endpoint,
+    settings: Pick<PutSettings, 'sse' | 'sseKmsKeyId'>,
   ) {
-    const url = new URL(settings.endpoint);
-    this.secure = url.protocol === 'https:';
-    this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
-    this.agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
-    const endpointPath = url.pathname.replace(/\/+$/, '');
-    // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
-    if (url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket)) {
-      this.host = `${settings.bucket}.${url.host}`;
-      this.basePath = `${endpointPath}/`;
-    } else {
-      this.host = url.host;
-      this.basePath = `${endpointPath}/${encodeKey(settings.bucket)}/`;
-    }
-    this.credentials = { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey };
     this.encryption = {};
     if (settings.sse !== undefined) {
       this.encryption['x-amz-server-side-encryption'] = settings.sse;
@@ -119,7 +61,7 @@ export class ObjectPut {
       await this.send(key, source, options, signal);
     } catch (error) {
       if (!(bytes || isFileBody(source)) || signal.aborted || !retryable(error)) throw toStoreError(error);
-      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * (1 + Math.random())));
+      await beforeRetry();
       try {
         await this.send(key, source, options, signal);
       } catch (again) {
@@ -128,28 +70,11 @@ export class ObjectPut {
     }
   }
 
-  close(): void {
-    void this.transport?.then(({ agent }) => agent.destroy());
-  }
-
-  // Loaded on the first request, and through require: an ES import of node:http builds
-  // its module namespace, whose lazy exports load undici (~13 MiB and ~40 ms), which
-  // neither a cycle with nothing to upload nor PutObject needs. Sockets are kept alive
-  // and sized to the transfer pool, so a cycle of many small files reuses connections.
-  private connect() {
-    this.transport ??= Promise.resolve().then(() => {
-      const { Agent, request } = require(this.secure ? 'node:https' : 'node:http') as typeof import('node:http');
-      return { agent: new Agent(this.agentOptions), request };
-    });
-    return this.transport;
-  }
-
   private async send(key: string, source: Source, options: PutOptions, signal: AbortSignal): Promise<void> {
     const bytes = source instanceof Uint8Array ? source : undefined;
     const length = bytes?.length ?? (isFileBody(source) ? source.size : options.contentLength);
     if (length === undefined) throw new Error(`PutObject of ${key}: a stream body needs its length`);
     const headers: Record<string, string | number> = {
-      Host: this.host,
       'Content-Type': contentTypeFor(key),
       'Content-Length': length,
       // A buffer is signed with its hash, as the SDK does; a stream or a file is not read
@@ -158,44 +83,21 @@ export class ObjectPut {
       ...this.encryption,
     };
     for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
-    const signed = aws4.sign(
-      { host: this.host, path: this.basePath + encodeKey(key), method: 'PUT', service: 's3', region: this.settings.region, headers },
-      this.credentials,
-    );
     // Opened before the request, so a file that cannot be opened fails with its own error
     // (ENOENT: gone since the walk) without a request.
     const file = isFileBody(source) ? await open(source.file, 'r') : undefined;
     try {
-      await this.exchange(key, source, file, signed, signal);
+      await this.exchange(key, source, file, headers, signal);
     } finally {
       await file?.close();
     }
   }
 
-  private async exchange(key: string, source: Source, file: FileHandle | undefined, signed: aws4.Request, signal: AbortSignal): Promise<void> {
-    const transport = await this.connect();
+  private async exchange(key: string, source: Source, file: FileHandle | undefined, headers: Record<string, string | number>, signal: AbortSignal): Promise<void> {
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = transport.request({
-        ...this.address,
-        agent: transport.agent,
-        method: 'PUT',
-        path: signed.path,
-        headers: signed.headers as Record<string, string | number>,
-        signal,
-        timeout: IDLE_TIMEOUT_MS,
-      });
+      const request = this.endpoint.request('PUT', this.endpoint.keyPath(key), headers, signal, `PutObject of ${key}`);
       request.once('response', resolve);
       request.once('error', reject);
-      request.once('timeout', () => request.destroy(Object.assign(new Error(`PutObject of ${key} timed out`), { name: 'TimeoutError' })));
-      request.once('socket', (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(
-          () => request.destroy(Object.assign(new Error(`connecting to ${this.settings.endpoint} timed out`), { name: 'TimeoutError' })),
-          CONNECT_TIMEOUT_MS,
-        );
-        socket.once('connect', () => clearTimeout(timer));
-        socket.once('close', () => clearTimeout(timer));
-      });
       if (source instanceof Uint8Array) {
         request.end(source);
       } else if (isFileBody(source) && file) {
@@ -229,10 +131,4 @@ async function sendFile(file: FileHandle, size: number, key: string, request: Cl
     sent += bytesRead;
   }
   request.end();
-}
-
-export function retryable(error: unknown): boolean {
-  if (error instanceof S3ResponseError) return RETRYABLE_STATUS.has(error.$metadata.httpStatusCode) || error.Code === 'SlowDown';
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNREFUSED' || (error as Error).name === 'TimeoutError';
 }

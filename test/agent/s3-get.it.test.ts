@@ -1,6 +1,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ObjectReader, type ReadSettings } from '../../src/agent/s3-get.js';
+import { S3Endpoint, type EndpointSettings } from '../../src/agent/s3-endpoint.js';
+import { ObjectReader } from '../../src/agent/s3-get.js';
 import { createS3Client, S3Store } from '../../src/agent/s3-store.js';
 import type { AgentSettings } from '../../src/agent/settings.js';
 import { failureOf, StoreError, type ObjectRead, type ObjectStore } from '../../src/agent/store.js';
@@ -32,7 +33,7 @@ const ODD_NAMES = [
   'trailing-dot.',
 ];
 
-function settingsFor(bucket: string, overrides: Partial<ReadSettings> = {}): ReadSettings {
+function settingsFor(bucket: string, overrides: Partial<EndpointSettings> = {}): EndpointSettings {
   return { endpoint: minio.endpoint, region: minio.region, accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey, bucket, ...overrides };
 }
 
@@ -63,11 +64,11 @@ describe('GET, HEAD and list without the SDK (s3-get.ts)', () => {
   let root: S3Client;
   let sdkClient: S3Client;
   let sdk: ObjectStore;
-  const readers: ObjectReader[] = [];
-  const reader = (settings: ReadSettings) => {
-    const created = new ObjectReader(settings, 8);
-    readers.push(created);
-    return created;
+  const endpoints: S3Endpoint[] = [];
+  const reader = (settings: EndpointSettings) => {
+    const endpoint = new S3Endpoint(settings, 8);
+    endpoints.push(endpoint);
+    return new ObjectReader(endpoint);
   };
   const stored: string[] = [];
 
@@ -93,7 +94,7 @@ describe('GET, HEAD and list without the SDK (s3-get.ts)', () => {
   afterAll(() => {
     root.destroy();
     sdkClient.destroy();
-    for (const created of readers) created.close();
+    for (const endpoint of endpoints) endpoint.close();
   });
 
   it('stores most of the odd names (the parity below would prove little otherwise)', () => {

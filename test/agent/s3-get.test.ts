@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { S3Endpoint } from '../../src/agent/s3-endpoint.js';
 import { ObjectReader } from '../../src/agent/s3-get.js';
 import { failureOf, StoreError } from '../../src/agent/store.js';
 
@@ -29,6 +30,7 @@ const item = (key: string, size: number) => `<Contents><Key>${key}</Key><ETag>&q
 // each request and answers with what is queued for it.
 describe('GET, HEAD and list requests (s3-get.ts)', () => {
   let server: Server;
+  let s3: S3Endpoint;
   let reader: ObjectReader;
   const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
   const answers: Answer[] = [];
@@ -46,10 +48,11 @@ describe('GET, HEAD and list requests (s3-get.ts)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    reader = new ObjectReader({ endpoint, region: 'eu-west-1', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', bucket: 'bucket' }, 2);
+    s3 = new S3Endpoint({ endpoint, region: 'eu-west-1', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', bucket: 'bucket' }, 2);
+    reader = new ObjectReader(s3);
   });
   afterAll(() => {
-    reader.close();
+    s3.close();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   beforeEach(() => {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { S3Endpoint } from '../../src/agent/s3-endpoint.js';
 import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
 import { StoreError, failureOf, isStoreError } from '../../src/agent/store.js';
 import { createBucket, rootClient } from '../support/minio.js';
@@ -31,11 +32,11 @@ async function caught(promise: Promise<unknown>): Promise<unknown> {
 describe('PutObject without the SDK (s3-put.ts)', () => {
   let bucket: string;
   let root: S3Client;
-  const putters: ObjectPut[] = [];
+  const endpoints: S3Endpoint[] = [];
   const putter = (settings: PutSettings) => {
-    const created = new ObjectPut(settings, 4);
-    putters.push(created);
-    return created;
+    const endpoint = new S3Endpoint(settings, 4);
+    endpoints.push(endpoint);
+    return new ObjectPut(endpoint, settings);
   };
 
   beforeAll(async () => {
@@ -44,7 +45,7 @@ describe('PutObject without the SDK (s3-put.ts)', () => {
   });
   afterAll(() => {
     root.destroy();
-    for (const created of putters) created.close();
+    for (const endpoint of endpoints) endpoint.close();
   });
 
   it.each([

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Endpoint } from '../../src/agent/s3-endpoint.js';
 import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
 import { failureOf } from '../../src/agent/store.js';
 
@@ -30,7 +31,18 @@ describe('PutObject requests (s3-put.ts)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  // Each putter's own socket pool, closed before the server so its keep-alive sockets do
+  // not hold the server open.
+  const endpoints: S3Endpoint[] = [];
+  const putterOf = (putSettings: PutSettings) => {
+    const endpoint = new S3Endpoint(putSettings, 2);
+    endpoints.push(endpoint);
+    return new ObjectPut(endpoint, putSettings);
+  };
+  afterAll(() => {
+    for (const endpoint of endpoints) endpoint.close();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
 
   const settings = (overrides: Partial<PutSettings> = {}): PutSettings => ({
     endpoint,
@@ -51,18 +63,16 @@ describe('PutObject requests (s3-put.ts)', () => {
     ],
   ])('S3_SSE=%s: the PutObject asks for it, signed', async (_, encryption, headers) => {
     seen.length = 0;
-    const putter = new ObjectPut(settings(encryption), 2);
+    const putter = putterOf(settings(encryption));
     await putter.put('ns/s/artifacts/a.md', 'abc', { metadata: { mtime: '1.000000' } }, signal);
-    putter.close();
     expect(seen[0]?.headers).toMatchObject(headers);
     for (const name of Object.keys(headers)) expect(seen[0]?.headers.authorization).toContain(name);
   });
 
   it('addresses a custom endpoint by path, with the Content-Type, length, metadata and a signed payload hash', async () => {
     seen.length = 0;
-    const putter = new ObjectPut(settings(), 2);
+    const putter = putterOf(settings());
     await putter.put('ns/s/artifacts/a b.md', 'abc', { metadata: { mtime: '1.000000', mode: '644' } }, signal);
-    putter.close();
     const [request] = seen;
     expect(request).toMatchObject({ method: 'PUT', url: '/bucket/ns/s/artifacts/a%20b.md', body: 'abc' });
     expect(request?.headers).toMatchObject({
@@ -78,7 +88,7 @@ describe('PutObject requests (s3-put.ts)', () => {
 
   it('sends a buffer once more after a server error, and reports the second failure', async () => {
     seen.length = 0;
-    const putter = new ObjectPut(settings(), 2);
+    const putter = putterOf(settings());
     statuses.push(500);
     await putter.put('ns/s/retried', 'abc', {}, signal);
     expect(seen.map((request) => request.body)).toEqual(['abc', 'abc']);
@@ -86,7 +96,6 @@ describe('PutObject requests (s3-put.ts)', () => {
     seen.length = 0;
     statuses.push(500, 500);
     const error = await putter.put('ns/s/failed', 'abc', {}, signal).catch((caught: unknown) => caught);
-    putter.close();
     expect(seen).toHaveLength(2);
     expect(failureOf(error)).toEqual({ kind: 'server error', detail: 'try again' });
   });
@@ -97,7 +106,7 @@ describe('PutObject requests (s3-put.ts)', () => {
     const content = Buffer.alloc(700_000);
     for (let index = 0; index < content.length; index += 1) content[index] = index % 251;
     await writeFile(file, content);
-    const putter = new ObjectPut(settings(), 2);
+    const putter = putterOf(settings());
     try {
       seen.length = 0;
       await putter.put('ns/s/big.bin', { file, size: 600_000 }, {}, signal);
@@ -108,7 +117,6 @@ describe('PutObject requests (s3-put.ts)', () => {
       const error = await putter.put('ns/s/big.bin', { file, size: 800_000 }, {}, signal).catch((caught: unknown) => caught);
       expect(failureOf(error).detail).toBe('ns/s/big.bin shrank during upload (700000 of 800000 bytes)');
     } finally {
-      putter.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
