@@ -1,5 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -7,65 +6,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, entryHeader, parseEntryHeader } from '../../src/agent/bundle-format.js';
 import { bundleTimeLimitMs, writeBundle } from '../../src/agent/bundle-writer.js';
 import type { PutOptions } from '../../src/agent/store.js';
-import { hydrate } from '../../src/agent/hydrate.js';
 import { listRemote } from '../../src/agent/remote.js';
-import { loadSettings, type AgentSettings } from '../../src/agent/settings.js';
-import { Syncer, type CycleResult } from '../../src/agent/sync.js';
-import { captureLog, type CapturedLog } from './helpers.js';
+import { captureLog } from './helpers.js';
+import { MEMORY_PREFIX, newMemoryPod, removeMemoryPods, type MemoryPod } from './memory-pod.js';
 import { MemoryStore } from './memory-store.js';
 
 // The restore bundle over the in-memory store: written by the final sync, used by hydrate
 // only where it holds exactly the object, never trusted over S3.
 
-const PREFIX = 'project-a/s1/';
+const PREFIX = MEMORY_PREFIX;
 const BUNDLE = PREFIX + BUNDLE_KEY;
 const signal = new AbortController().signal;
-const cleanups: string[] = [];
-afterEach(async () => {
-  for (const dir of cleanups.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-interface Pod {
-  settings: AgentSettings;
-  log: CapturedLog;
-  hydrate(): Promise<boolean>;
-  sync(options?: { final?: boolean }): Promise<CycleResult>;
-  write(files: Record<string, string | Buffer>): Promise<void>;
-  read(rel: string): Promise<Buffer>;
-}
-
-async function newPod(store: MemoryStore): Promise<Pod> {
-  const workspace = await mkdtemp(path.join(tmpdir(), 'bundle-ws-'));
-  const stateDir = await mkdtemp(path.join(tmpdir(), 'bundle-state-'));
-  cleanups.push(workspace, stateDir);
-  const settings = loadSettings({
-    S3_ENDPOINT: 'http://memory.invalid',
-    S3_BUCKET: 'memory',
-    AWS_ACCESS_KEY_ID: 'a',
-    AWS_SECRET_ACCESS_KEY: 'b',
-    NAMESPACE: 'project-a',
-    SESSION_NAME: 's1',
-    WORKSPACE_DIR: workspace,
-    AGENT_STATE_DIR: stateDir,
-    HYDRATE_TIMEOUT_SECONDS: '5',
-  });
-  const log = captureLog();
-  const target = { store, prefix: PREFIX };
-  const syncer = new Syncer({ settings, target, log, workers: 4 });
-  return {
-    settings,
-    log,
-    hydrate: () => hydrate({ settings, target, log, workers: 4 }),
-    sync: (options = {}) => syncer.cycle(signal, options),
-    write: async (files) => {
-      for (const [rel, body] of Object.entries(files)) {
-        await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-        await writeFile(path.join(workspace, rel), body);
-      }
-    },
-    read: (rel) => readFile(path.join(workspace, rel)),
-  };
-}
+afterEach(removeMemoryPods);
+const newPod = (store: MemoryStore) => newMemoryPod(store, { hydrateTimeoutSeconds: 5 });
 
 const SMALL = {
   '.claude/a.jsonl': 'first file\n',
@@ -105,7 +58,7 @@ async function entriesOf(bundle: Buffer): Promise<Array<{ name: string; pax: unk
   return entries;
 }
 
-async function expectRestored(pod: Pod, files: Record<string, string | Buffer>): Promise<void> {
+async function expectRestored(pod: MemoryPod, files: Record<string, string | Buffer>): Promise<void> {
   for (const [rel, body] of Object.entries(files)) expect((await pod.read(rel)).equals(Buffer.from(body)), rel).toBe(true);
 }
 

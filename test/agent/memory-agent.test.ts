@@ -1,69 +1,19 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FRESH_SESSION_MESSAGE, hydrate } from '../../src/agent/hydrate.js';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
 import { partialPaths } from '../../src/agent/partial-names.js';
-import { loadSettings, type AgentSettings } from '../../src/agent/settings.js';
-import { Syncer, type CycleResult } from '../../src/agent/sync.js';
-import { captureLog, type CapturedLog } from './helpers.js';
+import { MEMORY_PREFIX, newMemoryPod, removeMemoryPods, type MemoryPod } from './memory-pod.js';
 import { MemoryStore, storeError } from './memory-store.js';
 
 // The whole agent (hydrate, sync, refresh) over the in-memory store: the decisions the
 // MinIO tier proves against a real server, here in milliseconds and with faults on demand.
 
-const PREFIX = 'project-a/s1/';
+const PREFIX = MEMORY_PREFIX;
 const signal = new AbortController().signal;
-const cleanups: string[] = [];
-afterEach(async () => {
-  for (const dir of cleanups.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-interface MemoryPod {
-  settings: AgentSettings;
-  log: CapturedLog;
-  hydrate(): Promise<boolean>;
-  sync(options?: { final?: boolean }): Promise<CycleResult>;
-  write(files: Record<string, string | Buffer>): Promise<void>;
-  read(rel: string): Promise<Buffer>;
-}
-
-async function newPod(store: MemoryStore, tuning: Partial<AgentSettings> = {}, refreshPerCycle?: number): Promise<MemoryPod> {
-  const workspace = await mkdtemp(path.join(tmpdir(), 'mem-ws-'));
-  const stateDir = await mkdtemp(path.join(tmpdir(), 'mem-state-'));
-  cleanups.push(workspace, stateDir);
-  const settings = {
-    ...loadSettings({
-      S3_ENDPOINT: 'http://memory.invalid',
-      S3_BUCKET: 'memory',
-      AWS_ACCESS_KEY_ID: 'a',
-      AWS_SECRET_ACCESS_KEY: 'b',
-      NAMESPACE: 'project-a',
-      SESSION_NAME: 's1',
-      WORKSPACE_DIR: workspace,
-      AGENT_STATE_DIR: stateDir,
-      HYDRATE_TIMEOUT_SECONDS: '2',
-    }),
-    ...tuning,
-  };
-  const log = captureLog();
-  const target = { store, prefix: PREFIX };
-  const syncer = new Syncer({ settings, target, log, workers: 4, refreshPerCycle });
-  return {
-    settings,
-    log,
-    hydrate: () => hydrate({ settings, target, log, workers: 4 }),
-    sync: (options = {}) => syncer.cycle(signal, options),
-    write: async (files) => {
-      for (const [rel, body] of Object.entries(files)) {
-        await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-        await writeFile(path.join(workspace, rel), body);
-      }
-    },
-    read: (rel) => readFile(path.join(workspace, rel)),
-  };
-}
+afterEach(removeMemoryPods);
+const newPod = newMemoryPod;
 
 const remove = (pod: MemoryPod, rel: string) => unlink(path.join(pod.settings.workspaceDir, rel));
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
