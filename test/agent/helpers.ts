@@ -225,3 +225,13 @@ export function startCli(args: string[], env: Record<string, string>, withoutRea
     },
   };
 }
+
+// What a promise expected to fail rejected with.
+export async function caught(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a failure');
+}

@@ -8,6 +8,7 @@ import { failureOf, StoreError, type ObjectRead, type ObjectStore } from '../../
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { perProjectPolicy } from '../support/policies.js';
+import { caught } from './helpers.js';
 
 const minio = inject('minio');
 const signal = new AbortController().signal;
@@ -35,15 +36,6 @@ const ODD_NAMES = [
 
 function settingsFor(bucket: string, overrides: Partial<EndpointSettings> = {}): EndpointSettings {
   return { endpoint: minio.endpoint, region: minio.region, accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey, bucket, ...overrides };
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure');
 }
 
 function shapeOf(error: unknown) {

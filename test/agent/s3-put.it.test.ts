@@ -5,6 +5,7 @@ import { S3Endpoint } from '../../src/agent/s3-endpoint.js';
 import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
 import { StoreError, failureOf, isStoreError } from '../../src/agent/store.js';
 import { createBucket, rootClient } from '../support/minio.js';
+import { caught } from './helpers.js';
 
 const minio = inject('minio');
 const signal = new AbortController().signal;
@@ -18,15 +19,6 @@ function settingsFor(bucket: string, overrides: Partial<PutSettings> = {}): PutS
     bucket,
     ...overrides,
   };
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('PutObject without the SDK (s3-put.ts)', () => {
