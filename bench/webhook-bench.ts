@@ -33,6 +33,9 @@ export interface WebhookReport {
   // The same client against a bare node:https server answering the same bytes (absent in
   // reports written before it was measured).
   baseline?: LoadResult;
+  // The paced generator against that bare server: the latency floor of this machine, Node's
+  // TLS and the client at the same rate (absent in reports written before it was measured).
+  baselinePaced?: LoadResult;
   // autocannon -R: each connection's share of a second goes out as one burst.
   bursty: LoadResult;
   // The open-loop generator: one review every millisecond, latency counted from when it was due.
@@ -61,6 +64,9 @@ const FIXED_CONNECTIONS = 16;
 const BURSTY_SECONDS = 30;
 // The paced generator's connection pool; it opens only as many as the latency needs.
 const PACED_SOCKETS = 64;
+// Long enough for a stable p99 (60,000 reviews), short of the webhook's five minutes: the
+// bare server holds nothing that could grow.
+const BASELINE_PACED_SECONDS = 60;
 
 interface AutocannonJson {
   requests: { average: number; total: number };
@@ -190,11 +196,16 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   log(`webhook: the bare node:https baseline, ${MAX_CONNECTIONS} connections, 20 s`);
   const bare = await startWebhook({ repoRoot, certDir, serve: { baseline: { answerFile } }, logFile: path.join(dir, 'baseline.log'), nodeFlags: [] });
   let baseline: LoadResult;
+  let baselinePaced: LoadResult;
   try {
     await autocannon(options, bare.url, bodyFile, MAX_CONNECTIONS, 5);
     baseline = await autocannon(options, bare.url, bodyFile, MAX_CONNECTIONS, 20);
     assertMostlyGood('baseline', baseline, log);
     log(`webhook: baseline ${Math.round(baseline.perSecond)} requests/s; the webhook reached ${(max.perSecond / baseline.perSecond).toFixed(2)}× of it`);
+    log(`webhook: the baseline paced ${FIXED_RATE}/s for ${BASELINE_PACED_SECONDS} s`);
+    baselinePaced = await paced(options, bare.url, path.join(certDir, 'ca.crt'), bodyFile, FIXED_RATE, BASELINE_PACED_SECONDS);
+    assertMostlyGood('baseline paced', baselinePaced, log);
+    log(`webhook: baseline paced p99 ${baselinePaced.latencyMs.p99} ms (the webhook: ${fixed.latencyMs.p99} ms)`);
   } finally {
     await bare.stop();
   }
@@ -227,6 +238,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     review,
     max,
     baseline,
+    baselinePaced,
     bursty,
     fixed,
     idleRssMiB,

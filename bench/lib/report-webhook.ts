@@ -38,6 +38,7 @@ export function renderWebhookReport(report: WebhookReport): string {
     ...(report.baseline ? [loadRow('baseline: bare `node:https`, same client, same answer size', report.baseline)] : []),
     loadRow('fixed rate, bursts (autocannon `-R`)', report.bursty),
     loadRow('fixed rate, paced (1 per ms)', report.fixed),
+    ...(report.baselinePaced ? [loadRow('baseline: bare `node:https`, paced (1 per ms)', report.baselinePaced)] : []),
     '',
     `RSS of the webhook: ${report.idleRssMiB} MiB idle after start-up. During the paced run (sampled every 5 s) it saws with garbage collection between a trough of ${firstTrough} MiB in the first minute and ${lastTrough} MiB in the last, and peaks of up to ${peak} MiB: ${rss.map((sample) => sample.mib.toFixed(0)).join(', ')}.`,
     '',
@@ -46,7 +47,8 @@ export function renderWebhookReport(report: WebhookReport): string {
     report.baseline
       ? `- maximum reviews/s at least 0.7× the bare \`node:https\` baseline (same client, same run): ${Math.round(report.max.perSecond).toLocaleString('en-US')} ÷ ${Math.round(report.baseline.perSecond).toLocaleString('en-US')} = ${(report.max.perSecond / report.baseline.perSecond).toFixed(2)}× → ${verdict(report.max.perSecond >= 0.7 * report.baseline.perSecond)}`
       : `- maximum reviews/s: ${Math.round(report.max.perSecond).toLocaleString('en-US')} (no baseline in this report)`,
-    `- p99 at most 5 ms at 1,000 reviews/s: ${report.fixed.latencyMs.p99} ms → ${verdict(report.fixed.latencyMs.p99 <= 5)}`,
+    `- p99 at most 5 ms at 1,000 reviews/s: ${report.fixed.latencyMs.p99} ms → ${verdict(report.fixed.latencyMs.p99 <= 5)}` +
+      (report.baselinePaced ? ` (the bare \`node:https\` baseline at the same pace: p99 ${report.baselinePaced.latencyMs.p99} ms)` : ''),
     `- RSS flat and under 150 MiB over the run: peak ${peak} MiB; trough ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB from the first minute to the last → ${verdict(peak < 150 && growth < 0.1 * firstTrough)}` +
       (seconds < 300 ? ` (a ${seconds} s run, shorter than the 5 minutes the target asks for)` : ''),
     '',
