@@ -20,6 +20,7 @@ import { listRemote, type RemoteTarget } from './remote.js';
 import type { AgentSettings } from './settings.js';
 import { formatBytes } from './size.js';
 import { describeFailure } from './store.js';
+import { streamedThrough } from './young-garbage.js';
 
 export interface BundleWriteContext {
   settings: Pick<AgentSettings, 'syncPaths' | 'workspaceDir' | 'sse'>;
@@ -185,6 +186,10 @@ export async function writeBundle(
           truncated = true;
           break;
         }
+        // The listing's parse and each batch's file buffers are garbage by now, promoted
+        // under --max-semi-space-size=1: collected on the way (rate-limited), they do not
+        // pile up on top of the record for the whole fill.
+        streamedThrough();
         const batch = plan.entries.slice(start, start + READ_AHEAD);
         const contents = await Promise.all(batch.map(readAsRecorded));
         for (const [index, candidate] of batch.entries()) {
