@@ -24,6 +24,8 @@ export interface Sample extends Measured {
 // restore bundle it reported writing.
 export interface FinalSync {
   wallSeconds: number;
+  // Absent in results from before it was measured.
+  peakRssKiB?: number;
   bundle?: string;
 }
 
@@ -110,7 +112,7 @@ async function runOnce(tool: Tool, run: number, options: Options): Promise<RunSa
     if (tool.finalSync) {
       const invocation = tool.finalSync(ctx);
       const measured = await measure(invocation.command, invocation.args, { env: invocation.env, logFile });
-      finalSync = { wallSeconds: measured.wallSeconds, bundle: await lastBundleLine(logFile) };
+      finalSync = { wallSeconds: measured.wallSeconds, peakRssKiB: measured.peakRssKiB, bundle: await lastBundleLine(logFile) };
     }
     await mkdir(restoreDir, { recursive: true });
     const restore = await timed(minio, logFile, tool.restore(ctx, restoreDir));
@@ -136,7 +138,7 @@ export async function benchAgent(tools: readonly Tool[], options: Options): Prom
       const line: string[] = [];
       if (finalSync) {
         results[index]!.finalSyncs.push(finalSync);
-        line.push(`final-sync ${finalSync.wallSeconds.toFixed(2)}s (bundle: ${finalSync.bundle ?? 'none'})`);
+        line.push(`final-sync ${finalSync.wallSeconds.toFixed(2)}s/${Math.round((finalSync.peakRssKiB ?? 0) / 1024)}MiB (bundle: ${finalSync.bundle ?? 'none'})`);
       }
       for (const scenario of SCENARIOS) {
         const sample = samples[scenario];

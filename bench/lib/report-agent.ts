@@ -173,6 +173,8 @@ function restoreTargets(report: AgentReport, wall: (id: string, scenario: Scenar
     lines.push(
       `final sync before (d), untimed there (\`sync --once\`, nothing to upload, incl. the bundle): ${seconds(middle.wallSeconds)}, bundle: ${middle.bundle ?? 'not written'}`,
     );
+    const rss = finals.flatMap((final) => (final.peakRssKiB === undefined ? [] : [final.peakRssKiB / 1024]));
+    if (rss.length > 0) lines.push(`final sync before (d) peak RSS under 128 MiB: ${median(rss).toFixed(0)} MiB → ${verdict(median(rss) < 128)}`);
   }
   return lines;
 }

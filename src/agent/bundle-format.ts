@@ -55,6 +55,50 @@ export function entryHeader(entry: BundleEntry): Partial<Header> & Pick<Header, 
   };
 }
 
+const BLOCK = 512;
+// tar-stream closes an archive with two zero blocks.
+const END_OF_ARCHIVE = 2 * BLOCK;
+const SHA256_PLACEHOLDER = '0'.repeat(64);
+
+function blocks(bytes: number): number {
+  return Math.ceil(bytes / BLOCK) * BLOCK;
+}
+
+// A pax record as tar-stream writes it, "LENGTH key=value\n", where LENGTH counts itself.
+function paxRecordLength(key: string, value: string): number {
+  const rest = Buffer.byteLength(` ${key}=${value}\n`);
+  let digits = String(rest).length;
+  if (rest + digits >= 10 ** digits) digits += 1;
+  return rest + digits;
+}
+
+/**
+ * The bytes an entry takes in the bundle (pax header, its records, the ustar header, the
+ * padded content), known before its file is read: the SHA-256 is always 64 hex digits. The
+ * bundle goes up as one PUT of a length announced before the first byte.
+ */
+export function entryLength(entry: Omit<BundleEntry, 'sha256'>): number {
+  const header = entryHeader({ ...entry, sha256: SHA256_PLACEHOLDER });
+  let records = paxRecordLength('path', header.name);
+  for (const [key, value] of Object.entries(header.pax ?? {})) records += paxRecordLength(key, value);
+  return BLOCK + blocks(records) + BLOCK + blocks(entry.size);
+}
+
+export function bundleLength(entryLengths: Iterable<number>): number {
+  let total = END_OF_ARCHIVE;
+  for (const length of entryLengths) total += length;
+  return total;
+}
+
+/**
+ * The stand-in for an entry whose file changed or went between the plan and its read:
+ * the same length, no records of this agent's, so hydrate skips it (and any tar lists it
+ * under this name). Its content is `length - 512` zero bytes.
+ */
+export function fillerHeader(length: number): Partial<Header> & Pick<Header, 'name' | 'size'> {
+  return { name: `${AGENT_OBJECTS_PREFIX}left-out`, size: length - BLOCK, type: 'file', mode: 0o644, mtime: new Date(0) };
+}
+
 const SHA256 = /^[0-9a-f]{64}$/;
 const MODE = /^[0-7]{1,4}$/;
 

@@ -3,14 +3,24 @@ import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, BUNDLE_TOTAL_LIMIT, entryHeader, type BundleEntry } from './bundle-format.js';
+import {
+  BUNDLE_FILE_LIMIT,
+  BUNDLE_KEY,
+  BUNDLE_TOTAL_LIMIT,
+  bundleLength,
+  entryHeader,
+  entryLength,
+  fillerHeader,
+  type BundleEntry,
+} from './bundle-format.js';
 import { resolveKey } from './keys.js';
 import type { AgentLog } from './log.js';
-import type { FileEntry, FileMap } from './metadata.js';
+import type { FileMap } from './metadata.js';
 import { listRemote, type RemoteTarget } from './remote.js';
 import type { AgentSettings } from './settings.js';
 import { formatBytes } from './size.js';
 import { describeFailure } from './store.js';
+import { streamedThrough } from './young-garbage.js';
 
 export interface BundleWriteContext {
   settings: Pick<AgentSettings, 'syncPaths' | 'workspaceDir' | 'sse'>;
@@ -46,11 +56,15 @@ const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
 const PLAIN_MD5 = /^"?([0-9a-f]{32})"?$/;
 
 interface Candidate {
-  key: string;
   localPath: string;
-  entry: FileEntry;
-  etag?: string;
+  // The entry as the record and the listing know it, all but the hash of its bytes.
+  facts: Omit<BundleEntry, 'sha256'>;
+  // Its bytes in the tar, known before the file is read.
+  length: number;
 }
+
+// Zeros the tail of a bundle closed early is padded with, up to its announced length.
+const ZEROS = Buffer.alloc(64 * 1024);
 
 // The bytes of a file exactly as the record knows it (same size and mtime, the test sync
 // itself trusts), or undefined: a file changed or replaced since its upload stays out.
@@ -63,9 +77,9 @@ async function readAsRecorded(candidate: Candidate): Promise<Buffer | undefined>
   }
   try {
     const info = await handle.stat();
-    if (!info.isFile() || info.size !== candidate.entry.size || Math.abs(info.mtimeMs - candidate.entry.mtimeMs) >= 1) return undefined;
+    if (!info.isFile() || info.size !== candidate.facts.size || Math.abs(info.mtimeMs - candidate.facts.mtimeMs) >= 1) return undefined;
     const bytes = await handle.readFile();
-    return bytes.length === candidate.entry.size ? bytes : undefined;
+    return bytes.length === candidate.facts.size ? bytes : undefined;
   } catch {
     return undefined;
   } finally {
@@ -76,7 +90,7 @@ async function readAsRecorded(candidate: Candidate): Promise<Buffer | undefined>
 // The object's ETag is the MD5 of its bytes for a plain single-part upload (not under
 // SSE-KMS): where it is, a local copy that differs from the object stays out.
 function matchesObject(candidate: Candidate, bytes: Buffer, kms: boolean): boolean {
-  const md5 = kms ? undefined : PLAIN_MD5.exec(candidate.etag ?? '')?.[1];
+  const md5 = kms ? undefined : PLAIN_MD5.exec(candidate.facts.etag ?? '')?.[1];
   return md5 === undefined || createHash('md5').update(bytes).digest('hex') === md5;
 }
 
@@ -95,9 +109,41 @@ async function candidatesOf(context: BundleWriteContext, files: FileMap, signal:
       etag = listing.etags?.get(key);
       if (etag === undefined || listing.sizes.get(key) !== entry.size) continue;
     }
-    candidates.push({ key, localPath: resolution.localPath, entry, ...(etag === undefined ? {} : { etag }) });
+    const facts = { key, size: entry.size, mtimeMs: entry.mtimeMs, ...(etag === undefined ? {} : { etag }), ...(entry.mode === undefined ? {} : { mode: entry.mode }) };
+    candidates.push({ localPath: resolution.localPath, facts, length: entryLength(facts) });
   }
   return candidates;
+}
+
+// The candidates whose files fit under BUNDLE_TOTAL_LIMIT, in order.
+function planned(candidates: Candidate[]): { entries: Candidate[]; truncated: boolean } {
+  let bytes = 0;
+  for (const [index, candidate] of candidates.entries()) {
+    bytes += candidate.facts.size;
+    if (bytes > BUNDLE_TOTAL_LIMIT) return { entries: candidates.slice(0, index), truncated: true };
+  }
+  return { entries: candidates, truncated: false };
+}
+
+// The tar as it is packed, then zeros up to the announced length (after an archive closed
+// early, which any tar reader ends at). More bytes than announced fail the upload.
+async function* announced(pack: AsyncIterable<Buffer>, length: number): AsyncGenerator<Buffer> {
+  let sent = 0;
+  for await (const chunk of pack) {
+    sent += chunk.length;
+    if (sent > length) throw new Error(`restore bundle longer than the ${length} bytes announced`);
+    yield chunk;
+  }
+  while (sent < length) {
+    const zeros = ZEROS.subarray(0, Math.min(ZEROS.length, length - sent));
+    sent += zeros.length;
+    yield zeros;
+  }
+}
+
+function packed(pack: tar.Pack, header: ReturnType<typeof entryHeader>, content: Buffer): Promise<void> {
+  // Resolves once the tar's reader has taken the bytes: memory stays bounded.
+  return new Promise<void>((resolve, reject) => pack.entry(header, content, (error) => (error ? reject(error) : resolve())));
 }
 
 /**
@@ -127,39 +173,37 @@ export async function writeBundle(
   let truncated = false;
   const pack = tar.pack();
   try {
-    const candidates = await candidatesOf(context, files, limited);
-    const upload = target.store.putMultipart(target.prefix + BUNDLE_KEY, Readable.from(pack as AsyncIterable<Buffer>), {}, limited);
+    const plan = planned(await candidatesOf(context, files, limited));
+    truncated = plan.truncated;
+    const length = bundleLength(plan.entries.map((candidate) => candidate.length));
+    // One streamed PUT of a length known up front: no part buffers, whatever the size.
+    const upload = target.store.put(target.prefix + BUNDLE_KEY, Readable.from(announced(pack as AsyncIterable<Buffer>, length)), { contentLength: length }, limited);
     // A failed upload stops the producer too: it would wait for a reader forever.
-    upload.catch((error: unknown) => pack.destroy(error as Error));
+    upload.catch(() => pack.destroy());
     const fill = async (): Promise<void> => {
-      for (let start = 0; start < candidates.length; start += READ_AHEAD) {
+      for (let start = 0; start < plan.entries.length; start += READ_AHEAD) {
         if (performance.now() > fillUntil) {
           truncated = true;
           break;
         }
-        const batch = candidates.slice(start, start + READ_AHEAD);
+        // The listing's parse and each batch's file buffers are garbage by now, promoted
+        // under --max-semi-space-size=1: collected on the way (rate-limited), they do not
+        // pile up on top of the record for the whole fill.
+        streamedThrough();
+        const batch = plan.entries.slice(start, start + READ_AHEAD);
         const contents = await Promise.all(batch.map(readAsRecorded));
         for (const [index, candidate] of batch.entries()) {
           const content = contents[index];
-          if (content === undefined || !matchesObject(candidate, content, kms)) continue;
-          if (bytes + content.length > BUNDLE_TOTAL_LIMIT) {
-            truncated = true;
-            break;
+          if (content === undefined || !matchesObject(candidate, content, kms)) {
+            // Changed since the record: its place is kept, as the length is announced.
+            const filler = fillerHeader(candidate.length);
+            await packed(pack, filler, Buffer.alloc(filler.size));
+            continue;
           }
-          const entry: BundleEntry = {
-            key: candidate.key,
-            size: content.length,
-            sha256: createHash('sha256').update(content).digest('hex'),
-            mtimeMs: candidate.entry.mtimeMs,
-            ...(candidate.etag === undefined ? {} : { etag: candidate.etag }),
-            ...(candidate.entry.mode === undefined ? {} : { mode: candidate.entry.mode }),
-          };
-          // Resolves once the tar's reader has taken the bytes: memory stays bounded.
-          await new Promise<void>((resolve, reject) => pack.entry(entryHeader(entry), content, (error) => (error ? reject(error) : resolve())));
+          await packed(pack, entryHeader({ ...candidate.facts, sha256: createHash('sha256').update(content).digest('hex') }), content);
           written += 1;
           bytes += content.length;
         }
-        if (truncated) break;
       }
       pack.finalize();
     };

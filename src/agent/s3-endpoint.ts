@@ -58,6 +58,25 @@ export function beforeRetry(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * (1 + Math.random())));
 }
 
+function flatHeaders(headers: Record<string, string | number>): string[] {
+  const flat: string[] = [];
+  for (const name in headers) flat.push(name, String(headers[name]));
+  return flat;
+}
+
+// What the `signal` option of http.request does: the request destroyed with an
+// AbortError whose cause is the signal's reason (a timeout stays a timeout).
+function abortOn(signal: AbortSignal, request: ClientRequest): void {
+  const abort = () =>
+    request.destroy(Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' }));
+  if (signal.aborted) {
+    process.nextTick(abort);
+    return;
+  }
+  signal.addEventListener('abort', abort, { once: true });
+  request.once('close', () => signal.removeEventListener('abort', abort));
+}
+
 export class S3Endpoint {
   private readonly secure: boolean;
   private readonly host: string;
@@ -107,15 +126,18 @@ export class S3Endpoint {
       { host: this.host, path, method, service: 's3', region: this.settings.region, headers: { Host: this.host, ...headers } },
       this.credentials,
     );
+    // Headers as a flat list go to the socket as they are; an object goes through
+    // setHeader one by one, and a `signal` option through stream.finished's listeners:
+    // per request, both were a good part of what sync's thousands of PUTs left in the heap.
     const request = transport.request({
       ...this.address,
       agent: transport.agent,
       method,
       path: signed.path,
-      headers: signed.headers as Record<string, string | number>,
-      signal,
+      headers: flatHeaders(signed.headers as Record<string, string | number>),
       timeout: IDLE_TIMEOUT_MS,
     });
+    abortOn(signal, request);
     request.once('timeout', () => request.destroy(Object.assign(new Error(`${what} timed out`), { name: 'TimeoutError' })));
     request.once('socket', (socket) => {
       if (!socket.connecting) return;

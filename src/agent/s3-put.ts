@@ -6,6 +6,7 @@ import { contentTypeFor } from './content-type.js';
 import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
 import { toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
+import { streamedThrough } from './young-garbage.js';
 import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions } from './store.js';
 
 /*
@@ -59,6 +60,10 @@ export class ObjectPut {
     const source: Source = bytes ?? (body as Readable | FileBody);
     try {
       await this.send(key, source, options, signal);
+      // Each PUT leaves a few KiB (request, socket reads, signing strings) that outlive a
+      // scavenge under --max-semi-space-size=1 and wait for a full GC: a cold cycle of
+      // 10,000 files grew the old generation by ~40 MiB between two.
+      streamedThrough();
     } catch (error) {
       if (!(bytes || isFileBody(source)) || signal.aborted || !retryable(error)) throw toStoreError(error);
       await beforeRetry();

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, entryHeader, parseEntryHeader } from '../../src/agent/bundle-format.js';
+import { BUNDLE_FILE_LIMIT, BUNDLE_KEY, bundleLength, entryHeader, entryLength, fillerHeader, parseEntryHeader, type BundleEntry } from '../../src/agent/bundle-format.js';
 import { bundleTimeLimitMs, writeBundle } from '../../src/agent/bundle-writer.js';
-import type { PutOptions } from '../../src/agent/store.js';
+import type { PutBody, PutOptions } from '../../src/agent/store.js';
 import { listRemote } from '../../src/agent/remote.js';
 import { captureLog } from './helpers.js';
 import { MEMORY_PREFIX, newMemoryPod, removeMemoryPods, type MemoryPod } from './memory-pod.js';
@@ -239,8 +239,10 @@ describe('the restore bundle', () => {
     const store = new MemoryStore();
     // A server that takes the bundle's bytes but never answers.
     const hanging = Object.assign(Object.create(store) as MemoryStore, {
-      putMultipart: (_key: string, _body: Readable, _options: PutOptions, abort: AbortSignal) =>
-        new Promise<void>((_resolve, reject) => abort.addEventListener('abort', () => reject(abort.reason), { once: true })),
+      put: (key: string, body: PutBody, options: PutOptions, abort: AbortSignal) =>
+        key === BUNDLE
+          ? new Promise<void>((_resolve, reject) => abort.addEventListener('abort', () => reject(abort.reason), { once: true }))
+          : store.put(key, body, options, abort),
     });
     const pod = await newPod(hanging);
     expect(await pod.hydrate()).toBe(true);
@@ -252,6 +254,89 @@ describe('the restore bundle', () => {
     expect(pod.log.text()).toMatch(/restore bundle not written \(it did not fit in 1\.0s\)/);
     expect(store.objects.has(BUNDLE)).toBe(false);
     for (const key of Object.keys(SMALL)) expect(store.objects.has(PREFIX + key)).toBe(true);
+  });
+
+  it('announces its length before the first file is read: each entry takes what tar-stream writes for it', async () => {
+    const sizes = [0, 1, 511, 512, 513, 4096, BUNDLE_FILE_LIMIT];
+    const entry = (index: number, key: string, etag?: string): BundleEntry => ({
+      key,
+      size: sizes[index % sizes.length]!,
+      sha256: 'f'.repeat(64),
+      mtimeMs: index % 5 === 0 ? 0 : 1_700_000_000_000 + index / 3,
+      ...(etag === undefined ? {} : { etag }),
+      ...(index % 3 === 0 ? {} : { mode: 0o600 + index }),
+    });
+    // Every name length, ASCII and UTF-8; then a name whose path record is at a digit
+    // boundary (99 bytes without its length) with ETags of every length, so the records
+    // end on each side of a block.
+    const entries = Array.from({ length: 255 }, (_, index) => entry(index, (index % 2 ? 'é' : 'a').padEnd(index + 1, 'n'), index % 4 ? `"${index}"` : undefined));
+    for (let length = 1; length <= 600; length += 1) entries.push(entry(length, 'n'.repeat(92), 'e'.repeat(length)));
+    const pack = tar.pack();
+    const chunks: Buffer[] = [];
+    const read = (async () => {
+      for await (const chunk of pack) chunks.push(chunk as Buffer);
+    })();
+    for (const { sha256: _hash, ...facts } of entries) {
+      const before = chunks.reduce((total, chunk) => total + chunk.length, 0);
+      await new Promise<void>((resolve, reject) =>
+        pack.entry(entryHeader({ ...facts, sha256: _hash }), Buffer.alloc(facts.size), (error) => (error ? reject(error) : resolve())),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(chunks.reduce((total, chunk) => total + chunk.length, 0) - before, facts.key).toBe(entryLength(facts));
+    }
+    const filler = fillerHeader(3 * 512);
+    pack.entry(filler, Buffer.alloc(filler.size));
+    pack.finalize();
+    await read;
+    const lengths = entries.map(({ sha256: _hash, ...facts }) => entryLength(facts));
+    expect(Buffer.concat(chunks).length).toBe(bundleLength([...lengths, 3 * 512]));
+  });
+
+  it('keeps the place of a file changed since its record with a stand-in hydrate skips', async () => {
+    const store = new MemoryStore();
+    const pod = await finishedPod(store, SMALL);
+    store.lose(BUNDLE);
+    // Rewritten after the record: another mtime, the same size.
+    await pod.write({ 'artifacts/c.txt': 'd'.repeat(5000) });
+    const record = new Map(Object.entries((JSON.parse(store.text(`${PREFIX}metadata.json`)!) as { manifest: Record<string, { size: number; mtimeMs: number }> }).manifest));
+    const context = { settings: pod.settings, target: { store, prefix: PREFIX }, log: pod.log };
+    expect(await writeBundle(context, record, signal, 10_000)).toMatchObject({ files: 3, truncated: false });
+    const entries = await entriesOf(store.objects.get(BUNDLE)!.body);
+    expect(entries.map((entry) => entry.name).sort()).toEqual(['.claude/a.jsonl', '.claude/projects/b.json', '.session-storage/left-out', 'artifacts/empty']);
+
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toEqual(['artifacts/c.txt']);
+    await expectRestored(next, SMALL);
+    expect(next.log.text()).not.toMatch(/corrupt/);
+  });
+
+  it('closes early at its fill time and pads to the length it announced, a tar hydrate reads', async () => {
+    const store = new MemoryStore();
+    const files = Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`artifacts/f${String(index).padStart(2, '0')}`, `file ${index} `.repeat(500)]));
+    const pod = await finishedPod(store, files);
+    store.lose(BUNDLE);
+    // A server that starts reading the body only after the fill time (60% of 3 s).
+    const slow = Object.assign(Object.create(store) as MemoryStore, {
+      put: async (key: string, body: PutBody, options: PutOptions, abort: AbortSignal) => {
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        return store.put(key, body, options, abort);
+      },
+    });
+    const record = new Map(Object.entries((JSON.parse(store.text(`${PREFIX}metadata.json`)!) as { manifest: Record<string, { size: number; mtimeMs: number }> }).manifest));
+    const context = { settings: pod.settings, target: { store: slow, prefix: PREFIX }, log: pod.log };
+    const written = await writeBundle(context, record, signal, 3_000);
+    expect(written).toMatchObject({ truncated: true });
+    expect(written!.files).toBeLessThan(40);
+    const entries = await entriesOf(store.objects.get(BUNDLE)!.body);
+    expect(entries).toHaveLength(written!.files);
+
+    const next = await newPod(store);
+    const from = store.calls.length;
+    expect(await next.hydrate()).toBe(true);
+    expect(perObjectGets(store, from)).toHaveLength(40 - written!.files);
+    await expectRestored(next, files);
   });
 
   it('skips entries it cannot attribute: other entry types and headers without its records', () => {

@@ -17,8 +17,9 @@ export async function resolve(specifier, context, next) {
 `;
 
 // A restore sends only GET and list requests, which go without the SDK: a crashed pod's
-// successor, and every empty session's first start, never pays for loading it.
-describe('hydrate without the AWS SDK (built CLI)', () => {
+// successor, and every empty session's first start, never pays for loading it. Nor does
+// a final sync that uploads files under 64 MiB and writes the restore bundle.
+describe('hydrate and the final sync without the AWS SDK (built CLI)', () => {
   let bucket: string;
   let guardDir: string;
   let nodeOptions: string;
@@ -58,6 +59,12 @@ describe('hydrate without the AWS SDK (built CLI)', () => {
     expect(await readFile(path.join(next.workspace, '.claude', 'projects', 'a & <b> résumé.jsonl'), 'utf8')).toBe('{"x":1}\n');
     expect((await readFile(path.join(next.workspace, 'artifacts', 'data.bin'))).equals(Buffer.alloc(3 * 2 ** 20, 7))).toBe(true);
 
+    // The final sync uploads and writes the restore bundle through the lean client too.
+    await writeFile(path.join(next.workspace, 'artifacts', 'later.md'), 'later\n');
+    const final = await runCli(['sync', '--once'], { ...next.env, NODE_OPTIONS: nodeOptions });
+    expect(final.code, final.stdout + final.stderr).toBe(0);
+    expect(final.stdout, final.stdout + final.stderr).toMatch(/1 uploaded[\s\S]*Restore bundle written: 3 files/);
+
     const fresh = await pod(uniqueSession());
     const empty = await runCli(['hydrate'], { ...fresh.env, NODE_OPTIONS: nodeOptions });
     expect(empty.code, empty.stdout + empty.stderr).toBe(0);
@@ -65,8 +72,11 @@ describe('hydrate without the AWS SDK (built CLI)', () => {
 
   it('the guard does stop a command that needs the SDK (a deletion)', async () => {
     const owner = await pod(uniqueSession());
+    // A pod that hydrated may propagate deletions.
+    expect(await owner.hydrate()).toBe(true);
     await mkdir(path.join(owner.workspace, 'artifacts'), { recursive: true });
     await writeFile(path.join(owner.workspace, 'artifacts', 'gone.md'), 'x');
+    await writeFile(path.join(owner.workspace, 'artifacts', 'kept.md'), 'y');
     await owner.sync();
     await unlink(path.join(owner.workspace, 'artifacts', 'gone.md'));
     const run = await runCli(['sync', '--once'], { ...owner.env, NODE_OPTIONS: nodeOptions });

@@ -170,7 +170,10 @@ export class MemoryStore implements ObjectStore {
 
   async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
     this.call('put', key, signal);
-    this.store(key, await bytesOf(key, body), options.metadata ?? {});
+    const bytes = await bytesOf(key, body);
+    // As S3 does, a body of another length than announced is refused.
+    if (options.contentLength !== undefined && bytes.length !== options.contentLength) throw storeError('other', `${key}: ${bytes.length} bytes, ${options.contentLength} announced`);
+    this.store(key, bytes, options.metadata ?? {});
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Endpoint } from '../../src/agent/s3-endpoint.js';
 import { ObjectPut, type PutSettings } from '../../src/agent/s3-put.js';
 import { failureOf } from '../../src/agent/store.js';
+import { caught } from './helpers.js';
 
 // What the lean PutObject sends, against a server that records each request and answers
 // with the status queued for it. MinIO without a KMS refuses SSE headers, so the
@@ -119,5 +120,12 @@ describe('PutObject requests (s3-put.ts)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+  it('sends nothing under a signal already aborted, and an abort by timeout fails as timed out', async () => {
+    const before = seen.length;
+    const error = await caught(putterOf(settings()).put('k', 'x', {}, AbortSignal.abort(new DOMException('budget spent', 'TimeoutError'))));
+    expect(failureOf(error).kind).toBe('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen.length).toBe(before);
   });
 });
