@@ -14,7 +14,11 @@ export const fileEntrySchema = z.object({
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 
-export type FileMap = Map<string, FileEntry>;
+// What the agent knows per file, by key: a Map (hydrate, tests) or a FileTable (the
+// record a sync cycle reads, kept compactly).
+export type FileMap = Pick<Map<string, FileEntry>, 'size' | 'get' | 'has' | 'delete' | 'keys' | 'values' | 'entries' | typeof Symbol.iterator> & {
+  set(key: string, entry: FileEntry): unknown;
+};
 
 export const skippedSchema = z.object({
   path: z.string(),

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { FileTable } from './file-table.js';
 import type { FileEntry, FileMap } from './metadata.js';
 import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
@@ -35,8 +36,8 @@ function isFileEntry(value: unknown): value is FileEntry {
   );
 }
 
-function fileMapOf(files: Record<string, unknown>): FileMap | undefined {
-  const map: FileMap = new Map();
+function fileMapOf(files: Record<string, unknown>): FileTable | undefined {
+  const map = new FileTable();
   for (const key in files) {
     const entry = files[key];
     if (!isFileEntry(entry)) return undefined;
