@@ -28,18 +28,18 @@ const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
 
 export function planUploads(local: LocalFileMap, known: FileMap, maxSyncSize: number): UploadPlan {
   let total = 0;
-  for (const file of local.values()) total += file.size;
+  for (const [, stat] of local.entries()) total += stat.size;
   // Everything fits, the usual case: the budget's sorted copy of every file is not needed.
   const budget = total <= maxSyncSize ? undefined : applyBudget([...local.values()], maxSyncSize);
   const keys: string[] = [];
   const sizes: number[] = [];
   let unchanged = 0;
-  for (const file of budget?.admitted ?? local.values()) {
-    if (sameFile(known.get(file.key), file)) {
+  for (const [key, stat] of budget?.admitted.map((file) => [file.key, file] as const) ?? local.entries()) {
+    if (sameFile(known.get(key), stat)) {
       unchanged += 1;
     } else {
-      keys.push(file.key);
-      sizes.push(file.size);
+      keys.push(key);
+      sizes.push(stat.size);
     }
   }
   const order = keys.map((_, index) => index).sort((a, b) => sizes[a]! - sizes[b]! || compareKeys(keys[a]!, keys[b]!));
