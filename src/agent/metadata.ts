@@ -14,7 +14,11 @@ export const fileEntrySchema = z.object({
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 
-export type FileMap = Map<string, FileEntry>;
+// What the agent knows per file, by key: a Map (hydrate, tests) or a FileTable (the
+// record a sync cycle reads, kept compactly).
+export type FileMap = Pick<Map<string, FileEntry>, 'size' | 'get' | 'has' | 'delete' | 'keys' | 'values' | 'entries' | typeof Symbol.iterator> & {
+  set(key: string, entry: FileEntry): unknown;
+};
 
 export const skippedSchema = z.object({
   path: z.string(),
@@ -53,9 +57,15 @@ export function sameFile(a: FileEntry | undefined, b: FileEntry): boolean {
 /**
  * metadata.json as JSON.stringify(metadata, null, 2) writes it, with the manifest taken
  * from the record's map in key order, in pieces of about `chunk` characters: at 100,000
- * files the sorted copy, the object and the one string were ~70 MiB at once.
+ * files the sorted copy, the object and the one string were ~70 MiB at once. `keys` are
+ * the manifest's keys sorted, for a caller that writes the document more than once.
  */
-export function* metadataPieces(metadata: Omit<Metadata, 'manifest'>, manifest: FileMap, chunk = 64 * 1024): Generator<string> {
+export function* metadataPieces(
+  metadata: Omit<Metadata, 'manifest'>,
+  manifest: FileMap,
+  chunk = 64 * 1024,
+  keys: readonly string[] = [...manifest.keys()].sort(),
+): Generator<string> {
   const head = JSON.stringify(metadata, null, 2);
   if (manifest.size === 0) {
     yield `${head.slice(0, -2)},\n  "manifest": {}\n}`;
@@ -63,7 +73,7 @@ export function* metadataPieces(metadata: Omit<Metadata, 'manifest'>, manifest: 
   }
   let text = `${head.slice(0, -2)},\n  "manifest": {`;
   let first = true;
-  for (const key of [...manifest.keys()].sort()) {
+  for (const key of keys) {
     const entry = JSON.stringify(manifest.get(key), null, 2).replaceAll('\n', '\n    ');
     text += `${first ? '' : ','}\n    ${JSON.stringify(key)}: ${entry}`;
     first = false;

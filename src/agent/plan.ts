@@ -3,7 +3,7 @@ import { sameFile, type FileEntry, type FileMap, type SkippedFile } from './meta
 import type { ExcludeMatcher } from './patterns.js';
 import type { LocalRecord } from './record.js';
 import type { SyncPath } from './settings.js';
-import type { LocalFile } from './walk.js';
+import type { LocalFileMap } from './walk.js';
 
 /*
  * What a sync cycle decides, as pure functions of what it knows: the walk, the record of
@@ -12,24 +12,42 @@ import type { LocalFile } from './walk.js';
  */
 
 export interface UploadPlan {
-  // Changed or new files within the budget, to upload.
-  uploads: LocalFile[];
+  // Keys of the changed or new files within the budget, to upload, smallest first (ties
+  // by key). Keys, not files: a cold upload of 100,000 files held as many file objects
+  // with their paths for its whole length.
+  uploads: string[];
   // Files within the budget, by key (refresh uploads their local copy again if needed):
   // the walk's own map when nothing is skipped, the usual case, rather than a copy of it.
-  admitted: ReadonlyMap<string, LocalFile>;
+  admitted: LocalFileMap;
   unchanged: number;
   // Past MAX_SYNC_SIZE: never uploaded, never deleted remotely.
   skipped: SkippedFile[];
 }
 
-export function planUploads(local: ReadonlyMap<string, LocalFile>, known: FileMap, maxSyncSize: number): UploadPlan {
-  const budget = applyBudget([...local.values()], maxSyncSize);
-  const uploads = budget.admitted.filter((file) => !sameFile(known.get(file.key), file));
+const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+export function planUploads(local: LocalFileMap, known: FileMap, maxSyncSize: number): UploadPlan {
+  let total = 0;
+  for (const [, stat] of local.entries()) total += stat.size;
+  // Everything fits, the usual case: the budget's sorted copy of every file is not needed.
+  const budget = total <= maxSyncSize ? undefined : applyBudget([...local.values()], maxSyncSize);
+  const keys: string[] = [];
+  const sizes: number[] = [];
+  let unchanged = 0;
+  for (const [key, stat] of budget?.admitted.map((file) => [file.key, file] as const) ?? local.entries()) {
+    if (sameFile(known.get(key), stat)) {
+      unchanged += 1;
+    } else {
+      keys.push(key);
+      sizes.push(stat.size);
+    }
+  }
+  const order = keys.map((_, index) => index).sort((a, b) => sizes[a]! - sizes[b]! || compareKeys(keys[a]!, keys[b]!));
   return {
-    uploads,
-    admitted: budget.skipped.length === 0 ? local : new Map(budget.admitted.map((file) => [file.key, file])),
-    unchanged: budget.admitted.length - uploads.length,
-    skipped: budget.skipped,
+    uploads: order.map((index) => keys[index]!),
+    admitted: budget === undefined ? local : new Map(budget.admitted.map((file) => [file.key, file])),
+    unchanged,
+    skipped: budget?.skipped ?? [],
   };
 }
 
@@ -47,7 +65,7 @@ export function isExcludedKey(key: string, excludes: ExcludeMatcher): boolean {
 
 export interface DeletionInput {
   record: Pick<LocalRecord, 'hydrated' | 'files' | 'unrestored'>;
-  local: ReadonlyMap<string, LocalFile>;
+  local: Pick<LocalFileMap, 'has'>;
   // Files the walk found per sync path name.
   counts: ReadonlyMap<string, number>;
   walkHadErrors: boolean;
@@ -99,15 +117,16 @@ export interface Adoption {
 export function planAdoption(known: FileMap, listed: ReadonlyMap<string, number>): Adoption {
   const adopted = new Map<string, FileEntry>();
   for (const [key, size] of listed) if (!known.has(key)) adopted.set(key, { size, mtimeMs: -1 });
-  const vanished = [...known].filter(([key, entry]) => !listed.has(key) && entry.uploadedAt !== undefined).map(([key]) => key);
+  const vanished: string[] = [];
+  for (const [key, entry] of known) if (!listed.has(key) && entry.uploadedAt !== undefined) vanished.push(key);
   return { adopted, vanished };
 }
 
 // Invariant 7: the objects past `maxAgeMs` since their last write, oldest first (unknown
 // ages, of objects written by other tools, count as oldest), at most `limit`.
+// Only the due entries are collected: a copy of every entry was ~10 MiB at 100,000 files.
 export function planRefreshes(known: FileMap, now: number, maxAgeMs: number, limit: number): Array<[string, FileEntry]> {
-  return [...known]
-    .filter(([, entry]) => now - (entry.uploadedAt ?? 0) >= maxAgeMs)
-    .sort(([keyA, a], [keyB, b]) => (a.uploadedAt ?? 0) - (b.uploadedAt ?? 0) || (keyA < keyB ? -1 : keyA > keyB ? 1 : 0))
-    .slice(0, limit);
+  const due: Array<[string, FileEntry]> = [];
+  for (const [key, entry] of known) if (now - (entry.uploadedAt ?? 0) >= maxAgeMs) due.push([key, entry]);
+  return due.sort(([keyA, a], [keyB, b]) => (a.uploadedAt ?? 0) - (b.uploadedAt ?? 0) || compareKeys(keyA, keyB)).slice(0, limit);
 }

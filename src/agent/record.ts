@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { FileTable } from './file-table.js';
 import type { FileEntry, FileMap } from './metadata.js';
+import { parseStreamedMember } from './streamed-member.js';
 import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 
@@ -35,15 +38,6 @@ function isFileEntry(value: unknown): value is FileEntry {
   );
 }
 
-function fileMapOf(files: Record<string, unknown>): FileMap | undefined {
-  const map: FileMap = new Map();
-  for (const key in files) {
-    const entry = files[key];
-    if (!isFileEntry(entry)) return undefined;
-    map.set(key, entry);
-  }
-  return map;
-}
 
 export interface LocalRecord {
   bucket: string;
@@ -58,24 +52,38 @@ export interface LocalRecord {
 const FILE_NAME = 'record.json';
 
 export async function readRecord(stateDir: string, bucket: string, prefix: string): Promise<LocalRecord | undefined> {
-  let text: string;
+  // `files` is read in batches straight into the table, the rest of the document whole.
+  const files = new FileTable();
+  let valid = true;
+  let rest: string;
   try {
-    text = await readFile(path.join(stateDir, FILE_NAME), 'utf8');
+    rest = await parseStreamedMember(createReadStream(path.join(stateDir, FILE_NAME)), 'files', (batch) => {
+      for (const key in batch) {
+        const entry = batch[key];
+        if (isFileEntry(entry)) files.set(key, entry);
+        else valid = false;
+      }
+    });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (error instanceof SyntaxError) return undefined;
     throw error;
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(rest);
   } catch {
     return undefined;
   }
   const parsed = recordSchema.safeParse(json);
   // A record for another bucket or session says nothing about this one.
-  if (!parsed.success || parsed.data.bucket !== bucket || parsed.data.prefix !== prefix) return undefined;
-  const files = fileMapOf(parsed.data.files);
-  if (!files) return undefined;
+  if (!valid || !parsed.success || parsed.data.bucket !== bucket || parsed.data.prefix !== prefix) return undefined;
+  // Whatever JSON spelled "files" so that it was not streamed (escapes in its name).
+  for (const key in parsed.data.files) {
+    const entry = parsed.data.files[key];
+    if (!isFileEntry(entry)) return undefined;
+    files.set(key, entry);
+  }
   return {
     bucket,
     prefix,

@@ -44,14 +44,15 @@ const METADATA_RETRY_MS = 250;
 
 // The same document with the manifest from the record's map, streamed: its length is
 // counted in a first pass over the pieces, which each attempt produces again as they are
-// sent. The caller does not change the map meanwhile.
+// sent, from keys sorted once. The caller does not change the map meanwhile.
 export async function writeMetadataOf(target: RemoteTarget, metadata: Omit<Metadata, 'manifest'>, manifest: FileMap, signal: AbortSignal): Promise<void> {
+  const keys = [...manifest.keys()].sort();
   let contentLength = 0;
-  for (const piece of metadataPieces(metadata, manifest)) contentLength += Buffer.byteLength(piece);
+  for (const piece of metadataPieces(metadata, manifest, undefined, keys)) contentLength += Buffer.byteLength(piece);
   const body = () =>
     Readable.from(
       (function* () {
-        for (const piece of metadataPieces(metadata, manifest)) yield Buffer.from(piece);
+        for (const piece of metadataPieces(metadata, manifest, undefined, keys)) yield Buffer.from(piece);
       })(),
     );
   for (let attempt = 1; ; attempt++) {

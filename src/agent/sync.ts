@@ -12,7 +12,9 @@ import { describeFailure, failureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
 import { uploadFile } from './transfer.js';
 import { bundleTimeLimitMs, writeBundle } from './bundle-writer.js';
-import { walkSyncPaths, type LocalFile } from './walk.js';
+import { FileTable } from './file-table.js';
+import { walkSyncPaths, type LocalFileMap } from './walk.js';
+import { streamedThrough } from './young-garbage.js';
 import { VERSION } from '../shared/version.js';
 
 export interface SyncContext {
@@ -84,7 +86,7 @@ export class Syncer {
     }
     if (this.record) return this.record;
     log.info('No hydrate record in this pod: reading the remote state once (deletions stay disabled)');
-    const files: FileMap = new Map();
+    const files = new FileTable();
     const metadata = await readMetadata(target, signal);
     if (metadata.kind === 'found') {
       for (const [key, entry] of Object.entries(metadata.metadata.manifest ?? {})) files.set(key, entry);
@@ -138,8 +140,12 @@ export class Syncer {
 
     let walk;
     try {
-      walk = await walkSyncPaths(settings.workspaceDir, settings.syncPaths, this.excludes, (syncPath) =>
-        log.detail(`Syncing ${logName(syncPath.name)}/...`),
+      walk = await walkSyncPaths(
+        settings.workspaceDir,
+        settings.syncPaths,
+        this.excludes,
+        (syncPath) => log.detail(`Syncing ${logName(syncPath.name)}/...`),
+        known instanceof FileTable ? (key) => known.keyOf(key) : undefined,
       );
     } catch (error) {
       log.error(`Sync failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -170,7 +176,7 @@ export class Syncer {
 
     const changed = plan.uploads;
     result.unchanged = plan.unchanged;
-    const failures = await this.upload(changed, known, result, signal);
+    const failures = await this.upload(changed, walk.files, known, result, signal);
     // Shutdown ended this cycle (the final one takes over) or the final sync's budget ran
     // out (the loop reports that): what did not go up is not an S3 failure to report.
     if (signal.aborted) {
@@ -202,7 +208,7 @@ export class Syncer {
       if (!final) {
         const missing = await this.refresh(record, plan.admitted, signal);
         attempted += missing.length;
-        failures.push(...(await this.upload(missing, known, result, signal)));
+        failures.push(...(await this.upload(missing, plan.admitted, known, result, signal)));
       }
       if (signal.aborted) {
         log.info(`Sync interrupted (${result.uploaded} uploaded)`);
@@ -245,19 +251,25 @@ export class Syncer {
     return result;
   }
 
+  // Uploads the files of `keys`, a file object made for each only as it goes up.
   private async upload(
-    files: LocalFile[],
+    keys: readonly string[],
+    local: LocalFileMap,
     known: FileMap,
     result: CycleResult,
     signal: AbortSignal,
   ): Promise<Array<{ key: string; reason: string }>> {
     const { target, log } = this.context;
     const failures: Array<{ key: string; reason: string }> = [];
-    const attempted = new Set<string>();
+    // Keys are taken in order and none is attempted once the cycle stops: the attempted
+    // ones are the first `attempted`.
+    let attempted = 0;
     let endpointDown = false;
-    await forEachBounded(files, this.context.workers, async (file) => {
+    await forEachBounded(keys, this.context.workers, async (key) => {
       if (signal.aborted || endpointDown) return;
-      attempted.add(file.key);
+      attempted += 1;
+      const file = local.get(key);
+      if (!file) return;
       // Taken before the request: the object is at least this new.
       const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
@@ -282,15 +294,17 @@ export class Syncer {
       known.set(file.key, entry);
       result.uploaded += 1;
       result.uploadedBytes += entry.size;
+      // Each upload's buffers and request objects die at once, but the ones in flight
+      // during a scavenge are promoted: a cold upload of 100,000 files left them for full
+      // collections that came late, at 300 MiB.
+      streamedThrough();
       const after = await stat(file.absolutePath).catch(() => undefined);
       if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
         log.detail(`${logName(file.key)} changed during upload: retried next cycle`);
       }
     });
     // Files dropped from the queue (fatal failure, abort) count as failed too.
-    for (const file of files) {
-      if (!attempted.has(file.key)) failures.push({ key: file.key, reason: 'not attempted' });
-    }
+    for (const key of keys.slice(attempted)) failures.push({ key, reason: 'not attempted' });
     return failures;
   }
 
@@ -342,12 +356,12 @@ export class Syncer {
   // REFRESH_AFTER_DAYS are rewritten in place, a bounded number per cycle; one found
   // missing leaves the manifest if the pod has no copy; the local copies of missing ones
   // are returned, to be uploaded again.
-  private async refresh(record: LocalRecord, admitted: ReadonlyMap<string, LocalFile>, signal: AbortSignal): Promise<LocalFile[]> {
+  private async refresh(record: LocalRecord, admitted: LocalFileMap, signal: AbortSignal): Promise<string[]> {
     const { settings, target, log } = this.context;
     const maxAgeMs = settings.refreshAfterDays * DAY_MS;
     const due = planRefreshes(record.files, Date.now(), maxAgeMs, this.context.refreshPerCycle ?? REFRESH_PER_CYCLE);
     if (due.length === 0) return [];
-    const reupload: LocalFile[] = [];
+    const reupload: string[] = [];
     const errors: string[] = [];
     await forEachBounded(due, this.context.workers, async ([key, entry]) => {
       if (signal.aborted) return;
@@ -368,9 +382,8 @@ export class Syncer {
         this.metadataDue = true;
         return;
       }
-      const file = admitted.get(key);
-      if (file) {
-        reupload.push(file);
+      if (admitted.has(key)) {
+        reupload.push(key);
         log.warn(
           outcome.kind === 'missing'
             ? `${logName(key)} was missing in S3 (expired or deleted): uploading the local copy again`

@@ -5,6 +5,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncPath } from './settings.js';
 import { keyFor } from './keys.js';
+import { FileTable } from './file-table.js';
 import type { FileEntry } from './metadata.js';
 import { keyName } from './names.js';
 import type { ExcludeMatcher } from './patterns.js';
@@ -18,8 +19,78 @@ export interface LocalFile extends FileEntry {
   absolutePath: FsPath;
 }
 
+// What a cycle reads of the walk's files: a ReadonlyMap of them satisfies it (tests).
+export interface LocalFileMap extends Pick<ReadonlyMap<string, LocalFile>, 'size' | 'has' | 'get' | 'keys' | 'values'> {
+  // Each file's stat by key, without the path a LocalFile is given.
+  entries(): Iterable<[string, FileEntry]>;
+}
+
+/**
+ * The files a walk found, kept compactly: their stat in a FileTable, their path derived
+ * from the key and the sync path's root, and a LocalFile made only when asked for one. A
+ * Map of LocalFile objects with their absolute paths held ~25 MiB at 100,000 files.
+ */
+export class LocalFiles implements LocalFileMap {
+  private readonly stats = new FileTable();
+  // Sync path name → its directory with a trailing slash.
+  private readonly roots = new Map<string, string>();
+  // The few files whose path holds a name that is not valid UTF-8: opened by their bytes.
+  private readonly bytePaths = new Map<string, Buffer>();
+
+  constructor(private readonly intern: (key: string) => string | undefined = () => undefined) {}
+
+  get size(): number {
+    return this.stats.size;
+  }
+
+  addRoot(syncPath: SyncPath, root: string): void {
+    this.roots.set(syncPath.name, root.endsWith('/') ? root : `${root}/`);
+  }
+
+  has(key: string): boolean {
+    return this.stats.has(key);
+  }
+
+  // A file at a path of bytes that shares its key with a spelled-out name gives way to it.
+  add(key: string, absolutePath: FsPath, stat: FileEntry): 'added' | 'duplicate' {
+    if (this.stats.has(key)) {
+      if (!this.bytePaths.has(key) || typeof absolutePath !== 'string') return 'duplicate';
+      this.bytePaths.delete(key);
+      this.stats.set(key, stat);
+      return 'duplicate';
+    }
+    this.stats.set(this.intern(key) ?? key, stat);
+    if (typeof absolutePath !== 'string') this.bytePaths.set(key, absolutePath);
+    return 'added';
+  }
+
+  stat(key: string): FileEntry | undefined {
+    return this.stats.get(key);
+  }
+
+  get(key: string): LocalFile | undefined {
+    const stat = this.stats.get(key);
+    if (!stat) return undefined;
+    const slash = key.indexOf('/');
+    const absolutePath = this.bytePaths.get(key) ?? `${this.roots.get(key.slice(0, slash))}${key.slice(slash + 1)}`;
+    return { key, absolutePath, ...stat };
+  }
+
+  keys(): MapIterator<string> {
+    return this.stats.keys();
+  }
+
+  entries(): MapIterator<[string, FileEntry]> {
+    return this.stats.entries();
+  }
+
+  *values(): MapIterator<LocalFile> {
+    for (const key of this.stats.keys()) yield this.get(key)!;
+  }
+}
+
 export interface WalkResult {
-  files: Map<string, LocalFile>;
+  files: LocalFiles;
   // Files found per sync path name; an empty path never triggers deletions.
   counts: Map<string, number>;
   // Directories that could not be read: their files may look deleted, so a cycle with
@@ -43,8 +114,10 @@ export async function walkSyncPaths(
   syncPaths: readonly SyncPath[],
   excludes: ExcludeMatcher,
   onPath?: (syncPath: SyncPath) => void,
+  // The record's copy of a key, kept instead of the walk's equal string.
+  intern?: (key: string) => string | undefined,
 ): Promise<WalkResult> {
-  const result: WalkResult = { files: new Map(), counts: new Map(), errors: [], symlinksSkipped: [], unsyncable: [] };
+  const result: WalkResult = { files: new LocalFiles(intern), counts: new Map(), errors: [], symlinksSkipped: [], unsyncable: [] };
   let workspaceReal: string;
   try {
     workspaceReal = await realpath(workspaceDir);
@@ -82,6 +155,7 @@ async function walkSyncPath(
   if (rootReal !== undefined && !isInside(workspaceReal, rootReal)) {
     result.symlinksSkipped.push(`${syncPath.name}/`);
   } else if (rootReal !== undefined) {
+    result.files.addRoot(syncPath, root);
     await walkDir(root, '', syncPath, workspaceReal, excludes, result);
   }
   result.counts.set(syncPath.name, result.files.size - before);
@@ -133,19 +207,16 @@ async function walkDir(
     // Only hydrate's own leftovers (a download of an object it then skipped) are left
     // out; a user's file that merely ends in the same suffix is synced.
     if (excludes.excludesFile(relativePath) || isPartialName(name)) continue;
-    let file: LocalFile | undefined;
-    if (entry.isSymbolicLink()) file = symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result);
-    else if (entry.isFile()) file = fileEntry(absolutePath, relativePath, syncPath, result, lstatSync);
-    if (!file) continue;
-    const other = result.files.get(file.key);
+    let stat: FileEntry | undefined;
+    if (entry.isSymbolicLink()) stat = symlinkEntry(absolutePath, relativePath, syncPath, workspaceReal, result);
+    else if (entry.isFile()) stat = fileEntry(absolutePath, result, lstatSync);
+    if (!stat) continue;
+    const key = keyFor(syncPath, relativePath);
     // A name spelled with "‛E9" and one holding the raw byte 0xE9 share a key: the
     // spelled-out one (valid UTF-8, a string path) keeps it.
-    if (other !== undefined) {
-      if (typeof other.absolutePath !== 'string') result.files.set(file.key, file);
-      result.unsyncable.push({ path: file.key, reason: 'another file maps to the same S3 key' });
-      continue;
+    if (result.files.add(key, absolutePath, stat) === 'duplicate') {
+      result.unsyncable.push({ path: key, reason: 'another file maps to the same S3 key' });
     }
-    result.files.set(file.key, file);
   }
   await new Promise((resolve) => setImmediate(resolve));
   for (const [absolutePath, relativePath] of subdirs) {
@@ -159,7 +230,7 @@ function symlinkEntry(
   syncPath: SyncPath,
   workspaceReal: string,
   result: WalkResult,
-): LocalFile | undefined {
+): FileEntry | undefined {
   let target: string;
   try {
     target = realpathSync(absolutePath);
@@ -171,21 +242,14 @@ function symlinkEntry(
     result.symlinksSkipped.push(keyFor(syncPath, relativePath));
     return undefined;
   }
-  return fileEntry(absolutePath, relativePath, syncPath, result, statSync);
+  return fileEntry(absolutePath, result, statSync);
 }
 
-function fileEntry(
-  absolutePath: FsPath,
-  relativePath: string,
-  syncPath: SyncPath,
-  result: WalkResult,
-  statFn: typeof statSync,
-): LocalFile | undefined {
+function fileEntry(absolutePath: FsPath, result: WalkResult, statFn: typeof statSync): FileEntry | undefined {
   try {
     const info = statFn(absolutePath);
     if (!info.isFile()) return undefined;
-    const key = keyFor(syncPath, relativePath);
-    return { key, absolutePath, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };
+    return { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A file removed between listing and stat is simply gone.

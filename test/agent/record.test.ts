@@ -2,7 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { clearRecord, readRecord, writeRecord } from '../../src/agent/record.js';
+import { clearRecord, readRecord, writeRecord, type LocalRecord } from '../../src/agent/record.js';
+
+// The record's files as a plain Map, to compare with what was written.
+const asMaps = (read: LocalRecord | undefined) => read && { ...read, files: new Map(read.files) };
 
 describe('local record', () => {
   let dir: string;
@@ -22,13 +25,31 @@ describe('local record', () => {
 
   it('round-trips what sync needs for change detection and delete safety', async () => {
     await writeRecord(dir, record);
-    expect(await readRecord(dir, 'b', 'ns/s/')).toEqual(record);
+    expect(asMaps(await readRecord(dir, 'b', 'ns/s/'))).toEqual(record);
+  });
+
+  it('reads a record as earlier agents wrote it, entries with and without mode and upload time', async () => {
+    await writeFile(
+      path.join(dir, 'record.json'),
+      '{"version":1,"bucket":"b","prefix":"ns/s/","hydrated":true,"files":{"artifacts/a.txt":{"size":3,"mtimeMs":1700000000123.5,"mode":384,"uploadedAt":1700000001000},"file-uploads/x.pdf":{"size":9,"mtimeMs":-1},"artifacts/é ✓.txt":{"size":0,"mtimeMs":0,"mode":420}},"unrestored":["artifacts/denied.txt"]}',
+    );
+    expect(asMaps(await readRecord(dir, 'b', 'ns/s/'))).toEqual({
+      bucket: 'b',
+      prefix: 'ns/s/',
+      hydrated: true,
+      files: new Map([
+        ['artifacts/a.txt', { size: 3, mtimeMs: 1700000000123.5, mode: 0o600, uploadedAt: 1700000001000 }],
+        ['file-uploads/x.pdf', { size: 9, mtimeMs: -1 }],
+        ['artifacts/é ✓.txt', { size: 0, mtimeMs: 0, mode: 0o644 }],
+      ]),
+      unrestored: new Set(['artifacts/denied.txt']),
+    });
   });
 
   it('keeps the keys hydrate could not restore, so sync never deletes them', async () => {
     const withUnrestored = { ...record, unrestored: new Set(['artifacts/denied.txt']) };
     await writeRecord(dir, withUnrestored);
-    expect(await readRecord(dir, 'b', 'ns/s/')).toEqual(withUnrestored);
+    expect(asMaps(await readRecord(dir, 'b', 'ns/s/'))).toEqual(withUnrestored);
   });
 
   it('says nothing about another bucket or session', async () => {

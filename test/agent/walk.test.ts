@@ -22,6 +22,26 @@ describe('workspace walk', () => {
     await writeFile(path.join(workspace, rel), body);
   }
 
+  it('gives each file the path and stat a Map of file objects held, for odd, long and unicode names', async () => {
+    const names = [`${'n'.repeat(255)}`, `${'é'.repeat(126)}abc`, 'a b,c=d', '😀/e\u0301/f', 'deep/er/still/x.txt', '-', '..x'];
+    for (const [index, name] of names.entries()) await put(`home/./${name}`, 'y'.repeat(index));
+    await put('uploads/u.txt');
+    const result = await walkSyncPaths(`${workspace}/`, parseSyncPaths('notes=home/,uploads'), excludes, undefined, (key) => (key === 'uploads/u.txt' ? 'uploads/u.txt' : undefined));
+    const expected = new Map([
+      ...names.map((name, index) => [`notes/${name}`, { size: index, absolutePath: path.join(workspace, 'home', name) }] as const),
+      ['uploads/u.txt', { size: 1, absolutePath: path.join(workspace, 'uploads/u.txt') }],
+    ]);
+    expect(result.files.size).toBe(expected.size);
+    expect([...result.files.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const file of result.files.values()) {
+      expect(file).toMatchObject({ ...expected.get(file.key), mode: expect.any(Number), mtimeMs: expect.any(Number) });
+      expect(result.files.get(file.key)).toEqual(file);
+      expect(result.files.has(file.key)).toBe(true);
+    }
+    expect(result.files.get('notes/absent')).toBeUndefined();
+    expect(result.files.has('notes')).toBe(false);
+  });
+
   it('keys files by sync path name and skips excluded trees and missing paths', async () => {
     await put('.claude/projects/a.jsonl');
     await put('home/notes.md', 'notes');
