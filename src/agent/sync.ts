@@ -14,7 +14,6 @@ import { uploadFile } from './transfer.js';
 import { bundleTimeLimitMs, writeBundle } from './bundle-writer.js';
 import { FileTable } from './file-table.js';
 import { walkSyncPaths, type LocalFileMap } from './walk.js';
-import { streamedThrough } from './young-garbage.js';
 import { VERSION } from '../shared/version.js';
 
 export interface SyncContext {
@@ -294,10 +293,6 @@ export class Syncer {
       known.set(file.key, entry);
       result.uploaded += 1;
       result.uploadedBytes += entry.size;
-      // Each upload's buffers and request objects die at once, but the ones in flight
-      // during a scavenge are promoted: a cold upload of 100,000 files left them for full
-      // collections that came late, at 300 MiB.
-      streamedThrough();
       const after = await stat(file.absolutePath).catch(() => undefined);
       if (!after || after.size !== entry.size || Math.abs(after.mtimeMs - entry.mtimeMs) >= 1) {
         log.detail(`${logName(file.key)} changed during upload: retried next cycle`);
