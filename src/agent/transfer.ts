@@ -292,8 +292,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
   const dir = path.dirname(request.relativePath);
   await tree.ensureDir(dir);
   const localPath = path.join(tree.root, request.relativePath);
-  const partial = partialPaths(localPath);
-  const resume = tree.isNew(dir) ? undefined : await resumePoint(partial);
+  const resume = tree.isNew(dir) ? undefined : await resumePoint(partialPaths(localPath));
   const { response, offset } = await fetchObject(request, resume);
 
   const metaMtime = response.metadata.mtime;
@@ -318,6 +317,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
     size = bytes.length;
     streamedThrough();
   } else {
+    const partial = partialPaths(localPath);
     try {
       const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
       try {
