@@ -16,6 +16,7 @@ import { forEachBounded } from './pool.js';
 import { downloadFile, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY } from './bundle-format.js';
 import { restoreFromBundle } from './hydrate-bundle.js';
+import { CreatedDirs } from './hydrate-journal.js';
 
 export const FRESH_SESSION_MESSAGE = 'No existing state found, starting fresh session';
 const PROGRESS_INTERVAL_MS = 2_000;
@@ -142,12 +143,14 @@ function objectProblem(error: unknown): string | undefined {
 // One attempt: read the manifest (and the listing where the policy allows it), then
 // restore every mapped object that is not already in place. Files restored by an earlier
 // attempt match their manifest entry and are skipped, which makes a retry a resume.
-async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Promise<HydrateSummary> {
+async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs, signal: AbortSignal): Promise<HydrateSummary> {
   const { settings, target, log } = context;
   const { metadata, manifest, listing } = await remoteState(context, signal);
   const keys = new Set([...manifest.keys(), ...(listing.kind === 'listed' ? listing.sizes.keys() : [])]);
 
   const restoredFiles: FileMap = new Map();
+  // Local paths this attempt restored or found in place: what the sweep keeps.
+  const kept = new Set<string>();
   // Keys that exist in S3 but not locally: sync must never read them as deleted.
   const unrestored = new Set<string>();
   const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0, unrestored: 0 };
@@ -159,6 +162,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     // A fresh session is a complete hydrate of nothing: the record lets sync propagate
     // deletions of files it uploads itself in this first pod, and knows no remote file
     // it could wrongly delete.
+    await createdDirs.settle(settings.workspaceDir, kept);
     await writeRecord(settings.stateDir, { bucket: target.store.bucket, prefix: target.prefix, hydrated: true, files: restoredFiles });
     return summary;
   }
@@ -176,7 +180,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   };
 
   await mkdir(settings.workspaceDir, { recursive: true });
-  const tree = new WorkspaceTree(await realpath(settings.workspaceDir));
+  const tree = new WorkspaceTree(await realpath(settings.workspaceDir), (dir) => createdDirs.add(dir));
   const candidates: Job[] = [];
   for (const key of [...keys].sort()) {
     const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
@@ -231,6 +235,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
     // The object's age comes from the manifest: sync refreshes it before the bucket's
     // lifecycle rule would expire it.
     restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt });
+    kept.add(job.relativePath);
     summary.unchanged += 1;
     return true;
   };
@@ -249,6 +254,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
         log.warn(`${logName(job.key)} has an unusable x-amz-meta-mtime ("${logName(mtime.value)}"): restored with ${used}`);
       }
       restoredFiles.set(job.key, { ...downloaded.entry, uploadedAt: job.known?.uploadedAt });
+      kept.add(job.relativePath);
       summary.restored += 1;
       summary.bytes += downloaded.entry.size;
     } catch (error) {
@@ -294,6 +300,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
                 const mode = file.mode === undefined ? undefined : file.mode & 0o777;
                 await writeWholeFile(tree, job.relativePath, file.bytes, { mtimeMs: file.mtimeMs, mode });
                 restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt });
+                kept.add(job.relativePath);
                 summary.restored += 1;
                 summary.bytes += file.bytes.length;
               }
@@ -320,6 +327,7 @@ async function hydrateAttempt(context: HydrateContext, signal: AbortSignal): Pro
   // read here: not one bad object but no read access at all.
   if (denied !== undefined && summary.restored + summary.unchanged === 0 && metadata.kind === 'missing') throw denied;
 
+  await createdDirs.settle(tree.root, kept);
   await writeRecord(settings.stateDir, {
     bucket: target.store.bucket,
     prefix: target.prefix,
@@ -350,31 +358,36 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
   setMaxListeners(0, signal);
   await mkdir(settings.stateDir, { recursive: true });
   await clearRecord(settings.stateDir);
+  const createdDirs = await CreatedDirs.open(settings.stateDir);
   log.info(`Hydrating ${settings.workspaceDir} from s3://${target.store.bucket}/${sessionPrefix(settings)}`);
 
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const summary = await hydrateAttempt(context, signal);
-      const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      log.info(
-        `Hydrate complete (${summary.restored} files restored, ${formatBytes(summary.bytes)}, ${summary.unchanged} already in place, ${summary.refused} refused, ${summary.unrestored} not restorable, ${seconds}s)`,
-      );
-      return true;
-    } catch (error) {
-      const classified = failureOf(error);
-      const failure =
-        signal.aborted && classified.kind === 'error'
-          ? { kind: 'timed out', detail: 'HYDRATE_TIMEOUT_SECONDS reached' }
-          : classified;
-      const remaining = deadline - Date.now();
-      if (remaining < MIN_LAST_ATTEMPT_MS || (PERMANENT_KINDS.has(failure.kind) && attempt >= PERMANENT_ATTEMPTS)) {
-        const seconds = Math.round((Date.now() - started) / 1000);
-        log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
-        return false;
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const summary = await hydrateAttempt(context, createdDirs, signal);
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        log.info(
+          `Hydrate complete (${summary.restored} files restored, ${formatBytes(summary.bytes)}, ${summary.unchanged} already in place, ${summary.refused} refused, ${summary.unrestored} not restorable, ${seconds}s)`,
+        );
+        return true;
+      } catch (error) {
+        const classified = failureOf(error);
+        const failure =
+          signal.aborted && classified.kind === 'error'
+            ? { kind: 'timed out', detail: 'HYDRATE_TIMEOUT_SECONDS reached' }
+            : classified;
+        const remaining = deadline - Date.now();
+        if (remaining < MIN_LAST_ATTEMPT_MS || (PERMANENT_KINDS.has(failure.kind) && attempt >= PERMANENT_ATTEMPTS)) {
+          const seconds = Math.round((Date.now() - started) / 1000);
+          log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (gave up after ${attempt} attempts, ${seconds}s)`);
+          return false;
+        }
+        const delay = Math.min(backoffDelayMs(attempt, HYDRATE_BACKOFF), remaining - MIN_LAST_ATTEMPT_MS);
+        log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
+        await sleep(delay, signal);
       }
-      const delay = Math.min(backoffDelayMs(attempt, HYDRATE_BACKOFF), remaining - MIN_LAST_ATTEMPT_MS);
-      log.warn(`hydrate attempt ${attempt} failed: ${failure.kind}: ${failure.detail}; retrying in ${(delay / 1000).toFixed(1)}s`);
-      await sleep(delay, signal);
     }
+  } finally {
+    createdDirs.close();
   }
 }

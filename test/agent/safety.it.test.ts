@@ -1,13 +1,14 @@
-import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, listKeys, newPod, startCli, uniqueSession, type Pod } from './helpers.js';
 import { connectionRefused } from './faulty-store.js';
 import { allowAllBut } from '../support/policies.js';
+import { startAwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 
 const minio = inject('minio');
 
@@ -99,6 +100,47 @@ describe('data-safety invariants', () => {
     expect(result.deleted).toBe(0);
     expect(runner.log.text()).toContain('deletions stay disabled');
     expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
+  });
+
+  it('a hydrate killed mid-way leaves no file that a later hydrate or sync takes as restored', async () => {
+    const session = uniqueSession();
+    const prefix = `project-a/${session}/`;
+    const writer = await pod(session);
+    expect(await writer.hydrate()).toBe(true);
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`artifacts/many/f${i}.txt`, `file ${i} `.repeat(50)]));
+    await put(writer.workspace, { ...many, 'artifacts/stall.txt': 'stall' });
+    expect((await writer.sync()).ok).toBe(true);
+
+    // The killed pod's hydrate: every small file written into directories it created, one
+    // GET stuck, then SIGKILL.
+    const runner = await pod(session);
+    const proxy = await startAwsSemanticsProxy(minio.endpoint);
+    proxy.stalled.add(`${prefix}artifacts/stall.txt`);
+    await ensureBuilt();
+    const killed = startCli(['hydrate'], { ...runner.env, S3_ENDPOINT: proxy.endpoint, HYDRATE_TIMEOUT_SECONDS: '60' });
+    const manyDir = path.join(runner.workspace, 'artifacts/many');
+    for (let deadline = Date.now() + 30_000; (await readdir(manyDir).catch(() => [])).length < 40; ) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    killed.child.kill('SIGKILL');
+    expect((await killed.exited).signal).toBe('SIGKILL');
+    await proxy.close();
+    // Written under their final names: the directory is on the list of what hydrate created.
+    expect(await readFile(path.join(runner.stateDir, 'hydrate-created-dirs'), 'utf8')).toContain('"artifacts/many"');
+    // What a kill in the middle of a write leaves (its bytes so far, today's mtime), in a
+    // file whose object is still there and in one whose object is deleted before the next
+    // attempt.
+    await writeFile(path.join(manyDir, 'f1.txt'), 'file 1 file');
+    await writeFile(path.join(manyDir, 'f2.txt'), 'file 2 file');
+    await root.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${prefix}artifacts/many/f2.txt` }));
+
+    expect(await runner.hydrate()).toBe(true);
+    expect(await readFile(path.join(manyDir, 'f1.txt'), 'utf8')).toBe(many['artifacts/many/f1.txt']);
+    await expect(stat(path.join(manyDir, 'f2.txt'))).rejects.toThrow();
+    await expect(stat(path.join(runner.stateDir, 'hydrate-created-dirs'))).rejects.toThrow();
+    expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 0 });
+    expect(await listKeys(root, bucket, prefix)).not.toContain('artifacts/many/f2.txt');
   });
 
   it('deletes nothing from an empty workspace that was never hydrated', async () => {

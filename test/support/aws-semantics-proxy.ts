@@ -15,6 +15,8 @@ export interface AwsSemanticsProxy {
   withoutList: Set<string>;
   // Every request forwarded, as it came over the wire (path-style addressing).
   requests: ProxiedRequest[];
+  // Keys (bucket excluded) whose GetObject is never answered: a restore stuck mid-way.
+  stalled: Set<string>;
   close(): Promise<void>;
 }
 
@@ -68,8 +70,11 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
   const upstream = new URL(minioEndpoint);
   const withoutList = new Set<string>();
   const requests: ProxiedRequest[] = [];
+  const stalled = new Set<string>();
   const server: Server = createServer((req, res) => {
-    requests.push(recordOf(req));
+    const record = recordOf(req);
+    requests.push(record);
+    if (record.operation === 'GetObject' && stalled.has(record.key)) return;
     const forwarded = request(
       {
         hostname: upstream.hostname,
@@ -117,6 +122,7 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     endpoint: `http://127.0.0.1:${port}`,
     withoutList,
     requests,
+    stalled,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
