@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { FileEntry, FileMap } from './metadata.js';
 import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
