@@ -22,11 +22,6 @@ await build({
   sourcemap: 'linked',
   // The CommonJS dependencies (commander, pino, express...) require Node built-ins; an ES
   // module has no `require` of its own, so each output file gets one.
-  // The Node built-in the Kubernetes client's URL parser (tr46) requires is deprecated and,
-  // called from outside node_modules as bundled code is, prints DEP0040 on every start of
-  // the webhook and the tools: the npm package it was taken from has the same API (knip.json
-  // ignores it, as only this alias uses it).
-  alias: { punycode: 'punycode/' },
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
