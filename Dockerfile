@@ -15,10 +15,17 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
+# tsc's type check, then esbuild's bundle of the CLI and its dependencies (scripts/build.mjs):
+# dist/ needs no node_modules at run time.
 RUN npm run build
 
-FROM ${BUILD_IMAGE} AS runtime-deps
+# The production dependencies, which the bundle carries inside dist/: the image has no
+# node_modules, so the release's SBOM (buildx --sbom) lists them from this stage, which the
+# runtime stage takes its package.json from (BuildKit scans only the stages it builds).
+FROM ${BUILD_IMAGE} AS deps
+ARG BUILDKIT_SBOM_SCAN_STAGE=true
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
@@ -43,9 +50,9 @@ ENV NODE_ENV=production
 # higher without this. The webhook's Deployment sets its own NODE_OPTIONS, which replaces
 # this one. The bench runs the agent with these flags (bench/lib/tools.ts reads them here).
 ENV NODE_OPTIONS=--max-semi-space-size=1
-# version.ts reads the version from package.json next to dist/.
-COPY --from=build /src/package.json ./package.json
-COPY --from=runtime-deps /src/node_modules ./node_modules
+# The bundle carries its dependencies and the version; package.json's "type": "module" is
+# what tells Node that dist/*.js are ES modules.
+COPY --from=deps /src/package.json ./package.json
 COPY --from=build /src/dist ./dist
 USER 65532:65532
 

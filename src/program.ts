@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { quietDependencyDeprecations } from './shared/dependency-warnings.js';
 import { VERSION } from './shared/version.js';
 import { registerAgentCommands } from './agent/cli.js';
 import { registerToolCommands } from './tools/cli.js';
@@ -9,6 +10,7 @@ import { registerWebhookCommands } from './webhook/cli.js';
 // Each side registers its own commands and loads its heavy dependencies lazily, so
 // `hydrate` never loads express and `webhook` never loads the S3 SDK.
 export async function runCli(name: string): Promise<void> {
+  quietDependencyDeprecations();
   const program = new Command()
     .name(name)
     .description('Session storage for Ambient Code Platform session pods')

@@ -1,8 +1,16 @@
 import { readFile } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber?: number;
+}
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: CallFrame;
   hitCount?: number;
   children?: number[];
 }
@@ -38,11 +46,37 @@ function areaOf(url: string, functionName: string): string {
     const module = url.slice('node:'.length).replace(/^internal\//, '').split('/')[0]!;
     return `node:${module}`;
   }
-  return /\/dist\//.test(url) ? 'ours' : url;
+  return /\/(dist|src)\//.test(url) ? 'ours' : url;
 }
 
-function whereOf(frame: ProfileNode['callFrame']): string {
-  return frame.url === '' ? '' : `${frame.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${frame.lineNumber + 1}`;
+function whereOf(frame: CallFrame): string {
+  return frame.url === '' ? '' : `${frame.url.replace(/^.*\/(node_modules|dist|src)\//, '$1/')}:${frame.lineNumber + 1}`;
+}
+
+// The CLI is a bundle (scripts/build.mjs): its dependencies run from dist/ too, so each frame
+// is placed at its source (src/ or node_modules/) through the bundle's source maps.
+async function sourceMapped(nodes: ProfileNode[]): Promise<ProfileNode[]> {
+  const maps = new Map<string, Promise<SourceMap | undefined>>();
+  const mapOf = (url: string) => {
+    let map = maps.get(url);
+    if (map === undefined) {
+      map = readFile(new URL(`${url}.map`), 'utf8').then(
+        (text) => new SourceMap(JSON.parse(text) as ConstructorParameters<typeof SourceMap>[0]),
+        () => undefined,
+      );
+      maps.set(url, map);
+    }
+    return map;
+  };
+  return Promise.all(
+    nodes.map(async (node) => {
+      const { url, lineNumber, columnNumber } = node.callFrame;
+      if (!url.startsWith('file:')) return node;
+      const entry = (await mapOf(url))?.findEntry(lineNumber, columnNumber ?? 0) as { originalSource?: string; originalLine?: number } | undefined;
+      if (entry?.originalSource === undefined || entry.originalLine === undefined) return node;
+      return { ...node, callFrame: { ...node.callFrame, url: new URL(entry.originalSource, url).href, lineNumber: entry.originalLine } };
+    }),
+  );
 }
 
 const IDLE = new Set(['(idle)', '(program)']);
@@ -59,9 +93,10 @@ function ranked(map: Map<string, number>, busy: number, top: number): Array<{ ar
 /** Where the webhook's CPU went while it served load, from the samples V8 took. */
 export async function summarizeProfile(file: string, top = 12): Promise<ProfileSummary> {
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const nodes = await sourceMapped(profile.nodes);
+  const byId = new Map(nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
-  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   let busy = 0;

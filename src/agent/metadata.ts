@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // What the agent knows about one synced file: the local size, mtime and mode at the
 // moment it was uploaded or restored. Equal size and mtime mean "unchanged". A negative

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { FileTable } from './file-table.js';
 import type { FileEntry, FileMap } from './metadata.js';
 import { parseStreamedMember } from './streamed-member.js';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /**
  * Validates the variables a zod object schema names, reading only those (empty counts as

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // The parts of a pod the mutation reads, with the types it relies on. The API server only
 // ever sends well-typed pods; anything else (a hand-made review, an `inject` input) must

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { z } from 'zod';
+import * as z from 'zod';
 import { admitPod, type AdmissionDeps } from './admission.js';
 import { diffPatch } from './json-patch.js';
 import { podShapeProblem } from './pod-shape.js';

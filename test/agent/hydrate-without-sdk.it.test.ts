@@ -7,12 +7,16 @@ import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from '
 
 const minio = inject('minio');
 
-// Loaded with --import: any import of the AWS SDK fails, so a command that needs it fails.
+// Loaded with --import: any load of the AWS SDK fails, so a command that needs it fails.
+// The CLI is a bundle (scripts/build.mjs): the SDK is inside a chunk, which esbuild marks
+// with the path of each module it holds.
 const GUARD = `import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(\`
-export async function resolve(specifier, context, next) {
-  if (specifier.startsWith('@aws-sdk/') || specifier.startsWith('@smithy/')) throw new Error('SDK imported: ' + specifier);
-  return next(specifier, context);
+export async function load(url, context, next) {
+  const loaded = await next(url, context);
+  const source = String(loaded.source);
+  if (source.includes('// node_modules/@aws-sdk/') || source.includes('// node_modules/@smithy/')) throw new Error('SDK imported: ' + url);
+  return loaded;
 }\`));
 `;
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseEnvSchema } from '../../shared/env-schema.js';
 
 type CertMode = 'self-managed' | 'files';
