@@ -15,9 +15,10 @@ import type { Metadata } from '../../src/agent/metadata.js';
 import type { MinioInfo } from '../support/minio.js';
 import { RecordingStore, type RecordedRequest } from './recording-store.js';
 import { FaultyStore } from './faulty-store.js';
+import { IMAGE_CLI } from '../support/image-layout.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(ROOT, 'dist/cli.js');
+export const CLI = IMAGE_CLI;
 
 export interface CapturedLog extends AgentLog {
   lines: string[];

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { IMAGE_CLI } from '../support/image-layout.js';
 
-const cli = new URL('../../dist/cli.js', import.meta.url).pathname;
 const fixture = (path: string) => new URL(`../fixtures/${path}`, import.meta.url).pathname;
 
 function webhook(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [cli, 'webhook', ...args], {
+  return spawnSync(process.execPath, [IMAGE_CLI, 'webhook', ...args], {
     encoding: 'utf8',
     timeout: 20_000,
     env: { PATH: process.env.PATH ?? '', ADDRESS: '127.0.0.1', PORT: '0', ...env },

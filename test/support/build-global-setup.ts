@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
+import { layOutImage } from './image-layout.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BUILD = Symbol.for('ambient-session-storage.test.build');
@@ -15,6 +16,7 @@ async function npmRunBuild(): Promise<void> {
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT }).catch((error: { stdout?: string; stderr?: string }) => {
     throw new Error(`npm run build failed:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
   });
+  await layOutImage();
 }
 
 // The tiers that run dist/cli.js build it first, so `vitest run` never tests a stale dist.

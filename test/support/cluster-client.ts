@@ -12,6 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import type { ClusterInfo } from './cluster.js';
+import { IMAGE_CLI } from './image-layout.js';
 
 // What e2e tests do to the real API server: kubectl exactly as a user types it, the
 // client library for reads, and the webhook run as its own process.
@@ -155,12 +156,12 @@ export interface WebhookProcess {
   stop(): Promise<void>;
 }
 
-/** `node dist/cli.js webhook` on a loopback port, as the Deployment runs it, with `env` added. */
+/** `node dist/cli.js webhook` from the image's layout on a loopback port, as the Deployment runs it, with `env` added. */
 export async function startWebhook(
   port: number,
   env: Record<string, string>,
 ): Promise<WebhookProcess> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'webhook'], {
+  const child = spawn(process.execPath, [IMAGE_CLI, 'webhook'], {
     env: { PATH: process.env.PATH ?? '', ADDRESS: '127.0.0.1', PORT: String(port), METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
