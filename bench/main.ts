@@ -10,7 +10,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { rootClient, startMinio } from '../scripts/lib/minio.js';
 import { renderAgentReport, renderAgentSummary, targets, type AgentReport } from './lib/report-agent.js';
 import { renderWebhookReport, renderWebhookSummary } from './lib/report-webhook.js';
-import { allTools } from './lib/tools.js';
+import { allTools, imageEnv } from './lib/tools.js';
 import { generateTree, type TreeSpec } from './lib/tree.js';
 import { benchWebhook, type WebhookReport } from './webhook-bench.js';
 
@@ -94,6 +94,7 @@ async function runAgentBench(options: Options, command: string, publish: (report
       tree: { files: tree.files, bytes: tree.bytes, changedFiles: tree.changedFiles, description: describeTree(spec) },
       runs: options.runs,
       workers: options.workers,
+      imageEnv: imageEnv(await readFile(path.join(repoRoot, 'Dockerfile'), 'utf8')),
       tools: results,
     };
     report.finishedAt = new Date().toISOString();

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { describeMachine, type Machine } from './lib/machine.js';
+import { imageEnv } from './lib/tools.js';
 import { deploymentNodeFlags, httpsPost, startWebhook, type WebhookProcess } from './lib/webhook-process.js';
 import type { PacedResult } from './paced-load.js';
 
@@ -28,6 +29,8 @@ export interface WebhookReport {
   machine: Machine;
   // The Deployment's NODE_OPTIONS the webhook ran with (absent in reports written before).
   nodeFlags?: string[];
+  // The image's other ENV (absent in reports written before it was applied).
+  imageEnv?: Record<string, string>;
   review: { file: string; bytes: number; patchOps: number; responseBytes: number };
   max: LoadResult;
   // The same client against a bare node:https server answering the same bytes (absent in
@@ -154,7 +157,10 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   const machine = describeMachine();
 
   const nodeFlags = await deploymentNodeFlags(repoRoot);
-  const webhook = await startWebhook({ repoRoot, certDir, serve: { webhook: { secretFile } }, logFile: path.join(dir, 'webhook.log'), nodeFlags });
+  // The Deployment's NODE_OPTIONS replaces the image's; the rest of the image's ENV applies,
+  // to the bare baseline as well, so the two differ only in the server.
+  const { NODE_OPTIONS: _replaced, ...image } = imageEnv(await readFile(path.join(repoRoot, 'Dockerfile'), 'utf8'));
+  const webhook = await startWebhook({ repoRoot, certDir, serve: { webhook: { secretFile } }, logFile: path.join(dir, 'webhook.log'), nodeFlags, imageEnv: image });
   let answerBody: string;
   let max: LoadResult;
   let fixed: LoadResult;
@@ -194,7 +200,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
   const answerFile = path.join(dir, 'answer.json');
   await writeFile(answerFile, answerBody);
   log(`webhook: the bare node:https baseline, ${MAX_CONNECTIONS} connections, 20 s`);
-  const bare = await startWebhook({ repoRoot, certDir, serve: { baseline: { answerFile } }, logFile: path.join(dir, 'baseline.log'), nodeFlags: [] });
+  const bare = await startWebhook({ repoRoot, certDir, serve: { baseline: { answerFile } }, logFile: path.join(dir, 'baseline.log'), nodeFlags: [], imageEnv: image });
   let baseline: LoadResult;
   let baselinePaced: LoadResult;
   try {
@@ -218,6 +224,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     serve: { webhook: { secretFile } },
     logFile: path.join(dir, 'webhook-profiled.log'),
     nodeFlags: [...nodeFlags, '--cpu-prof', '--cpu-prof-dir', profileDir],
+    imageEnv: image,
   });
   try {
     await autocannon(options, profiled.url, bodyFile, MAX_CONNECTIONS, profileSeconds);
@@ -235,6 +242,7 @@ export async function benchWebhook(options: Options): Promise<WebhookReport> {
     finishedAt: new Date().toISOString(),
     machine,
     nodeFlags,
+    imageEnv: image,
     review,
     max,
     baseline,

@@ -13,6 +13,8 @@ export interface AgentReport {
   tree: { files: number; bytes: number; changedFiles: number; description: string };
   runs: number;
   workers: number;
+  // The image's ENV ours ran with (absent in reports written before it was recorded).
+  imageEnv?: Record<string, string>;
   tools: ToolRuns[];
   scaling?: { tree: { files: number; bytes: number; changedFiles: number; description: string }; ours: ToolRuns };
 }
@@ -206,7 +208,7 @@ export function renderAgentReport(report: AgentReport): string {
     `Command: \`${report.command}\` at commit ${m.commit}, ${report.startedAt} → ${report.finishedAt}.`,
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${m.loadAverage} at the start, ${report.loadAverageAtEnd} at the end (the machine is shared, so absolute times are noisy; every tool ran in turn in each round).`,
     `Versions: ${Object.entries(report.versions).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
-    `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace. Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.`,
+    `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace. Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.${report.imageEnv ? ` Ours ran with the image's environment: ${Object.entries(report.imageEnv).map(([name, value]) => `\`${name}=${value}\``).join(', ')}.` : ''}`,
     '',
     '### Wall time (ours ÷ peer in brackets: below 1 means ours is faster)',
     '',

@@ -28,7 +28,7 @@ export function renderWebhookReport(report: WebhookReport): string {
     '',
     `Command: \`${report.command}\` at commit ${m.commit}, ${report.startedAt} → ${report.finishedAt}.`,
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${m.loadAverage} at the start, ${report.loadAverageAtEnd} at the end (shared machine).`,
-    `One \`session-storage webhook\` process (dev certificates, \`--secret-file\` secret source, decision log to a file${report.nodeFlags?.length ? `, the Deployment's \`NODE_OPTIONS=${report.nodeFlags.join(' ')}\`` : ''}) and autocannon in a second process, both on 127.0.0.1. ` +
+    `One \`session-storage webhook\` process (dev certificates, \`--secret-file\` secret source, decision log to a file${report.nodeFlags?.length ? `, the Deployment's \`NODE_OPTIONS=${report.nodeFlags.join(' ')}\`` : ''}${imageEnvText(report.imageEnv)}) and autocannon in a second process, both on 127.0.0.1. ` +
       `Every request is \`${report.review.file}\` (${report.review.bytes} bytes): a session pod that gets the full mutation (${report.review.patchOps} patch operations, a ${report.review.responseBytes}-byte response). ` +
       'autocannon finds the maximum (latency in whole milliseconds). At 1,000 reviews/s, autocannon\'s `-R` sends each connection\'s share of a second as one burst at the top of the second, so its latency is mostly queueing behind that burst; the figures the targets use come from `bench/paced-load.ts`, a second process that sends one review every millisecond whatever happened to earlier ones and counts each latency from when the review was due. Failures (non-2xx answers and connection errors) are counted in the last column; more than 1% aborts the benchmark.',
     '',
@@ -86,4 +86,10 @@ export function renderWebhookSummary(report: WebhookReport): string {
     '| ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${Math.round(report.max.perSecond).toLocaleString('en-US')} | ${l.p50} ms | ${l.p99} ms | ${l.p99_9} ms | ${report.idleRssMiB} MiB | ${Math.min(...rss)}–${Math.max(...rss)} MiB |`,
   ].join('\n');
+}
+
+// The image's ENV besides NODE_OPTIONS, which both servers ran with.
+function imageEnvText(env: Record<string, string> | undefined): string {
+  const entries = Object.entries(env ?? {});
+  return entries.length === 0 ? '' : `, the image's ${entries.map(([name, value]) => `\`${name}=${value}\``).join(' ')} (the baseline too)`;
 }

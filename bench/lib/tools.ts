@@ -64,16 +64,20 @@ const SYNC_COMPLETE = /Sync complete \(\d+ paths synced\)/;
  * the next pod's hydrate reads. `crashed`: no final sync, so no bundle: the restore is the
  * per-object path a crashed pod's successor takes. `once`: `sync --once` for every upload.
  */
-// The V8 flags the image runs the agent with (the Dockerfile's ENV NODE_OPTIONS), so the
-// bench measures ours as a pod runs it.
-export function imageNodeOptions(dockerfile: string): string | undefined {
-  const match = /^ENV\s+NODE_OPTIONS=(?:"([^"]*)"|(\S+))/m.exec(dockerfile);
-  return match?.[1] ?? match?.[2];
+// The environment the image's runtime stage sets (its ENV lines after the last FROM: V8
+// flags, the malloc arena limit), so the bench measures ours as a pod runs it.
+export function imageEnv(dockerfile: string): Record<string, string> {
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM ') + 1);
+  const env: Record<string, string> = {};
+  for (const match of runtime.matchAll(/^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|(\S+))/gm)) {
+    env[match[1]!] = match[2] ?? match[3]!;
+  }
+  return env;
 }
 
 function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 'once'): Tool {
   const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
-  const nodeOptions = imageNodeOptions(readFileSync(path.join(paths.repoRoot, 'Dockerfile'), 'utf8'));
+  const image = imageEnv(readFileSync(path.join(paths.repoRoot, 'Dockerfile'), 'utf8'));
   const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
     ...baseEnv(minio),
     S3_ENDPOINT: minio.endpoint,
@@ -85,7 +89,7 @@ function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 
     AGENT_STATE_DIR: stateDir,
     TMPDIR: ctx.scratch,
     SYNC_INTERVAL: '3600',
-    ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }),
+    ...image,
   });
   const once = (ctx: RunContext): Invocation => ({ command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) });
   const settings = {

@@ -70,6 +70,8 @@ export interface StartOptions {
   certDir: string;
   logFile: string;
   nodeFlags: string[];
+  /** the image's environment besides NODE_OPTIONS (which the Deployment replaces with nodeFlags) */
+  imageEnv: Record<string, string>;
   /** the session-storage webhook with this secret file, or the bare baseline server answering this file */
   serve: { webhook: { secretFile: string } } | { baseline: { answerFile: string } };
 }
@@ -92,7 +94,7 @@ export async function startWebhook(options: StartOptions): Promise<WebhookProces
         ]
       : [[path.join(options.repoRoot, 'bench', 'work', 'build', 'bench', 'baseline-server.js')], { ANSWER_FILE: options.serve.baseline.answerFile }];
   const child = spawn(process.execPath, [...options.nodeFlags, ...script], {
-    env: { PATH: process.env.PATH, PORT: String(port), ...tls, ...env },
+    env: { ...options.imageEnv, PATH: process.env.PATH, PORT: String(port), ...tls, ...env },
     stdio: ['ignore', out, out],
   });
   closeSync(out);
