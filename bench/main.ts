@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { TRANSFER_WORKERS } from '../src/agent/runtime.js';
-import { benchAgent } from './agent-bench.js';
+import { benchAgent, type RunTrash } from './agent-bench.js';
 import { describeMachine, toolVersion } from './lib/machine.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { rootClient, startMinio } from '../scripts/lib/minio.js';
@@ -57,6 +57,14 @@ async function runAgentBench(options: Options, command: string, publish: (report
   // Its request counters are public so each tool's requests can be read from the server's
   // own accounting rather than a proxy that would slow the tools down.
   const minio = await startMinio({ dataDir: path.join(options.workDir, 'minio-data'), publicMetrics: true });
+  const trash: RunTrash = { dir: path.join(options.workDir, 'trash'), movedAside: 0, removedAtOnce: 0 };
+  await mkdir(trash.dir, { recursive: true });
+  // A tree left by an earlier run is set aside too, not deleted just before the first run.
+  const treeDir = path.join(options.workDir, 'tree');
+  const setAsideTree = () =>
+    rename(treeDir, path.join(trash.dir, `tree-${Date.now().toString(36)}`)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   try {
     const bucket = 'bench';
     const client = rootClient(minio);
@@ -77,8 +85,9 @@ async function runAgentBench(options: Options, command: string, publish: (report
     const startedAt = new Date().toISOString();
     const machine = describeMachine();
     log(`generating ${describeTree(spec)}`);
-    const tree = await generateTree(path.join(options.workDir, 'tree'), spec);
-    const results = await benchAgent(tools, { minio, bucket, tree, workDir: options.workDir, runs: options.runs, restore: true, log });
+    await setAsideTree();
+    const tree = await generateTree(treeDir, spec);
+    const results = await benchAgent(tools, { minio, bucket, tree, workDir: options.workDir, runs: options.runs, restore: true, trash, log });
     const report: AgentReport = {
       command,
       startedAt,
@@ -96,6 +105,7 @@ async function runAgentBench(options: Options, command: string, publish: (report
       workers: options.workers,
       imageEnv: imageEnv(await readFile(path.join(repoRoot, 'Dockerfile'), 'utf8')),
       tools: results,
+      cleanup: { movedAside: trash.movedAside, removedAtOnce: trash.removedAtOnce },
     };
     report.finishedAt = new Date().toISOString();
     report.loadAverageAtEnd = describeMachine().loadAverage;
@@ -104,8 +114,9 @@ async function runAgentBench(options: Options, command: string, publish: (report
     if (options.scaleFiles > 0 && ours) {
       const scaleSpec: TreeSpec = { ...spec, smallFiles: options.scaleFiles, bigFiles: 0 };
       log(`scaling row: generating ${describeTree(scaleSpec)}`);
-      const scaleTree = await generateTree(path.join(options.workDir, 'tree'), scaleSpec);
-      const [scaled] = await benchAgent([ours], { minio, bucket, tree: scaleTree, workDir: options.workDir, runs: 1, restore: false, log });
+      await setAsideTree();
+      const scaleTree = await generateTree(treeDir, scaleSpec);
+      const [scaled] = await benchAgent([ours], { minio, bucket, tree: scaleTree, workDir: options.workDir, runs: 1, restore: false, trash, log });
       report.scaling = {
         tree: { files: scaleTree.files, bytes: scaleTree.bytes, changedFiles: scaleTree.changedFiles, description: describeTree(scaleSpec) },
         ours: scaled!,
@@ -116,6 +127,7 @@ async function runAgentBench(options: Options, command: string, publish: (report
     return report;
   } finally {
     await minio.destroy();
+    await rm(trash.dir, { recursive: true, force: true });
   }
 }
 

@@ -16,6 +16,8 @@ export interface AgentReport {
   // The image's ENV ours ran with (absent in reports written before it was recorded).
   imageEnv?: Record<string, string>;
   tools: ToolRuns[];
+  // How the runs' files were cleaned up (absent in reports written before they were kept).
+  cleanup?: { movedAside: number; removedAtOnce: number };
   scaling?: { tree: { files: number; bytes: number; changedFiles: number; description: string }; ours: ToolRuns };
 }
 
@@ -208,7 +210,7 @@ export function renderAgentReport(report: AgentReport): string {
     `Command: \`${report.command}\` at commit ${m.commit}, ${report.startedAt} → ${report.finishedAt}.`,
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${m.loadAverage} at the start, ${report.loadAverageAtEnd} at the end (the machine is shared, so absolute times are noisy; every tool ran in turn in each round).`,
     `Versions: ${Object.entries(report.versions).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
-    `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace. Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.${report.imageEnv ? ` Ours ran with the image's environment: ${Object.entries(report.imageEnv).map(([name, value]) => `\`${name}=${value}\``).join(', ')}.` : ''}`,
+    `Tree: ${report.tree.description} (${(report.tree.bytes / MiB).toFixed(0)} MiB); (c) rewrites ${report.tree.changedFiles} of the small files. One MinIO on 127.0.0.1, a fresh prefix per tool and run; median of ${report.runs} runs. Every restore was checked byte for byte against the workspace.${cleanupText(report.cleanup)} Ours used ${report.workers} parallel transfers; the second row of each peer uses the same.${report.imageEnv ? ` Ours ran with the image's environment: ${Object.entries(report.imageEnv).map(([name, value]) => `\`${name}=${value}\``).join(', ')}.` : ''}`,
     '',
     '### Wall time (ours ÷ peer in brackets: below 1 means ours is faster)',
     '',
@@ -254,4 +256,11 @@ export function renderAgentSummary(report: AgentReport): string {
     ),
   ];
   return table(header, [...rows, ...requests, rss]);
+}
+
+// Why it matters: bench/agent-bench.ts, RunTrash.
+function cleanupText(cleanup: AgentReport['cleanup']): string {
+  if (!cleanup) return '';
+  const kept = " Each run's files were moved aside and deleted after the last run, so no run created files within minutes of a mass deletion (on a journal-less ext4, as this VM's is, one slows file creation for a minute or more after it)";
+  return cleanup.removedAtOnce === 0 ? `${kept}.` : `${kept}, except ${cleanup.removedAtOnce} run(s) deleted at once when the disk ran short.`;
 }
