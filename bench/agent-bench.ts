@@ -56,7 +56,7 @@ export interface RunTrash {
 // Room left for MinIO's objects and the next runs before a run is kept until the end.
 const TRASH_RESERVE_BYTES = 4 * 1024 ** 3;
 
-async function discardRun(root: string, trash: RunTrash, treeBytes: number): Promise<void> {
+export async function discardRun(root: string, trash: RunTrash, treeBytes: number): Promise<void> {
   const disk = await statfs(trash.dir);
   if (disk.bavail * disk.bsize > TRASH_RESERVE_BYTES + 4 * treeBytes) {
     await rename(root, path.join(trash.dir, path.basename(root)));
