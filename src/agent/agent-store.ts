@@ -4,7 +4,7 @@ import { ObjectReader } from './s3-get.js';
 import { ObjectPut } from './s3-put.js';
 import type { S3Store } from './s3-store.js';
 import type { AgentSettings } from './settings.js';
-import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from './store.js';
+import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from './store.js';
 
 /*
  * The agent's store: PutObject, sync's one request per changed file, goes through the
@@ -39,7 +39,7 @@ export class AgentStore implements ObjectStore {
     return (await this.sdk).store;
   }
 
-  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     return this.putter.put(key, body, options, signal);
   }
 

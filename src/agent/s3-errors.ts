@@ -66,7 +66,9 @@ function kindOf(codes: Set<string>): StoreErrorKind {
   if (CREDENTIAL_CODES.some((code) => codes.has(code))) return 'credentials';
   if (codes.has('AccessDenied')) return 'access-denied';
   if (codes.has('NoSuchKey') || codes.has('NotFound')) return 'not-found';
-  if (codes.has('PreconditionFailed')) return 'precondition-failed';
+  // AWS answers 409 ConditionalRequestConflict to the loser of two simultaneous conditional
+  // writes: for the caller the object changed under it, as with a 412.
+  if (codes.has('PreconditionFailed') || codes.has('ConditionalRequestConflict')) return 'precondition-failed';
   if (codes.has('InvalidRange')) return 'invalid-range';
   return 'other';
 }

@@ -7,7 +7,7 @@ import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3
 import { toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
 import { streamedThrough } from './young-garbage.js';
-import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions } from './store.js';
+import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, type PutResult } from './store.js';
 
 /*
  * PutObject without the AWS SDK: a SigV4-signed (aws4) request on a keep-alive socket.
@@ -55,27 +55,28 @@ export class ObjectPut {
 
   // A stream body needs options.contentLength. A buffer or a file is sent once more after
   // a server error or a dropped socket; a stream is consumed by the first attempt.
-  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
     const source: Source = bytes ?? (body as Readable | FileBody);
     try {
-      await this.send(key, source, options, signal);
+      const result = await this.send(key, source, options, signal);
       // Each PUT leaves a few KiB (request, socket reads, signing strings) that outlive a
       // scavenge under --max-semi-space-size=1 and wait for a full GC: a cold cycle of
       // 10,000 files grew the old generation by ~40 MiB between two.
       streamedThrough();
+      return result;
     } catch (error) {
       if (!(bytes || isFileBody(source)) || signal.aborted || !retryable(error)) throw toStoreError(error);
       await beforeRetry();
       try {
-        await this.send(key, source, options, signal);
+        return await this.send(key, source, options, signal);
       } catch (again) {
         throw toStoreError(again);
       }
     }
   }
 
-  private async send(key: string, source: Source, options: PutOptions, signal: AbortSignal): Promise<void> {
+  private async send(key: string, source: Source, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     const bytes = source instanceof Uint8Array ? source : undefined;
     const length = bytes?.length ?? (isFileBody(source) ? source.size : options.contentLength);
     if (length === undefined) throw new Error(`PutObject of ${key}: a stream body needs its length`);
@@ -87,18 +88,20 @@ export class ObjectPut {
       'X-Amz-Content-Sha256': bytes ? createHash('sha256').update(bytes).digest('hex') : 'UNSIGNED-PAYLOAD',
       ...this.encryption,
     };
+    if (options.ifMatch !== undefined) headers['If-Match'] = options.ifMatch;
+    if (options.ifNoneMatch !== undefined) headers['If-None-Match'] = options.ifNoneMatch;
     for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
     // Opened before the request, so a file that cannot be opened fails with its own error
     // (ENOENT: gone since the walk) without a request.
     const file = isFileBody(source) ? await open(source.file, 'r') : undefined;
     try {
-      await this.exchange(key, source, file, headers, signal);
+      return await this.exchange(key, source, file, headers, signal);
     } finally {
       await file?.close();
     }
   }
 
-  private async exchange(key: string, source: Source, file: FileHandle | undefined, headers: Record<string, string | number>, signal: AbortSignal): Promise<void> {
+  private async exchange(key: string, source: Source, file: FileHandle | undefined, headers: Record<string, string | number>, signal: AbortSignal): Promise<PutResult> {
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const request = this.endpoint.request('PUT', this.endpoint.keyPath(key), headers, signal, `PutObject of ${key}`);
       request.once('response', resolve);
@@ -117,8 +120,15 @@ export class ObjectPut {
     const status = response.statusCode ?? 0;
     const ok = status >= 200 && status < 300;
     const text = await readBody(response, !ok);
-    if (ok) return;
-    const code = xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : `HTTP${status}`);
+    if (ok) {
+      const etag = response.headers.etag;
+      // Every S3 server names what it stored; a 2xx without an ETag came from something
+      // else (a proxy's page, a captive portal) and stored nothing (rule 10).
+      if (typeof etag !== 'string' || etag === '') throw new S3ResponseError('NotS3Answer', `PutObject of ${key}: HTTP ${status} without an ETag: not an S3 answer`, { httpStatusCode: status });
+      return { etag };
+    }
+    const code =
+      xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : status === 412 ? 'PreconditionFailed' : `HTTP${status}`);
     throw new S3ResponseError(code, xmlField(text, 'Message') ?? `PutObject of ${key}: HTTP ${status}`, { httpStatusCode: status });
   }
 }

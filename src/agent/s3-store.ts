@@ -20,7 +20,7 @@ import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
-import { isFileBody, shrankError, type FileBody, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
+import { isFileBody, shrankError, StoreError, type FileBody, type PutResult, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
 
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
@@ -67,10 +67,10 @@ async function* mappedBody(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
 // so a file that cannot be opened fails with its own error before any request.
 async function putFile(
   body: FileBody,
-  send: (stream: Readable, signal: AbortSignal) => Promise<void>,
+  send: (stream: Readable, signal: AbortSignal) => Promise<PutResult>,
   key: string,
   signal: AbortSignal,
-): Promise<void> {
+): Promise<PutResult> {
   const stream = createReadStream(body.file, { start: 0, end: body.size - 1 });
   await new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
@@ -81,7 +81,7 @@ async function putFile(
     if (stream.bytesRead < body.size) shortRead.abort();
   });
   try {
-    await send(stream, AbortSignal.any([signal, shortRead.signal]));
+    return await send(stream, AbortSignal.any([signal, shortRead.signal]));
   } catch (error) {
     if (shortRead.signal.aborted && !signal.aborted) throw shrankError(key, stream.bytesRead, body.size);
     throw error;
@@ -151,12 +151,11 @@ export class S3Store implements ObjectStore {
     };
   }
 
-  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     if (isFileBody(body)) {
-      await putFile(body, (stream, streamSignal) => this.put(key, stream, { ...options, contentLength: body.size }, streamSignal), key, signal);
-      return;
+      return putFile(body, (stream, streamSignal) => this.put(key, stream, { ...options, contentLength: body.size }, streamSignal), key, signal);
     }
-    await mapped(
+    const response = await mapped(
       this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -165,11 +164,15 @@ export class S3Store implements ObjectStore {
           ContentLength: options.contentLength,
           ContentType: contentTypeFor(key),
           Metadata: options.metadata,
+          IfMatch: options.ifMatch,
+          IfNoneMatch: options.ifNoneMatch,
           ...this.encryption,
         }),
         { abortSignal: signal },
       ),
     );
+    if (!response.ETag) throw new StoreError('other', { kind: 'server error', detail: `PutObject of ${key}: no ETag: not an S3 answer` });
+    return { etag: response.ETag };
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {

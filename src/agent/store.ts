@@ -116,6 +116,16 @@ export interface PutOptions {
   metadata?: Record<string, string>;
   // Required for a stream body: the request is sent with this length.
   contentLength?: number;
+  // Conditional writes (S3's If-Match / If-None-Match on PutObject): the put fails with
+  // precondition-failed when the object no longer has this ETag, or already exists. The
+  // session's ownership is decided with them (lease.ts).
+  ifMatch?: string;
+  ifNoneMatch?: '*';
+}
+
+// What the store confirmed it holds.
+export interface PutResult {
+  etag: string;
 }
 
 export interface ListedObject {
@@ -128,7 +138,7 @@ export interface ObjectStore {
   readonly bucket: string;
   get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead>;
   head(key: string, signal: AbortSignal): Promise<ObjectInfo>;
-  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void>;
+  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult>;
   // In parts, for files large enough that a dropped connection should cost one part.
   putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void>;
   // Rewrites the object onto itself with `info`'s metadata and headers, only if it still

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { toStoreError } from '../../src/agent/s3-errors.js';
-import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from '../../src/agent/store.js';
+import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from '../../src/agent/store.js';
 
 // Runs before a call reaches the store, with the full object key: it may change the world
 // (append to the file being uploaded, delete the object about to be read) or throw the
@@ -34,7 +34,7 @@ export class FaultyStore implements ObjectStore {
     return this.inner.head(key, signal);
   }
 
-  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     await this.before('PutObject', key);
     return this.inner.put(key, body, options, signal);
   }

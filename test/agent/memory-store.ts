@@ -12,6 +12,7 @@ import {
   type ObjectRead,
   type ObjectStore,
   type PutOptions,
+  type PutResult,
   type StoreErrorKind,
 } from '../../src/agent/store.js';
 
@@ -168,12 +169,16 @@ export class MemoryStore implements ObjectStore {
     };
   }
 
-  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     this.call('put', key, signal);
     const bytes = await bytesOf(key, body);
     // As S3 does, a body of another length than announced is refused.
     if (options.contentLength !== undefined && bytes.length !== options.contentLength) throw storeError('other', `${key}: ${bytes.length} bytes, ${options.contentLength} announced`);
+    const existing = this.objects.get(key);
+    if (options.ifNoneMatch === '*' && existing) throw storeError('precondition-failed');
+    if (options.ifMatch !== undefined && existing?.etag !== options.ifMatch) throw storeError(existing ? 'precondition-failed' : 'not-found');
     this.store(key, bytes, options.metadata ?? {});
+    return { etag: this.objects.get(key)!.etag };
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {

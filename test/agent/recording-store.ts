@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions } from '../../src/agent/store.js';
+import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from '../../src/agent/store.js';
 
 export interface RecordedRequest {
   // The S3 operation, as MinIO's and AWS's logs name it.
@@ -43,7 +43,7 @@ export class RecordingStore implements ObjectStore {
     return this.inner.head(key, signal);
   }
 
-  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<void> {
+  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     this.note('PutObject', key);
     return this.inner.put(key, body, options, signal);
   }
