@@ -6,7 +6,9 @@ import { sessionPrefix } from './settings.js';
 import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
 import { sameFile, type FileEntry, type FileMap } from './metadata.js';
-import { clearRecord, writeRecord } from './record.js';
+import { clearRecord, readRecord, writeRecord, type LocalRecord } from './record.js';
+import { manifestIsCurrent, pendingAdoptions, podIdentity, type PodIdentity } from './lease.js';
+import { takeOwnership, type Owned } from './take-ownership.js';
 import { listRemote, probeAccess, readMetadata, type Listing, type MetadataRead, type RemoteTarget } from './remote.js';
 import { describeFailure, failureOf as storeFailureOf, isStoreError } from './store.js';
 import { formatBytes } from './size.js';
@@ -28,6 +30,17 @@ export interface HydrateContext {
   workers: number;
   // How often a long restore reports its progress.
   progressIntervalMs?: number;
+  // How often a pod waiting for the session's previous owner reads its lease.
+  leasePollMs?: number;
+}
+
+// What hydrate knows of this pod's hold on the session before it restores.
+interface SessionHold {
+  identity: PodIdentity;
+  owned: Owned;
+  // This pod's own record of an earlier complete hydrate (init-hydrate run again over
+  // the surviving workspace, DESIGN rule 11): nothing is restored over the live files.
+  rerun: LocalRecord | undefined;
 }
 
 interface HydrateSummary {
@@ -143,17 +156,29 @@ function objectProblem(error: unknown): string | undefined {
 // One attempt: read the manifest (and the listing where the policy allows it), then
 // restore every mapped object that is not already in place. Files restored by an earlier
 // attempt match their manifest entry and are skipped, which makes a retry a resume.
-async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs, signal: AbortSignal): Promise<HydrateSummary> {
+async function hydrateAttempt(context: HydrateContext, hold: SessionHold, createdDirs: CreatedDirs, signal: AbortSignal): Promise<HydrateSummary> {
   const { settings, target, log } = context;
   const { metadata, manifest, listing } = await remoteState(context, signal);
+  // Files a pod superseded by an earlier owner uploaded for the session, not yet in the
+  // manifest.
+  for (const [key, entry] of pendingAdoptions(hold.owned.body)) if (!manifest.has(key)) manifest.set(key, entry);
+  const current = manifestIsCurrent(hold.owned.body, metadata.kind === 'found' ? metadata.metadata.generation : undefined);
+  if (!current) {
+    log.warn(
+      "metadata.json is older than the session's last changes (a cycle's uploads went up without it): every file is fetched from its object, none from the restore bundle",
+    );
+  }
   const keys = new Set([...manifest.keys(), ...(listing.kind === 'listed' ? listing.sizes.keys() : [])]);
+  const { rerun } = hold;
 
-  const restoredFiles: FileMap = new Map();
+  const restoredFiles: FileMap = new Map(rerun?.files ?? []);
   // Local paths this attempt restored or found in place: what the sweep keeps.
   const kept = new Set<string>();
   // Keys that exist in S3 but not locally: sync must never read them as deleted.
-  const unrestored = new Set<string>();
+  const unrestored = new Set<string>(rerun?.unrestored ?? []);
   const summary: HydrateSummary = { restored: 0, unchanged: 0, bytes: 0, refused: 0, unrestored: 0 };
+  const record = (files: FileMap) =>
+    writeRecord(settings.stateDir, { bucket: target.store.bucket, prefix: target.prefix, hydrated: true, owner: hold.identity.uid, files, unrestored });
   if (keys.size === 0) {
     log.info(FRESH_SESSION_MESSAGE);
     if (listing.kind === 'denied') {
@@ -163,7 +188,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
     // deletions of files it uploads itself in this first pod, and knows no remote file
     // it could wrongly delete.
     await createdDirs.settle(settings.workspaceDir, kept);
-    await writeRecord(settings.stateDir, { bucket: target.store.bucket, prefix: target.prefix, hydrated: true, files: restoredFiles });
+    await record(restoredFiles);
     return summary;
   }
 
@@ -189,6 +214,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
       log.warn(`refusing object ${target.prefix}${logName(key)}: ${resolution.reason}`);
     } else if (resolution.kind === 'file') {
       const relativePath = path.relative(settings.workspaceDir, resolution.localPath);
+      if (rerun && (await keptByRunner(rerun, key, resolution.localPath))) continue;
       if (longComponent(relativePath)) skip(key, 'a path component is longer than 255 bytes');
       else candidates.push({ key, relativePath, known: manifest.get(key) });
     } else {
@@ -287,7 +313,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
   }
   const bundled = new Set<string>();
   // A listing shows whether there is a bundle; without one, only the GET can tell.
-  const noBundle = listing.kind === 'listed' && !listing.agentObjects.has(BUNDLE_KEY);
+  const noBundle = !current || (listing.kind === 'listed' && !listing.agentObjects.has(BUNDLE_KEY));
   const bundleRead =
     fromBundle.size === 0 || noBundle
       ? Promise.resolve()
@@ -328,14 +354,21 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
   if (denied !== undefined && summary.restored + summary.unchanged === 0 && metadata.kind === 'missing') throw denied;
 
   await createdDirs.settle(tree.root, kept);
-  await writeRecord(settings.stateDir, {
-    bucket: target.store.bucket,
-    prefix: target.prefix,
-    hydrated: true,
-    files: restoredFiles,
-    unrestored,
-  });
+  await record(restoredFiles);
   return summary;
+}
+
+// In a re-run, a key stays as the runner left it: its file is there (whatever it holds
+// now, sync uploads it), or it was restored or uploaded in this pod and is gone (the
+// runner deleted it, and sync deletes the object). Only keys this pod never had locally
+// are restored.
+async function keptByRunner(rerun: LocalRecord, key: string, localPath: string): Promise<boolean> {
+  const known = rerun.files.get(key);
+  if (known !== undefined && known.mtimeMs >= 0 && !rerun.unrestored?.has(key)) return true;
+  return lstat(localPath).then(
+    () => true,
+    () => false,
+  );
 }
 
 // After a failed attempt: up to 1 s, doubling up to 15 s, jittered (see backoff.ts).
@@ -352,19 +385,34 @@ export const PERMANENT_ATTEMPTS = 3;
 export async function hydrate(context: HydrateContext): Promise<boolean> {
   const { settings, target, log } = context;
   const started = Date.now();
-  const deadline = started + settings.hydrateTimeoutSeconds * 1000;
+  await mkdir(settings.stateDir, { recursive: true });
+  const identity = await podIdentity(settings);
+  const earlier = await readRecord(settings.stateDir, target.store.bucket, target.prefix);
+  const rerun = earlier?.hydrated === true && earlier.owner === identity.uid ? earlier : undefined;
+  if (!rerun) await clearRecord(settings.stateDir);
+  log.info(`Hydrating ${settings.workspaceDir} from s3://${target.store.bucket}/${sessionPrefix(settings)}`);
+  if (rerun) log.info('init-hydrate already completed in this pod: restoring only what the workspace lacks and the runner did not delete');
+  let owned: Owned;
+  try {
+    // Waiting for a previous owner's final sync is not restore time: the restore's
+    // deadline starts after it.
+    owned = await takeOwnership({ target, settings, identity, log, pollMs: context.leasePollMs }, new AbortController().signal);
+  } catch (error) {
+    const failure = failureOf(error);
+    log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (taking ownership of the session, ${Math.round((Date.now() - started) / 1000)}s)`);
+    return false;
+  }
+  const hold: SessionHold = { identity, owned, rerun };
+  const deadline = Date.now() + settings.hydrateTimeoutSeconds * 1000;
   const signal = AbortSignal.timeout(settings.hydrateTimeoutSeconds * 1000);
   // Every in-flight request listens on the one signal.
   setMaxListeners(0, signal);
-  await mkdir(settings.stateDir, { recursive: true });
-  await clearRecord(settings.stateDir);
   const createdDirs = await CreatedDirs.open(settings.stateDir);
-  log.info(`Hydrating ${settings.workspaceDir} from s3://${target.store.bucket}/${sessionPrefix(settings)}`);
 
   try {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const summary = await hydrateAttempt(context, createdDirs, signal);
+        const summary = await hydrateAttempt(context, hold, createdDirs, signal);
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         log.info(
           `Hydrate complete (${summary.restored} files restored, ${formatBytes(summary.bytes)}, ${summary.unchanged} already in place, ${summary.refused} refused, ${summary.unrestored} not restorable, ${seconds}s)`,

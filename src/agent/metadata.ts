@@ -43,6 +43,8 @@ export const metadataSchema = z.object({
   skipped: z.array(skippedSchema).optional(),
   maxSyncSize: z.number().optional(),
   agentVersion: z.string().optional(),
+  // The owner's lease generation this manifest completes (lease.ts).
+  generation: z.string().optional(),
   manifest: z.record(z.string(), fileEntrySchema).optional(),
 });
 export type Metadata = z.infer<typeof metadataSchema>;

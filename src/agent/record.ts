@@ -20,6 +20,7 @@ const recordSchema = z.object({
   bucket: z.string(),
   prefix: z.string(),
   hydrated: z.boolean(),
+  owner: z.string().optional(),
   files: z.custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value)),
   unrestored: z.array(z.string()).optional(),
 });
@@ -43,6 +44,9 @@ export interface LocalRecord {
   bucket: string;
   prefix: string;
   hydrated: boolean;
+  // The pod (lease.ts PodIdentity uid) whose hydrate wrote the record: a re-run of
+  // init-hydrate in that pod finds its own record and restores nothing over the runner's work.
+  owner?: string;
   files: FileMap;
   // Keys hydrate found in S3 but could not restore (a name no local file can have, a key
   // that is also a directory, an object the server refused): absent locally, never deleted.
@@ -88,6 +92,7 @@ export async function readRecord(stateDir: string, bucket: string, prefix: strin
     bucket,
     prefix,
     hydrated: parsed.data.hydrated,
+    ...(parsed.data.owner === undefined ? {} : { owner: parsed.data.owner }),
     files,
     ...(parsed.data.unrestored ? { unrestored: new Set(parsed.data.unrestored) } : {}),
   };
@@ -119,7 +124,7 @@ const WRITE_CHUNK = 256 * 1024;
 
 // The same JSON as JSON.stringify of the whole record, entry by entry.
 async function writeJson(handle: FileHandle, record: LocalRecord): Promise<void> {
-  const head = { version: 1, bucket: record.bucket, prefix: record.prefix, hydrated: record.hydrated };
+  const head = { version: 1, bucket: record.bucket, prefix: record.prefix, hydrated: record.hydrated, ...(record.owner === undefined ? {} : { owner: record.owner }) };
   let text = `${JSON.stringify(head).slice(0, -1)},"files":{`;
   let first = true;
   for (const [key, entry] of record.files) {

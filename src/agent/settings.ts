@@ -36,6 +36,12 @@ export interface AgentSettings extends Encryption {
   // 0: no metrics server.
   metricsPort: number;
   stateDir: string;
+  // The pod's UID and name (downward API); without a UID the pod is told apart by an id
+  // kept in its state dir (lease.ts).
+  podUid?: string;
+  podName?: string;
+  leaseTtlSeconds: number;
+  terminationGraceSeconds: number;
 }
 
 const required = (name: string) =>
@@ -71,6 +77,10 @@ const schema = z.object({
   FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
   REFRESH_AFTER_DAYS: tuningField('REFRESH_AFTER_DAYS'),
   SYNC_METRICS_PORT: tuningField('SYNC_METRICS_PORT'),
+  LEASE_TTL_SECONDS: tuningField('LEASE_TTL_SECONDS'),
+  TERMINATION_GRACE_SECONDS: tuningField('TERMINATION_GRACE_SECONDS'),
+  POD_UID: z.string().trim().optional(),
+  POD_NAME: z.string().trim().optional(),
   AGENT_STATE_DIR: z.string().trim().optional(),
   S3_SSE: z.string().optional(),
   S3_SSE_KMS_KEY_ID: z.string().optional(),
@@ -110,6 +120,10 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     refreshAfterDays: values.REFRESH_AFTER_DAYS,
     metricsPort: values.SYNC_METRICS_PORT,
     stateDir: path.resolve(values.AGENT_STATE_DIR || AGENT_STATE_DIR),
+    ...(values.POD_UID ? { podUid: values.POD_UID } : {}),
+    ...(values.POD_NAME ? { podName: values.POD_NAME } : {}),
+    leaseTtlSeconds: values.LEASE_TTL_SECONDS,
+    terminationGraceSeconds: values.TERMINATION_GRACE_SECONDS,
     ...values.encryption,
   };
 }

@@ -15,6 +15,8 @@ const ONCE_LOCK_WAIT_MS = 5 * 60_000;
 // than UNHEALTHY_MIN_SECONDS, so a short S3 blip on a fast interval does not restart it.
 const UNHEALTHY_INTERVALS = 5;
 const UNHEALTHY_MIN_SECONDS = 300;
+// The release is one small conditional PUT, sent after the final sync's budget.
+const RELEASE_TIMEOUT_MS = 5_000;
 
 export async function runSyncCommand(
   options: { once: boolean },
@@ -73,6 +75,9 @@ export async function runSyncCommand(
       cycle,
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
     }).finally(unannounce);
+    // Whatever the final sync managed, this pod writes nothing more: its successor,
+    // waiting for the session, may start now rather than after the grace period.
+    await syncer.release(AbortSignal.timeout(RELEASE_TIMEOUT_MS));
     return ok ? 0 : 1;
   } finally {
     runtime.close();

@@ -15,6 +15,9 @@ import { bundleTimeLimitMs, writeBundle } from './bundle-writer.js';
 import { FileTable } from './file-table.js';
 import { walkSyncPaths, type LocalFileMap } from './walk.js';
 import { VERSION } from '../shared/version.js';
+import { podIdentity } from './lease.js';
+import { SessionOwner } from './session-owner.js';
+import { uploadAsSuperseded } from './superseded-upload.js';
 
 export interface SyncContext {
   settings: AgentSettings;
@@ -63,6 +66,8 @@ export class Syncer {
   private readonly reported = new Set<string>();
   private cyclesSinceListing = 0;
   private listingDenied = false;
+  private owner: SessionOwner | undefined;
+  private podUid = '';
 
   constructor(private readonly context: SyncContext) {
     this.excludes = compileExcludes(context.settings.exclude);
@@ -100,6 +105,23 @@ export class Syncer {
     return this.record;
   }
 
+  // The session's ownership, learned at the first cycle (hydrate took it for this pod).
+  private async sessionOwner(signal: AbortSignal): Promise<SessionOwner> {
+    if (!this.owner) {
+      const { settings, target, log } = this.context;
+      const identity = await podIdentity(settings);
+      this.podUid = identity.uid;
+      this.owner = new SessionOwner({ target, settings, identity, log });
+    }
+    await this.owner.start(signal);
+    return this.owner;
+  }
+
+  /** After the final sync: the session's next pod need not wait for this one. */
+  async release(signal: AbortSignal): Promise<void> {
+    await this.owner?.release(signal);
+  }
+
   async cycle(signal: AbortSignal, options: { final?: boolean } = {}): Promise<CycleResult> {
     const { settings, log } = this.context;
     const result: CycleResult = { ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0 };
@@ -113,20 +135,36 @@ export class Syncer {
       return result;
     }
     const started = performance.now();
+    let owner: SessionOwner;
     try {
-      const outcome = await this.lockedCycle(signal, options.final === true, result);
+      owner = await this.sessionOwner(signal);
+      await owner.renewIfDue(signal);
+    } catch (error) {
+      await lock.release();
+      log.error(`Sync failed: cannot read the session's ownership: ${describeFailure(error)}`);
+      return result;
+    }
+    // A cycle longer than the lease's renewal period (a large backlog) renews on the way,
+    // or a new pod would take it for a crashed owner.
+    const heartbeat = setInterval(
+      () => void owner.renewIfDue(signal).catch((error: unknown) => log.warn(`renewing the session's ownership failed: ${describeFailure(error)}`)),
+      (settings.leaseTtlSeconds * 1000) / 3,
+    );
+    try {
+      const outcome = await this.lockedCycle(signal, options.final === true, result, owner);
       // Last, once the data and metadata.json are up: only a saving for the next pod.
-      if (options.final && outcome.ok && this.record) {
+      if (options.final && outcome.ok && this.record && !owner.superseded) {
         const elapsedMs = performance.now() - started;
         await writeBundle(this.context, this.record.files, signal, bundleTimeLimitMs(settings.finalSyncTimeoutSeconds * 1000, elapsedMs));
       }
       return outcome;
     } finally {
+      clearInterval(heartbeat);
       await lock.release();
     }
   }
 
-  private async lockedCycle(signal: AbortSignal, final: boolean, result: CycleResult): Promise<CycleResult> {
+  private async lockedCycle(signal: AbortSignal, final: boolean, result: CycleResult, owner: SessionOwner): Promise<CycleResult> {
     const { settings, target, log } = this.context;
     let record: LocalRecord;
     try {
@@ -136,6 +174,7 @@ export class Syncer {
       return result;
     }
     const known = record.files;
+    const adoptions = this.takeAdoptions(record, owner);
 
     let walk;
     try {
@@ -175,7 +214,13 @@ export class Syncer {
 
     const changed = plan.uploads;
     result.unchanged = plan.unchanged;
-    const failures = await this.upload(changed, walk.files, known, result, signal);
+    let failures: Array<{ key: string; reason: string }>;
+    try {
+      failures = await this.uploadAsOwnerOrNot(owner, changed, walk.files, known, result, signal);
+    } catch (error) {
+      log.error(`Sync failed: cannot renew the session's ownership before uploading: ${describeFailure(error)}`);
+      return result;
+    }
     // Shutdown ended this cycle (the final one takes over) or the final sync's budget ran
     // out (the loop reports that): what did not go up is not an S3 failure to report.
     if (signal.aborted) {
@@ -194,13 +239,19 @@ export class Syncer {
       syncPaths: settings.syncPaths,
       excludes: this.excludes,
     });
-    try {
-      result.deleted = await this.propagateDeletions(record, deletion, signal);
-    } catch (error) {
-      deletesFailed = true;
-      log.warn(`deleting removed files failed: ${describeFailure(error)}`);
+    // Deletions and metadata.json are the owner's alone; ownership is confirmed (a new
+    // generation) right before them, after the uploads that may have taken long.
+    let confirmed = false;
+    if (deletion.deletions.length > 0 && !owner.superseded) {
+      try {
+        confirmed = await owner.beginChanges(signal);
+        if (confirmed) result.deleted = await this.propagateDeletions(record, deletion, signal);
+      } catch (error) {
+        deletesFailed = true;
+        log.warn(`deleting removed files failed: ${describeFailure(error)}`);
+      }
     }
-    if (failures.length === 0) {
+    if (failures.length === 0 && !owner.superseded) {
       await this.adoptRemote(record, final, signal);
       // The final sync's budget is for what the runner wrote; ages are worked off while
       // the pod lives.
@@ -230,7 +281,11 @@ export class Syncer {
         return result;
       }
       try {
-        await writeMetadataOf(target, this.metadata(known, plan.skipped), known, signal);
+        if (!confirmed && !owner.superseded) confirmed = await owner.beginChanges(signal);
+        if (confirmed) {
+          await writeMetadataOf(target, { ...this.metadata(known, plan.skipped), generation: owner.generation }, known, signal);
+          owner.adopted(adoptions);
+        }
       } catch (error) {
         log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
@@ -248,6 +303,42 @@ export class Syncer {
     result.ok = true;
     log.info(`Sync complete (${settings.syncPaths.length} paths synced)`);
     return result;
+  }
+
+  // Files a superseded pod left in the lease for this owner: into the record as objects
+  // known only remotely (never deleted for being absent here), and so into metadata.json.
+  private takeAdoptions(record: LocalRecord, owner: SessionOwner): string[] {
+    if (owner.superseded) return [];
+    const taken: string[] = [];
+    for (const [key, entry] of owner.pendingAdoptions()) {
+      if (!record.files.has(key)) record.files.set(key, { size: entry.size, mtimeMs: -1 });
+      taken.push(key);
+    }
+    if (taken.length > 0) {
+      this.metadataDue = true;
+      this.context.log.info(`${taken.length} files a superseded pod of this session uploaded are added to metadata.json (restored by the session's next pod)`);
+    }
+    return taken;
+  }
+
+  // The owner starts a new generation before its uploads (a manifest written before them
+  // is then known not to be the whole truth); a superseded pod uploads only what the
+  // owner cannot lose by it.
+  private async uploadAsOwnerOrNot(
+    owner: SessionOwner,
+    keys: readonly string[],
+    local: LocalFileMap,
+    known: FileMap,
+    result: CycleResult,
+    signal: AbortSignal,
+  ): Promise<Array<{ key: string; reason: string }>> {
+    if (keys.length > 0 && !owner.superseded) await owner.beginChanges(signal);
+    if (!owner.superseded) return this.upload(keys, local, known, result, signal);
+    const { target, log, workers } = this.context;
+    const done = await uploadAsSuperseded({ target, log, workers, podUid: this.podUid }, keys, local, known, signal);
+    result.uploaded += done.uploaded;
+    result.uploadedBytes += done.bytes;
+    return done.failures;
   }
 
   // Uploads the files of `keys`, a file object made for each only as it goes up.

@@ -3,7 +3,7 @@ import { lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'n
 import path from 'node:path';
 import type { FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
-import { isStoreError, type ObjectRead, type ObjectStore } from './store.js';
+import { isStoreError, StoreError, type ObjectRead, type ObjectStore } from './store.js';
 import type { FsPath } from './walk.js';
 import { streamedThrough } from './young-garbage.js';
 
@@ -33,25 +33,30 @@ async function openStream(absolutePath: FsPath): Promise<ReturnType<typeof creat
   return stream;
 }
 
+// `onlyNew`: the object is written only if the key has none yet (If-None-Match), which a
+// multipart upload cannot ask for: a file that large fails with precondition-failed.
 export async function uploadFile(
   store: ObjectStore,
   objectKey: string,
   absolutePath: FsPath,
   entry: FileEntry,
   signal: AbortSignal,
+  onlyNew = false,
 ): Promise<void> {
   const metadata = objectMetadata(entry);
+  const condition = onlyNew ? { ifNoneMatch: '*' as const } : {};
   if (entry.size < SMALL_FILE) {
     const body = await readFile(absolutePath, { signal });
-    await store.put(objectKey, body, { metadata }, signal);
+    await store.put(objectKey, body, { metadata, ...condition }, signal);
     return;
   }
   // Exactly the size the walk saw: a file that grew meanwhile is cut at that length, one
   // that shrank fails; either goes up again next cycle, when its stat no longer matches.
   if (entry.size < MULTIPART_THRESHOLD) {
-    await store.put(objectKey, { file: absolutePath, size: entry.size }, { metadata }, signal);
+    await store.put(objectKey, { file: absolutePath, size: entry.size }, { metadata, ...condition }, signal);
     return;
   }
+  if (onlyNew) throw new StoreError('precondition-failed', { kind: 'error', detail: `${objectKey}: too large for a conditional upload` });
   const body = await openStream(absolutePath);
   try {
     await store.putMultipart(objectKey, body, { metadata }, signal);

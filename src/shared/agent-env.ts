@@ -129,6 +129,13 @@ export const AGENT_TUNING = {
   // state-sync's /metrics and /healthz; the agent serves nothing unless given a port, the
   // webhook gives it one (see the webhook's SYNC_METRICS_PORT).
   SYNC_METRICS_PORT: { fallback: '0', parse: port },
+  // How long a session's owner pod may go without renewing its ownership before a new pod
+  // takes the session over as after a crash (docs/HOW-IT-WORKS.md, "One session, many pods").
+  LEASE_TTL_SECONDS: { fallback: '300', parse: seconds('LEASE_TTL_SECONDS') },
+  // The pod's terminationGracePeriodSeconds, as the webhook set it: how long a new pod of
+  // the session waits for this one's final sync at most. Kubernetes' default 30 s plus the
+  // default final-sync budget and margin when the webhook did not say.
+  TERMINATION_GRACE_SECONDS: { fallback: '90', parse: seconds('TERMINATION_GRACE_SECONDS') },
 } as const;
 
 export type AgentTuningName = keyof typeof AGENT_TUNING;

@@ -26,6 +26,8 @@ export interface AgentSpecInput {
   metricsPort: number;
   /** the swapped workspace's sizeLimit, requested as ephemeral storage so the scheduler reserves it */
   reservedStorage: string | undefined;
+  /** the pod's terminationGracePeriodSeconds after the mutation: how long the session's next pod waits for this one */
+  terminationGraceSeconds: number;
 }
 
 export const SYNC_METRICS_PORT_NAME = 'sync-metrics';
@@ -112,6 +114,9 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     optionalSecretRef('S3_SSE'),
     optionalSecretRef('S3_SSE_KMS_KEY_ID'),
     { name: 'NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    // The session's owner pod is named by its UID (a recreated pod may reuse the name).
+    { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'SESSION_NAME', value: input.session },
     { name: 'WORKSPACE_DIR', value: WORKSPACE_DIR },
     { name: 'SYNC_PATHS', value: input.syncPaths },
@@ -120,6 +125,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: 'MAX_SYNC_SIZE', value: config.maxSyncSize },
     { name: 'HYDRATE_TIMEOUT_SECONDS', value: String(config.hydrateTimeoutSeconds) },
     { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
+    { name: 'TERMINATION_GRACE_SECONDS', value: String(input.terminationGraceSeconds) },
     ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
     { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
   ];

@@ -73,6 +73,15 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
   if (taken && config.syncMetricsPort > 0) {
     warnings.push(`port ${config.syncMetricsPort} is in use in the pod: state-sync serves no metrics or health`);
   }
+  // The kubelet stops a native sidecar only after the runner has exited, and both share
+  // one grace period: the runner keeps all of its own, and the final sync gets its budget
+  // plus the margin on top. Re-applied over an earlier injection, the pod's own value is
+  // the one recorded then, so the sum is not added twice.
+  const podGracePeriodSeconds =
+    input.earlier?.podGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS;
+  const needed = podGracePeriodSeconds + Math.ceil(config.finalSyncTimeoutSeconds) + config.gracePeriodMarginSeconds;
+  const terminationGraceSeconds = Math.max(spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, needed);
+  spec.terminationGracePeriodSeconds = terminationGraceSeconds;
   const specs = buildAgentSpecs({
     config,
     session: input.session,
@@ -83,6 +92,7 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     runAsGroup: identity.runAsGroup,
     metricsPort: taken ? 0 : config.syncMetricsPort,
     reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
+    terminationGraceSeconds,
   });
 
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
@@ -100,14 +110,6 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
   const volumeNames = new Set(specs.volumes.map((volume) => volume.name));
   spec.volumes = [...(spec.volumes ?? []).filter((v) => !volumeNames.has(v.name)), ...specs.volumes];
 
-  // The kubelet stops a native sidecar only after the runner has exited, and both share
-  // one grace period: the runner keeps all of its own, and the final sync gets its budget
-  // plus the margin on top. Re-applied over an earlier injection, the pod's own value is
-  // the one recorded then, so the sum is not added twice.
-  const podGracePeriodSeconds =
-    input.earlier?.podGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS;
-  const needed = podGracePeriodSeconds + Math.ceil(config.finalSyncTimeoutSeconds) + config.gracePeriodMarginSeconds;
-  spec.terminationGracePeriodSeconds = Math.max(spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, needed);
 
   const syncPlace = config.sidecarMode === 'native' ? 'initContainer' : 'container';
   return {

@@ -77,6 +77,8 @@ export function agentEnv(
     NAMESPACE: 'project-a',
     SESSION_NAME: session,
     HYDRATE_TIMEOUT_SECONDS: '3',
+    // A pod that stopped without its final sync is waited for this long by the next one.
+    TERMINATION_GRACE_SECONDS: '1',
     ...overrides,
   };
 }
@@ -106,10 +108,13 @@ export async function newPod(
     faults,
     log,
     hydrate: (options = {}) => hydrate({ settings, target, log, workers: 16, ...options }),
-    sync: (options = {}) => {
+    // A final sync is the pod's last (SIGTERM's): it releases the session, as the sidecar does.
+    sync: async (options = {}) => {
       const signal = new AbortController().signal;
       setMaxListeners(0, signal);
-      return syncer.cycle(signal, options);
+      const result = await syncer.cycle(signal, options);
+      if (options.final) await syncer.release(signal);
+      return result;
     },
     dispose: async () => {
       client.destroy();

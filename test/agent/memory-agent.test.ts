@@ -41,7 +41,8 @@ describe('the agent over the in-memory store', () => {
     const first = await newPod(store);
     expect(await first.hydrate()).toBe(true);
     await first.write({ 'artifacts/a.txt': 'a', 'artifacts/b.txt': 'b' });
-    expect((await first.sync()).ok).toBe(true);
+    // Its last sync: the session is released, so the second pod owns it.
+    expect((await first.sync({ final: true })).ok).toBe(true);
 
     const second = await newPod(store);
     await second.write({ 'artifacts/b.txt': 'b2' });

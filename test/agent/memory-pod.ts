@@ -39,6 +39,8 @@ export async function newMemoryPod(store: MemoryStore, tuning: Partial<AgentSett
       WORKSPACE_DIR: workspace,
       AGENT_STATE_DIR: stateDir,
       HYDRATE_TIMEOUT_SECONDS: '2',
+      // A pod that stopped without its final sync is waited for this long by the next one.
+      TERMINATION_GRACE_SECONDS: '1',
     }),
     ...tuning,
   };
@@ -49,7 +51,12 @@ export async function newMemoryPod(store: MemoryStore, tuning: Partial<AgentSett
     settings,
     log,
     hydrate: () => hydrate({ settings, target, log, workers: 4 }),
-    sync: (options = {}) => syncer.cycle(signal, options),
+    // A final sync is the pod's last (SIGTERM's): it releases the session, as the sidecar does.
+    sync: async (options = {}) => {
+      const result = await syncer.cycle(signal, options);
+      if (options.final) await syncer.release(signal);
+      return result;
+    },
     write: async (files) => {
       for (const [rel, body] of Object.entries(files)) {
         await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LEASE_KEY } from '../../src/agent/lease.js';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
@@ -60,6 +61,8 @@ export class MemoryStore implements ObjectStore {
   readonly objects = new Map<string, StoredObject>();
   // Every call, in order, with its key (the first of a deleteMany) and a ranged get's offset.
   readonly calls: Array<{ op: Operation; key: string; from?: number }> = [];
+  // The same for the session's lease (lease.ts).
+  readonly leaseCalls: Array<{ op: Operation; key: string }> = [];
   // `from`..`to`: the counts of the calls of `op` that fail.
   private readonly faults: Array<{ op: Operation; from: number; to: number; error: StoreError }> = [];
   private readonly counts = new Map<Operation, number>();
@@ -108,12 +111,20 @@ export class MemoryStore implements ObjectStore {
     return this.objects.get(key)?.body.toString('utf8');
   }
 
+  // The session's files and the agent's own objects, the lease aside.
   keys(prefix = ''): string[] {
-    return [...this.objects.keys()].filter((key) => key.startsWith(prefix)).map((key) => key.slice(prefix.length)).sort();
+    return [...this.objects.keys()].filter((key) => key.startsWith(prefix) && !key.endsWith(LEASE_KEY)).map((key) => key.slice(prefix.length)).sort();
   }
 
   private call(op: Operation, key: string, signal: AbortSignal, from?: number): void {
     if (signal.aborted) throw signal.reason;
+    // The session's lease is protocol traffic around every cycle: kept apart, so the
+    // tests of the data path count and fault the data's own requests.
+    if (key.endsWith(LEASE_KEY)) {
+      this.leaseCalls.push({ op, key });
+      if (this.refused.has(key)) throw storeError('access-denied', `AccessDenied: ${key}`);
+      return;
+    }
     this.calls.push(from === undefined ? { op, key } : { op, key, from });
     const count = (this.counts.get(op) ?? 0) + 1;
     this.counts.set(op, count);

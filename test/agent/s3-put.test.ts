@@ -26,6 +26,7 @@ describe('PutObject requests (s3-put.ts)', () => {
         seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString('latin1') });
         const status = statuses.shift() ?? 200;
         response.statusCode = status;
+        if (status === 200) response.setHeader('ETag', '"stored"');
         response.end(status === 200 ? '' : '<Error><Code>InternalError</Code><Message>try again</Message></Error>');
       });
     });

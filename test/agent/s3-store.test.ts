@@ -13,6 +13,7 @@ function recordingStore(encryption: EncryptionSettings) {
   const answers: Record<string, object> = {
     CreateMultipartUploadCommand: { UploadId: 'upload-1' },
     UploadPartCommand: { ETag: '"part"' },
+    PutObjectCommand: { ETag: '"put"' },
   };
   client.middlewareStack.add(
     (_next, context) => async (args) => {
