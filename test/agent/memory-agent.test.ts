@@ -48,7 +48,7 @@ describe('the agent over the in-memory store', () => {
     await second.write({ 'artifacts/b.txt': 'b2' });
     expect(await second.sync()).toMatchObject({ ok: true, uploaded: 1, deleted: 0 });
     expect(second.log.text()).toContain('No hydrate record in this pod: reading the remote state once (deletions stay disabled)');
-    expect(store.keys(PREFIX)).toEqual(['artifacts/a.txt', 'artifacts/b.txt', 'metadata.json']);
+    expect(store.keys(PREFIX)).toEqual(['.session-storage/restore-bundle.tar', 'artifacts/a.txt', 'artifacts/b.txt', 'metadata.json']);
     expect(store.calls.filter((call) => call.op === 'deleteMany')).toEqual([]);
   });
 

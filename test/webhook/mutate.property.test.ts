@@ -193,8 +193,9 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
             (container.env ?? []).map((e) => {
               if (e.value !== undefined) return [e.name, e.value];
               if (e.valueFrom?.secretKeyRef) return [e.name, dummies[e.valueFrom.secretKeyRef.key]];
-              expect(e.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
-              return [e.name, ns];
+              const field = e.valueFrom?.fieldRef?.fieldPath;
+              expect(['metadata.namespace', 'metadata.uid', 'metadata.name']).toContain(field);
+              return [e.name, field === 'metadata.namespace' ? ns : field === 'metadata.uid' ? '4f6c7c1e-0d4b-4c55-9a51-0c3a8e2b9d11' : 'sess-runner'];
             }),
           );
           const settings = loadSettings(resolved);
@@ -204,6 +205,9 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
           expect(settings.maxSyncSize).toBe(parseSize(config.maxSyncSize));
           expect(settings.exclude).toEqual(parseList(config.syncExclude));
           expect(settings.refreshAfterDays).toBe(config.refreshAfterDays === undefined ? 7 : Number(config.refreshAfterDays));
+          // The session's next pod waits for this one's final sync as long as the kubelet gives it.
+          expect(settings.terminationGraceSeconds).toBe(spec.terminationGracePeriodSeconds);
+          expect(settings.podUid).toBe('4f6c7c1e-0d4b-4c55-9a51-0c3a8e2b9d11');
         }
       }),
       { numRuns: 400 },
