@@ -392,26 +392,25 @@ export async function hydrate(context: HydrateContext): Promise<boolean> {
   if (!rerun) await clearRecord(settings.stateDir);
   log.info(`Hydrating ${settings.workspaceDir} from s3://${target.store.bucket}/${sessionPrefix(settings)}`);
   if (rerun) log.info('init-hydrate already completed in this pod: restoring only what the workspace lacks and the runner did not delete');
-  let owned: Owned;
-  try {
-    // Waiting for a previous owner's final sync is not restore time: the restore's
-    // deadline starts after it.
-    owned = await takeOwnership({ target, settings, identity, log, pollMs: context.leasePollMs }, new AbortController().signal);
-  } catch (error) {
-    const failure = failureOf(error);
-    log.error(`hydrate failed: ${failure.kind}: ${failure.detail} (taking ownership of the session, ${Math.round((Date.now() - started) / 1000)}s)`);
-    return false;
-  }
-  const hold: SessionHold = { identity, owned, rerun };
-  const deadline = Date.now() + settings.hydrateTimeoutSeconds * 1000;
-  const signal = AbortSignal.timeout(settings.hydrateTimeoutSeconds * 1000);
-  // Every in-flight request listens on the one signal.
-  setMaxListeners(0, signal);
+  // Waiting for a previous owner's final sync is not restore time: the restore's deadline
+  // moves by the time waited, and its signal starts once the session is this pod's.
+  const neverAborts = new AbortController().signal;
+  let hold: SessionHold | undefined;
+  let deadline = started + settings.hydrateTimeoutSeconds * 1000;
+  let signal = neverAborts;
   const createdDirs = await CreatedDirs.open(settings.stateDir);
 
   try {
     for (let attempt = 1; ; attempt += 1) {
       try {
+        if (!hold) {
+          const owned = await takeOwnership({ target, settings, identity, log, pollMs: context.leasePollMs }, neverAborts);
+          hold = { identity, owned, rerun };
+          deadline += owned.waitedMs;
+          signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+          // Every in-flight request listens on the one signal.
+          setMaxListeners(0, signal);
+        }
         const summary = await hydrateAttempt(context, hold, createdDirs, signal);
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         log.info(

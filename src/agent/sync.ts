@@ -242,9 +242,10 @@ export class Syncer {
     // Deletions and metadata.json are the owner's alone; ownership is confirmed (a new
     // generation) right before them, after the uploads that may have taken long.
     let confirmed = false;
-    if (deletion.deletions.length > 0 && !owner.superseded) {
+    if (!owner.superseded) {
       try {
-        confirmed = await owner.beginChanges(signal);
+        this.reportGuarded(deletion);
+        if (deletion.deletions.length > 0) confirmed = await owner.beginChanges(signal);
         if (confirmed) result.deleted = await this.propagateDeletions(record, deletion, signal);
       } catch (error) {
         deletesFailed = true;
@@ -395,11 +396,14 @@ export class Syncer {
   }
 
   // Runs the deletions planDeletions allowed (data-safety invariant 1).
-  private async propagateDeletions(record: LocalRecord, plan: DeletionPlan, signal: AbortSignal): Promise<number> {
-    const { target, log } = this.context;
+  private reportGuarded(plan: DeletionPlan): void {
     for (const [name, count] of plan.guarded) {
-      log.warn(`${logName(name)}/ is empty locally but ${count} files are in S3: not deleting them`);
+      this.context.log.warn(`${logName(name)}/ is empty locally but ${count} files are in S3: not deleting them`);
     }
+  }
+
+  private async propagateDeletions(record: LocalRecord, plan: DeletionPlan, signal: AbortSignal): Promise<number> {
+    const { target } = this.context;
     if (plan.deletions.length === 0) return 0;
     const { deleted, failed } = await deleteKeys(target, plan.deletions, signal);
     for (const key of deleted) record.files.delete(key);

@@ -12,13 +12,12 @@ import {
 } from './lease.js';
 import type { RemoteTarget } from './remote.js';
 import type { AgentSettings } from './settings.js';
-import { describeFailure, failureOf, isStoreError, StoreError } from './store.js';
-import { backoffDelayMs } from '../shared/backoff.js';
+import { StoreError } from './store.js';
 import { sleep } from '../shared/sleep.js';
 
 export interface OwnershipContext {
   target: RemoteTarget;
-  settings: Pick<AgentSettings, 'leaseTtlSeconds' | 'terminationGraceSeconds' | 'hydrateTimeoutSeconds'>;
+  settings: Pick<AgentSettings, 'leaseTtlSeconds' | 'terminationGraceSeconds'>;
   identity: PodIdentity;
   log: AgentLog;
   // How often a waiting pod reads the owner's lease (tests shorten it).
@@ -40,36 +39,19 @@ const POLL_MS = 2_000;
 const REPORT_EVERY_MS = 10_000;
 // An ETag no object has: a store that honours If-Match refuses a write conditioned on it.
 const NO_SUCH_ETAG = '"00000000000000000000000000000000"';
-const PERMANENT = new Set(['access denied', 'bucket not found']);
 
 /**
  * Hydrate's first step: this pod becomes the session's owner. A lease another pod holds
  * and renews is waited for until released, silent for its TTL, or outlived (the waiter's
  * whole grace period); then this pod takes it over with a write conditioned on the ETag it
  * read, so of two pods racing for it exactly one wins and the other reads again. Waiting
- * is not an error and has no deadline of its own beyond those bounds; S3 errors are
- * retried with backoff for HYDRATE_TIMEOUT_SECONDS of failing (permanent ones at once).
+ * is not an error and has no deadline of its own beyond those bounds; an S3 error is
+ * thrown, for hydrate's attempts to retry.
  */
 export async function takeOwnership(context: OwnershipContext, signal: AbortSignal): Promise<Owned> {
-  const started = Date.now();
-  let failingSince: number | undefined;
-  let failures = 0;
-  for (;;) {
-    try {
-      const owned = await attemptOwnership(context, started, signal);
-      const conditional = await honoursConditions(context, owned, signal);
-      return { ...owned, conditional };
-    } catch (error) {
-      const failure = failureOf(error);
-      failingSince ??= Date.now();
-      failures += 1;
-      const spent = Date.now() - failingSince;
-      if (signal.aborted || PERMANENT.has(failure.kind) || isStoreError(error, 'credentials') || spent >= context.settings.hydrateTimeoutSeconds * 1000) throw error;
-      const delay = backoffDelayMs(failures, { baseMs: 1_000, capMs: 15_000 });
-      context.log.warn(`taking ownership of the session failed: ${describeFailure(error)}; retrying in ${(delay / 1000).toFixed(1)}s`);
-      await sleep(delay, signal);
-    }
-  }
+  const owned = await attemptOwnership(context, Date.now(), signal);
+  const conditional = await honoursConditions(context, owned, signal);
+  return { ...owned, conditional };
 }
 
 async function attemptOwnership(context: OwnershipContext, started: number, signal: AbortSignal): Promise<Omit<Owned, 'conditional'>> {
