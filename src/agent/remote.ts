@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { METADATA_KEY, metadataPieces, metadataSchema, type FileMap, type Metadata } from './metadata.js';
+import { notS3Answer, toStoreError } from './s3-errors.js';
 import { isStoreError, type ObjectStore } from './store.js';
 
 export interface RemoteTarget {
@@ -25,6 +26,9 @@ export async function readMetadata(target: RemoteTarget, signal: AbortSignal): P
   try {
     json = JSON.parse(text);
   } catch {
+    // A markup page (a maintenance page served with an ETag) is no metadata.json at all:
+    // the state is unknown, not unreadable, and hydrate must not start over it (rule 10).
+    if (text.trimStart().startsWith('<')) throw toStoreError(notS3Answer(`GetObject of ${target.prefix}${METADATA_KEY}: a markup page instead of JSON`, 200));
     return { kind: 'invalid', reason: 'not JSON' };
   }
   const parsed = metadataSchema.safeParse(json);

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { contentTypeFor } from './content-type.js';
 import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
-import { toStoreError } from './s3-errors.js';
+import { notS3Answer, toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
 import { streamedThrough } from './young-garbage.js';
 import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, type PutResult } from './store.js';
@@ -124,7 +124,7 @@ export class ObjectPut {
       const etag = response.headers.etag;
       // Every S3 server names what it stored; a 2xx without an ETag came from something
       // else (a proxy's page, a captive portal) and stored nothing (rule 10).
-      if (typeof etag !== 'string' || etag === '') throw new S3ResponseError('NotS3Answer', `PutObject of ${key}: HTTP ${status} without an ETag: not an S3 answer`, { httpStatusCode: status });
+      if (typeof etag !== 'string' || etag === '') throw notS3Answer(`PutObject of ${key}: HTTP ${status} without an ETag`, status);
       return { etag };
     }
     const code =

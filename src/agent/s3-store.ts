@@ -229,11 +229,15 @@ export class S3Store implements ObjectStore {
       const batch = keys.slice(start, start + DELETE_BATCH);
       const response = await mapped(
         this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }),
           { abortSignal: signal },
         ),
       );
-      for (const error of response.Errors ?? []) if (error.Key !== undefined) failed.add(error.Key);
+      // Not quiet: a key counts as deleted only when the answer names it so. A 2xx that
+      // is not a DeleteResult (a proxy's page) names none, and deletes nothing (rule 10).
+      const deleted = new Set<string>();
+      for (const object of response.Deleted ?? []) if (object.Key !== undefined) deleted.add(object.Key);
+      for (const key of batch) if (!deleted.has(key)) failed.add(key);
     }
     return { failed };
   }
