@@ -1,6 +1,7 @@
 import type { FileEntry, FileMap } from './metadata.js';
 
 const INITIAL_CAPACITY = 64;
+const HASH_BYTES = 32;
 
 /**
  * A FileMap kept in columns: one slot per key, the entry's numbers in typed arrays. A Map of
@@ -8,7 +9,9 @@ const INITIAL_CAPACITY = 64;
  * 100,000 files, and as much again promoted as garbage when the map was rebuilt); here a
  * file is its key string, a Map slot and 32 bytes of numbers. Entries are materialised on
  * read, so callers get fresh objects and never mutate the table behind its back.
- * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives.
+ * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives. A
+ * `sha256` is kept as its 32 bytes (a hex string would be ~80 bytes more per file), with a
+ * flag saying whether the slot has one.
  */
 export class FileTable implements FileMap {
   private readonly slots = new Map<string, number>();
@@ -17,6 +20,8 @@ export class FileTable implements FileMap {
   private mtimes = new Float64Array(INITIAL_CAPACITY);
   private modes = new Float64Array(INITIAL_CAPACITY);
   private uploads = new Float64Array(INITIAL_CAPACITY);
+  private hashes = new Uint8Array(INITIAL_CAPACITY * HASH_BYTES);
+  private hashed = new Uint8Array(INITIAL_CAPACITY);
   private readonly free: number[] = [];
 
   static from(entries: Iterable<readonly [string, FileEntry]>): FileTable {
@@ -56,6 +61,8 @@ export class FileTable implements FileMap {
     this.mtimes[slot] = entry.mtimeMs;
     this.modes[slot] = entry.mode ?? Number.NaN;
     this.uploads[slot] = entry.uploadedAt ?? Number.NaN;
+    this.hashed[slot] = entry.sha256 === undefined ? 0 : 1;
+    if (entry.sha256 !== undefined) this.hashes.set(Buffer.from(entry.sha256, 'hex'), slot * HASH_BYTES);
     return this;
   }
 
@@ -91,6 +98,7 @@ export class FileTable implements FileMap {
     const uploadedAt = this.uploads[slot]!;
     if (!Number.isNaN(mode)) entry.mode = mode;
     if (!Number.isNaN(uploadedAt)) entry.uploadedAt = uploadedAt;
+    if (this.hashed[slot] === 1) entry.sha256 = Buffer.from(this.hashes.buffer, this.hashes.byteOffset + slot * HASH_BYTES, HASH_BYTES).toString('hex');
     return entry;
   }
 
@@ -107,6 +115,12 @@ export class FileTable implements FileMap {
       this.mtimes = widen(this.mtimes);
       this.modes = widen(this.modes);
       this.uploads = widen(this.uploads);
+      const wider = new Uint8Array(this.hashes.length * 2);
+      wider.set(this.hashes);
+      this.hashes = wider;
+      const widerFlags = new Uint8Array(this.hashed.length * 2);
+      widerFlags.set(this.hashed);
+      this.hashed = widerFlags;
     }
     this.names.push('');
     return slot;

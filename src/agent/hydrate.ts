@@ -13,7 +13,7 @@ import { formatBytes } from './size.js';
 import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
-import { downloadFile, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
+import { downloadFile, IntegrityError, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY } from './bundle-format.js';
 import { restoreFromBundle } from './hydrate-bundle.js';
 import { CreatedDirs } from './hydrate-journal.js';
@@ -133,7 +133,7 @@ interface Job {
 const PER_OBJECT_ERRNO = new Set(['ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'ENOTEMPTY']);
 
 function objectProblem(error: unknown): string | undefined {
-  if (error instanceof RefusedPath) return error.message;
+  if (error instanceof RefusedPath || error instanceof IntegrityError) return error.message;
   if (isStoreError(error, 'access-denied')) return describeFailure(error);
   const code = (error as NodeJS.ErrnoException).code;
   if (typeof code === 'string' && PER_OBJECT_ERRNO.has(code)) return `${code} (${(error as Error).message})`;
@@ -171,6 +171,8 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
     const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
     return manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
   };
+  // The object's size as S3 lists it now, else as the manifest has it.
+  const remoteSize = (key: string): number | undefined => (listing.kind === 'listed' ? listing.sizes.get(key) : undefined) ?? manifest.get(key)?.size;
   const skip = (key: string, reason: string) => {
     log.warn(`cannot restore ${logName(key)}: ${reason}`);
     unrestored.add(key);
@@ -234,7 +236,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
     if (!localEntry || !sameFile(job.known, localEntry)) return false;
     // The object's age comes from the manifest: sync refreshes it before the bucket's
     // lifecycle rule would expire it.
-    restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt });
+    restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt, sha256: job.known.sha256 });
     kept.add(job.relativePath);
     summary.unchanged += 1;
     return true;
@@ -245,7 +247,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
     try {
       if (await inPlace(job)) return;
       const downloaded = await downloadFile(
-        { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
+        { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, announcedSize: remoteSize(job.key), signal },
         tree,
       );
       const mtime = downloaded.unusableMtime;
@@ -299,7 +301,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
               if (!(await inPlace(job))) {
                 const mode = file.mode === undefined ? undefined : file.mode & 0o777;
                 await writeWholeFile(tree, job.relativePath, file.bytes, { mtimeMs: file.mtimeMs, mode });
-                restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt });
+                restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt, sha256: file.sha256 });
                 kept.add(job.relativePath);
                 summary.restored += 1;
                 summary.bytes += file.bytes.length;

@@ -5,12 +5,15 @@ import * as z from 'zod';
 // mtime marks an object known only remotely (listed, never seen in this pod).
 // `uploadedAt` (ms since the epoch) is when the object was last written (uploaded or
 // refreshed): the lifecycle rule's clock. Absent for objects written by other tools,
-// which therefore count as old and are checked first.
+// which therefore count as old and are checked first. `sha256` (hex) is the hash of the
+// content the store confirmed at the upload, or hydrate verified at the restore: every
+// restore is checked against it (rule 9). Absent for objects written by other tools.
 export const fileEntrySchema = z.object({
   size: z.number().int().nonnegative(),
   mtimeMs: z.number(),
   mode: z.number().int().nonnegative().optional(),
   uploadedAt: z.number().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
 import { beforeRetry, retryable, S3ResponseError, type S3Endpoint } from './s3-endpoint.js';
+import { wholeObjectSha256 } from './checksum.js';
 import { notS3Answer, toStoreError } from './s3-errors.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.js';
 import { streamedThrough } from './young-garbage.js';
@@ -78,6 +79,11 @@ function dateHeader(headers: IncomingHttpHeaders, name: string): Date | undefine
   return value === undefined ? undefined : new Date(value);
 }
 
+function storedChecksum(headers: IncomingHttpHeaders, whole: boolean): { storedSha256?: string } {
+  const sha256 = whole ? wholeObjectSha256(header(headers, 'x-amz-checksum-sha256')) : undefined;
+  return sha256 === undefined ? {} : { storedSha256: sha256 };
+}
+
 // x-amz-meta-* with the prefix dropped; Node gives header names in lower case, as the SDK's.
 function metadataOf(headers: IncomingHttpHeaders): Record<string, string> {
   const metadata: Record<string, string> = {};
@@ -153,7 +159,9 @@ export class ObjectReader {
 
   async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
     const from = options.from;
-    const headers: Record<string, string> = from ? { Range: `bytes=${from.offset}-`, 'If-Match': from.ifMatch } : {};
+    // The stored checksum is asked for with the whole object: it checks a restore whose
+    // manifest holds no hash (objects other tools wrote).
+    const headers: Record<string, string> = from ? { Range: `bytes=${from.offset}-`, 'If-Match': from.ifMatch } : { 'x-amz-checksum-mode': 'ENABLED' };
     const response = await this.request('GET', this.endpoint.keyPath(key), headers, signal, `GetObject of ${key}`);
     s3Answered(response, `GetObject of ${key}`);
     const contentLength = numberHeader(response.headers, 'content-length');
@@ -163,6 +171,7 @@ export class ObjectReader {
       metadata: metadataOf(response.headers),
       contentLength,
       contentRange: header(response.headers, 'content-range'),
+      ...storedChecksum(response.headers, from === undefined),
       body: mappedBody(response),
       bytes: async () => {
         try {

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { AgentSettings } from './settings.js';
 import { logName, type AgentLog } from './log.js';
-import type { FileMap, SkippedFile } from './metadata.js';
+import type { FileEntry, FileMap, SkippedFile } from './metadata.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { planAdoption, planDeletions, planRefreshes, planUploads, type DeletionPlan } from './plan.js';
 import { forEachBounded } from './pool.js';
@@ -270,9 +270,10 @@ export class Syncer {
       const file = local.get(key);
       if (!file) return;
       // Taken before the request: the object is at least this new.
-      const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
+      const entry: FileEntry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
-        await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
+        // The hash of exactly what the store confirmed (rule 9).
+        entry.sha256 = await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
       } catch (error) {
         const local = error as NodeJS.ErrnoException;
         // Gone since the walk: next cycle sees it as deleted.

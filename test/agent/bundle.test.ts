@@ -113,13 +113,18 @@ describe('the restore bundle', () => {
     await expect(third.read('artifacts/c.txt')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('ignores an entry changed in S3 behind the agent (another ETag) without a manifest update', async () => {
+  // Rule 9: the object no longer has the content the manifest names. Before, the object's
+  // new bytes were restored and became the manifest's truth; now neither they nor the
+  // bundle's stale entry are: the key is named and left as it is in S3.
+  it('ignores an entry changed in S3 behind the agent (another ETag) without a manifest update, and restores no bytes the manifest does not name', async () => {
     const store = new MemoryStore();
     await finishedPod(store);
     await store.put(`${PREFIX}artifacts/c.txt`, 'C'.repeat(5000), {}, signal);
     const next = await newPod(store);
     expect(await next.hydrate()).toBe(true);
-    expect((await next.read('artifacts/c.txt')).toString()).toBe('C'.repeat(5000));
+    await expect(next.read('artifacts/c.txt')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(next.log.text()).toMatch(/cannot restore artifacts\/c\.txt: content does not match the manifest/);
+    expect(store.text(`${PREFIX}artifacts/c.txt`)).toBe('C'.repeat(5000));
   });
 
   it.each([

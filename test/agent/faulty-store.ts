@@ -39,7 +39,7 @@ export class FaultyStore implements ObjectStore {
     return this.inner.put(key, body, options, signal);
   }
 
-  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     await this.before('MultipartUpload', key);
     return this.inner.putMultipart(key, body, options, signal);
   }

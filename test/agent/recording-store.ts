@@ -48,7 +48,7 @@ export class RecordingStore implements ObjectStore {
     return this.inner.put(key, body, options, signal);
   }
 
-  putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     this.note('MultipartUpload', key);
     return this.inner.putMultipart(key, body, options, signal);
   }
