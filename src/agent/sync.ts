@@ -221,13 +221,17 @@ export class Syncer {
     // after successful uploads is written by the next cycle even if nothing else changed.
     if (result.uploaded > 0 || result.deleted > 0 || skippedChanged) this.metadataDue = true;
     this.lastSkipped = skippedSignature;
+    let recordFailed = false;
     if (this.metadataDue || final) {
       try {
         await writeRecord(settings.stateDir, record);
         this.recordVersion = await recordVersion(settings.stateDir);
       } catch (error) {
+        // A full state dir (ENOSPC) must not hold back the manifest: the record in memory
+        // is right, and without metadata.json the uploads just made are orphaned for the
+        // next pod. The cycle still fails, and metadata stays due.
         log.error(`Sync failed: cannot write the local record in ${settings.stateDir}: ${String(error)}`);
-        return result;
+        recordFailed = true;
       }
       try {
         await writeMetadataOf(target, this.metadata(known, plan.skipped), known, signal);
@@ -235,6 +239,7 @@ export class Syncer {
         log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
       }
+      if (recordFailed) return result;
       this.metadataDue = false;
     }
 
