@@ -15,7 +15,7 @@ import {
 } from './bundle-format.js';
 import { resolveKey } from './keys.js';
 import type { AgentLog } from './log.js';
-import type { FileMap } from './metadata.js';
+import { isRemoteOnly, type FileMap } from './metadata.js';
 import { listRemote, type RemoteTarget } from './remote.js';
 import type { AgentSettings } from './settings.js';
 import { formatBytes } from './size.js';
@@ -97,9 +97,9 @@ async function candidatesOf(context: BundleWriteContext, files: FileMap, signal:
   const listing = await listRemote(target, signal, { etags: true });
   const candidates: Candidate[] = [];
   for (const [key, entry] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    // Known only remotely (mtime -1): this pod has no copy to put in. Without a hash
-    // there is nothing to prove a copy current by.
-    if (entry.mtimeMs < 0 || entry.size > BUNDLE_FILE_LIMIT || entry.sha256 === undefined) continue;
+    // Known only remotely: this pod has no copy to put in. Without a hash there is
+    // nothing to prove a copy current by.
+    if (isRemoteOnly(entry) || entry.size > BUNDLE_FILE_LIMIT || entry.sha256 === undefined) continue;
     const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
     if (resolution.kind !== 'file') continue;
     let etag: string | undefined;

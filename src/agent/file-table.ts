@@ -2,6 +2,8 @@ import type { FileEntry, FileMap } from './metadata.js';
 
 const INITIAL_CAPACITY = 64;
 const HASH_BYTES = 32;
+const HASHED = 1;
+const REMOTE = 2;
 
 /**
  * A FileMap kept in columns: one slot per key, the entry's numbers in typed arrays. A Map of
@@ -10,8 +12,8 @@ const HASH_BYTES = 32;
  * file is its key string, a Map slot and 32 bytes of numbers. Entries are materialised on
  * read, so callers get fresh objects and never mutate the table behind its back.
  * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives. A
- * `sha256` is kept as its 32 bytes (a hex string would be ~80 bytes more per file), with a
- * flag saying whether the slot has one.
+ * `sha256` is kept as its 32 bytes (a hex string would be ~80 bytes more per file); a
+ * byte of flags says whether the slot has one, and whether it is `remote`.
  */
 export class FileTable implements FileMap {
   private readonly slots = new Map<string, number>();
@@ -21,7 +23,8 @@ export class FileTable implements FileMap {
   private modes = new Float64Array(INITIAL_CAPACITY);
   private uploads = new Float64Array(INITIAL_CAPACITY);
   private hashes = new Uint8Array(INITIAL_CAPACITY * HASH_BYTES);
-  private hashed = new Uint8Array(INITIAL_CAPACITY);
+  // HASHED | REMOTE per slot.
+  private flags = new Uint8Array(INITIAL_CAPACITY);
   private readonly free: number[] = [];
 
   static from(entries: Iterable<readonly [string, FileEntry]>): FileTable {
@@ -61,7 +64,7 @@ export class FileTable implements FileMap {
     this.mtimes[slot] = entry.mtimeMs;
     this.modes[slot] = entry.mode ?? Number.NaN;
     this.uploads[slot] = entry.uploadedAt ?? Number.NaN;
-    this.hashed[slot] = entry.sha256 === undefined ? 0 : 1;
+    this.flags[slot] = (entry.sha256 === undefined ? 0 : HASHED) | (entry.remote === true ? REMOTE : 0);
     if (entry.sha256 !== undefined) this.hashes.set(Buffer.from(entry.sha256, 'hex'), slot * HASH_BYTES);
     return this;
   }
@@ -98,7 +101,9 @@ export class FileTable implements FileMap {
     const uploadedAt = this.uploads[slot]!;
     if (!Number.isNaN(mode)) entry.mode = mode;
     if (!Number.isNaN(uploadedAt)) entry.uploadedAt = uploadedAt;
-    if (this.hashed[slot] === 1) entry.sha256 = Buffer.from(this.hashes.buffer, this.hashes.byteOffset + slot * HASH_BYTES, HASH_BYTES).toString('hex');
+    const flags = this.flags[slot]!;
+    if (flags & HASHED) entry.sha256 = Buffer.from(this.hashes.buffer, this.hashes.byteOffset + slot * HASH_BYTES, HASH_BYTES).toString('hex');
+    if (flags & REMOTE) entry.remote = true;
     return entry;
   }
 
@@ -118,9 +123,9 @@ export class FileTable implements FileMap {
       const wider = new Uint8Array(this.hashes.length * 2);
       wider.set(this.hashes);
       this.hashes = wider;
-      const widerFlags = new Uint8Array(this.hashed.length * 2);
-      widerFlags.set(this.hashed);
-      this.hashed = widerFlags;
+      const widerFlags = new Uint8Array(this.flags.length * 2);
+      widerFlags.set(this.flags);
+      this.flags = widerFlags;
     }
     this.names.push('');
     return slot;

@@ -5,7 +5,7 @@ import type { AgentSettings } from './settings.js';
 import { sessionPrefix } from './settings.js';
 import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, type FileEntry, type FileMap } from './metadata.js';
+import { remoteOnly, sameFile, type FileEntry, type FileMap } from './metadata.js';
 import { clearRecord, writeRecord } from './record.js';
 import { listRemote, probeAccess, readMetadata, type Listing, type MetadataRead, type RemoteTarget } from './remote.js';
 import { describeFailure, failureOf as storeFailureOf, isStoreError } from './store.js';
@@ -169,7 +169,7 @@ async function hydrateAttempt(context: HydrateContext, createdDirs: CreatedDirs,
 
   const remoteEntry = (key: string): FileEntry | undefined => {
     const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
-    return manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
+    return manifest.get(key) ?? (size === undefined ? undefined : remoteOnly(size));
   };
   // The object's size as S3 lists it now, else as the manifest has it.
   const remoteSize = (key: string): number | undefined => (listing.kind === 'listed' ? listing.sizes.get(key) : undefined) ?? manifest.get(key)?.size;

@@ -36,7 +36,8 @@ function isFileEntry(value: unknown): value is FileEntry {
     typeof entry.mtimeMs === 'number' &&
     (entry.mode === undefined || isCount(entry.mode)) &&
     (entry.uploadedAt === undefined || typeof entry.uploadedAt === 'number') &&
-    (entry.sha256 === undefined || isSha256Hex(entry.sha256))
+    (entry.sha256 === undefined || isSha256Hex(entry.sha256)) &&
+    (entry.remote === undefined || entry.remote === true)
   );
 }
 

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fchmodSync, futimesSync, openSync, renameSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { FileEntry } from './metadata.js';
+import { isRemoteOnly, type FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
 import { isStoreError, type ObjectRead, type ObjectStore } from './store.js';
 import type { FsPath } from './walk.js';
@@ -352,8 +352,8 @@ async function downloadOnce(request: DownloadRequest, tree: WorkspaceTree, mayRe
 
   const metaMtime = response.metadata.mtime;
   const parsedMtime = parseMtime(metaMtime);
-  // Manifest entries learned from a listing carry mtimeMs -1: no time at all.
-  const knownMtime = request.known && request.known.mtimeMs >= 0 ? request.known.mtimeMs : undefined;
+  // Manifest entries learned from a listing have no time at all.
+  const knownMtime = request.known && !isRemoteOnly(request.known) ? request.known.mtimeMs : undefined;
   const fallback = knownMtime === undefined ? 'upload' : 'manifest';
   const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
   const known = request.known?.mode;
