@@ -271,12 +271,18 @@ export interface FileAttributes {
 // whole, the open sets it and no chmod is needed.
 const UMASK = process.umask();
 
+// An mtime as utimes takes it: seconds keep the fraction of a millisecond, but Node reads
+// a negative number as "now", so a time before 1970 goes as a Date.
+function fileTime(mtimeMs: number): number | Date {
+  return mtimeMs < 0 ? new Date(mtimeMs) : mtimeMs / 1000;
+}
+
 // Writes, sets mode and mtime (last: a file whose mtime matches was written whole), closes.
 function fillSync(fd: number, bytes: Uint8Array, attributes: FileAttributes): void {
   try {
     for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
     if (attributes.mode !== undefined && (attributes.mode & ~UMASK) !== attributes.mode) fchmodSync(fd, attributes.mode);
-    futimesSync(fd, new Date(), attributes.mtimeMs / 1000);
+    futimesSync(fd, new Date(), fileTime(attributes.mtimeMs));
   } finally {
     closeSync(fd);
   }
@@ -402,7 +408,7 @@ async function downloadOnce(request: DownloadRequest, tree: WorkspaceTree, mayRe
         sha256 = hash.digest('hex');
         verify(request, response, size, sha256);
         if (mode !== undefined) await handle.chmod(mode);
-        await handle.utimes(new Date(), mtimeMs / 1000);
+        await handle.utimes(new Date(), fileTime(mtimeMs));
       } finally {
         await handle.close();
       }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -61,25 +61,33 @@ describe('the final sync and old files', () => {
     expect(await readFile(path.join(next.workspace, 'artifacts/keep.md'), 'utf8')).toBe('kept locally');
   });
 
-  it('the deletion of a file whose mtime is before 1970 reaches S3', async () => {
+  it('a file whose mtime is before 1970 is a file like any other: its deletion reaches S3, and it restores with its time', async () => {
     const session = uniqueSession();
     const prefix = `project-a/${session}/`;
     const runner = await pod(session);
     expect((await runCli(['hydrate'], runner.env)).code).toBe(0);
-    await put(runner.workspace, { 'artifacts/moon.txt': 'one small step', 'artifacts/today.txt': 'today' });
+    await put(runner.workspace, { 'artifacts/moon.txt': 'one small step', 'artifacts/apollo.txt': 'eleven', 'artifacts/today.txt': 'today' });
     const landing = new Date('1969-07-20T20:17:40Z');
-    await utimes(path.join(runner.workspace, 'artifacts/moon.txt'), landing, landing);
+    for (const name of ['moon.txt', 'apollo.txt']) await utimes(path.join(runner.workspace, 'artifacts', name), landing, landing);
     expect((await runCli(['sync', '--once'], runner.env)).code).toBe(0);
     expect((await getMetadata(root, bucket, prefix)).manifest?.['artifacts/moon.txt']?.mtimeMs).toBe(landing.getTime());
 
-    // It restores with its time, and its deletion goes through like any other.
-    const next = await pod(session);
-    expect((await runCli(['hydrate'], next.env)).code).toBe(0);
-    await rm(path.join(next.workspace, 'artifacts/moon.txt'));
-    const sync = await runCli(['sync', '--once'], next.env);
+    // Deleted in the pod that uploaded it: a negative mtime was the "known only remotely"
+    // sentinel, so this deletion never reached S3.
+    await rm(path.join(runner.workspace, 'artifacts/moon.txt'));
+    const sync = await runCli(['sync', '--once'], runner.env);
     expect(sync.code, sync.stdout).toBe(0);
     expect(sync.stdout).toMatch(/1 deleted/);
     expect(await listKeys(root, bucket, prefix)).not.toContain('artifacts/moon.txt');
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).not.toContain('artifacts/moon.txt');
+
+    // The next pod restores the other with its time (it got the upload time before), and
+    // its deletion goes through as well.
+    const next = await pod(session);
+    expect((await runCli(['hydrate'], next.env)).code).toBe(0);
+    expect((await stat(path.join(next.workspace, 'artifacts/apollo.txt'))).mtimeMs).toBe(landing.getTime());
+    await rm(path.join(next.workspace, 'artifacts/apollo.txt'));
+    expect((await runCli(['sync', '--once'], next.env)).stdout).toMatch(/1 deleted/);
+    expect(await listKeys(root, bucket, prefix)).not.toContain('artifacts/apollo.txt');
   });
 });
