@@ -51,7 +51,7 @@ export class AgentStore implements ObjectStore {
     return this.reader.head(key, signal);
   }
 
-  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     return (await this.sdkStore()).putMultipart(key, body, options, signal);
   }
 

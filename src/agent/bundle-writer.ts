@@ -15,7 +15,7 @@ import {
 } from './bundle-format.js';
 import { resolveKey } from './keys.js';
 import type { AgentLog } from './log.js';
-import type { FileMap } from './metadata.js';
+import { isRemoteOnly, type FileMap } from './metadata.js';
 import { listRemote, type RemoteTarget } from './remote.js';
 import type { AgentSettings } from './settings.js';
 import { formatBytes } from './size.js';
@@ -23,7 +23,7 @@ import { describeFailure } from './store.js';
 import { streamedThrough } from './young-garbage.js';
 
 export interface BundleWriteContext {
-  settings: Pick<AgentSettings, 'syncPaths' | 'workspaceDir' | 'sse'>;
+  settings: Pick<AgentSettings, 'syncPaths' | 'workspaceDir'>;
   target: RemoteTarget;
   log: AgentLog;
 }
@@ -53,12 +53,11 @@ const READ_AHEAD = 16;
 // The share of the time limit spent adding files; the rest is for the upload to finish.
 const FILL_SHARE = 0.6;
 const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
-const PLAIN_MD5 = /^"?([0-9a-f]{32})"?$/;
 
 interface Candidate {
   localPath: string;
-  // The entry as the record and the listing know it, all but the hash of its bytes.
-  facts: Omit<BundleEntry, 'sha256'>;
+  // The entry as the record and the listing know it.
+  facts: BundleEntry;
   // Its bytes in the tar, known before the file is read.
   length: number;
 }
@@ -87,11 +86,10 @@ async function readAsRecorded(candidate: Candidate): Promise<Buffer | undefined>
   }
 }
 
-// The object's ETag is the MD5 of its bytes for a plain single-part upload (not under
-// SSE-KMS): where it is, a local copy that differs from the object stays out.
-function matchesObject(candidate: Candidate, bytes: Buffer, kms: boolean): boolean {
-  const md5 = kms ? undefined : PLAIN_MD5.exec(candidate.facts.etag ?? '')?.[1];
-  return md5 === undefined || createHash('md5').update(bytes).digest('hex') === md5;
+// A local copy goes in only if its bytes are the content the store confirmed (the
+// record's hash): hydrate uses an entry only when it has the manifest's hash (rule 12).
+function matchesObject(candidate: Candidate, bytes: Buffer): boolean {
+  return createHash('sha256').update(bytes).digest('hex') === candidate.facts.sha256;
 }
 
 async function candidatesOf(context: BundleWriteContext, files: FileMap, signal: AbortSignal): Promise<Candidate[]> {
@@ -99,8 +97,9 @@ async function candidatesOf(context: BundleWriteContext, files: FileMap, signal:
   const listing = await listRemote(target, signal, { etags: true });
   const candidates: Candidate[] = [];
   for (const [key, entry] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    // Known only remotely (mtime -1): this pod has no copy to put in.
-    if (entry.mtimeMs < 0 || entry.size > BUNDLE_FILE_LIMIT) continue;
+    // Known only remotely: this pod has no copy to put in. Without a hash there is
+    // nothing to prove a copy current by.
+    if (isRemoteOnly(entry) || entry.size > BUNDLE_FILE_LIMIT || entry.sha256 === undefined) continue;
     const resolution = resolveKey(key, settings.syncPaths, settings.workspaceDir);
     if (resolution.kind !== 'file') continue;
     let etag: string | undefined;
@@ -109,7 +108,7 @@ async function candidatesOf(context: BundleWriteContext, files: FileMap, signal:
       etag = listing.etags?.get(key);
       if (etag === undefined || listing.sizes.get(key) !== entry.size) continue;
     }
-    const facts = { key, size: entry.size, mtimeMs: entry.mtimeMs, ...(etag === undefined ? {} : { etag }), ...(entry.mode === undefined ? {} : { mode: entry.mode }) };
+    const facts = { key, size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, ...(etag === undefined ? {} : { etag }), ...(entry.mode === undefined ? {} : { mode: entry.mode }) };
     candidates.push({ localPath: resolution.localPath, facts, length: entryLength(facts) });
   }
   return candidates;
@@ -167,7 +166,6 @@ export async function writeBundle(
   const started = performance.now();
   const fillUntil = started + timeLimitMs * FILL_SHARE;
   const limited = AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(timeLimitMs))]);
-  const kms = context.settings.sse === 'aws:kms';
   let written = 0;
   let bytes = 0;
   let truncated = false;
@@ -194,13 +192,13 @@ export async function writeBundle(
         const contents = await Promise.all(batch.map(readAsRecorded));
         for (const [index, candidate] of batch.entries()) {
           const content = contents[index];
-          if (content === undefined || !matchesObject(candidate, content, kms)) {
+          if (content === undefined || !matchesObject(candidate, content)) {
             // Changed since the record: its place is kept, as the length is announced.
             const filler = fillerHeader(candidate.length);
             await packed(pack, filler, Buffer.alloc(filler.size));
             continue;
           }
-          await packed(pack, entryHeader({ ...candidate.facts, sha256: createHash('sha256').update(content).digest('hex') }), content);
+          await packed(pack, entryHeader(candidate.facts), content);
           written += 1;
           bytes += content.length;
         }

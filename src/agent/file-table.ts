@@ -1,6 +1,9 @@
 import type { FileEntry, FileMap } from './metadata.js';
 
 const INITIAL_CAPACITY = 64;
+const HASH_BYTES = 32;
+const HASHED = 1;
+const REMOTE = 2;
 
 /**
  * A FileMap kept in columns: one slot per key, the entry's numbers in typed arrays. A Map of
@@ -8,7 +11,9 @@ const INITIAL_CAPACITY = 64;
  * 100,000 files, and as much again promoted as garbage when the map was rebuilt); here a
  * file is its key string, a Map slot and 32 bytes of numbers. Entries are materialised on
  * read, so callers get fresh objects and never mutate the table behind its back.
- * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives.
+ * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives. A
+ * `sha256` is kept as its 32 bytes (a hex string would be ~80 bytes more per file); a
+ * byte of flags says whether the slot has one, and whether it is `remote`.
  */
 export class FileTable implements FileMap {
   private readonly slots = new Map<string, number>();
@@ -17,6 +22,9 @@ export class FileTable implements FileMap {
   private mtimes = new Float64Array(INITIAL_CAPACITY);
   private modes = new Float64Array(INITIAL_CAPACITY);
   private uploads = new Float64Array(INITIAL_CAPACITY);
+  private hashes = new Uint8Array(INITIAL_CAPACITY * HASH_BYTES);
+  // HASHED | REMOTE per slot.
+  private flags = new Uint8Array(INITIAL_CAPACITY);
   private readonly free: number[] = [];
 
   static from(entries: Iterable<readonly [string, FileEntry]>): FileTable {
@@ -56,6 +64,8 @@ export class FileTable implements FileMap {
     this.mtimes[slot] = entry.mtimeMs;
     this.modes[slot] = entry.mode ?? Number.NaN;
     this.uploads[slot] = entry.uploadedAt ?? Number.NaN;
+    this.flags[slot] = (entry.sha256 === undefined ? 0 : HASHED) | (entry.remote === true ? REMOTE : 0);
+    if (entry.sha256 !== undefined) this.hashes.set(Buffer.from(entry.sha256, 'hex'), slot * HASH_BYTES);
     return this;
   }
 
@@ -91,6 +101,9 @@ export class FileTable implements FileMap {
     const uploadedAt = this.uploads[slot]!;
     if (!Number.isNaN(mode)) entry.mode = mode;
     if (!Number.isNaN(uploadedAt)) entry.uploadedAt = uploadedAt;
+    const flags = this.flags[slot]!;
+    if (flags & HASHED) entry.sha256 = Buffer.from(this.hashes.buffer, this.hashes.byteOffset + slot * HASH_BYTES, HASH_BYTES).toString('hex');
+    if (flags & REMOTE) entry.remote = true;
     return entry;
   }
 
@@ -107,6 +120,12 @@ export class FileTable implements FileMap {
       this.mtimes = widen(this.mtimes);
       this.modes = widen(this.modes);
       this.uploads = widen(this.uploads);
+      const wider = new Uint8Array(this.hashes.length * 2);
+      wider.set(this.hashes);
+      this.hashes = wider;
+      const widerFlags = new Uint8Array(this.flags.length * 2);
+      widerFlags.set(this.flags);
+      this.flags = widerFlags;
     }
     this.names.push('');
     return slot;

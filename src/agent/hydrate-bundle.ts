@@ -16,19 +16,20 @@ export interface BundledFile {
   bytes: Buffer;
   mtimeMs: number;
   mode?: number;
+  sha256: string;
 }
 
-// Whether a bundle entry is the object hydrate would fetch. With a listing: the same
-// ETag and size, so the same bytes S3 holds now. Without one (no s3:ListBucket) the
-// manifest is all hydrate knows of the object: the same size, mtime and mode as there.
+// Whether a bundle entry is the content the manifest names for its key (rule 12): the
+// same SHA-256 (the reader checks the bytes against it) and, where a listing shows the
+// object, the same ETag and size (the object was not rewritten since the bundle). A key
+// the manifest has no hash for (objects other tools wrote, manifests of older agents) is
+// fetched: an ETag alone says nothing of the bytes under SSE-KMS, where a pod's stale
+// copy passed for the object.
 function matchesRemote(source: BundleSource, entry: BundleEntry): boolean {
   const { listing, manifest } = source;
-  if (listing.kind === 'listed') {
-    const etag = listing.etags?.get(entry.key);
-    return etag !== undefined && entry.etag === etag && listing.sizes.get(entry.key) === entry.size;
-  }
-  const known = manifest.get(entry.key);
-  return known !== undefined && known.size === entry.size && Math.abs(known.mtimeMs - entry.mtimeMs) < 1 && known.mode === entry.mode;
+  const known = manifest.get(entry.key)?.sha256;
+  if (known === undefined || known !== entry.sha256) return false;
+  return listing.kind !== 'listed' || (listing.sizes.get(entry.key) === entry.size && listing.etags?.get(entry.key) === entry.etag);
 }
 
 /**
@@ -50,7 +51,7 @@ export async function restoreFromBundle<Job>(
       taken.add(entry.key);
       return true;
     },
-    ({ entry, bytes }) => place(wanted.get(entry.key) as Job, { bytes, mtimeMs: entry.mtimeMs, ...(entry.mode === undefined ? {} : { mode: entry.mode }) }),
+    ({ entry, bytes }) => place(wanted.get(entry.key) as Job, { bytes, mtimeMs: entry.mtimeMs, sha256: entry.sha256, ...(entry.mode === undefined ? {} : { mode: entry.mode }) }),
   );
   const rest = wanted.size - read.used;
   const summary = `restore bundle: ${read.used} of ${wanted.size} small files taken from it, ${rest} fetched per object`;

@@ -5,7 +5,7 @@ import type { AgentSettings } from './settings.js';
 import { sessionPrefix } from './settings.js';
 import { longComponent, resolveKey } from './keys.js';
 import { logName, type AgentLog } from './log.js';
-import { sameFile, type FileEntry, type FileMap } from './metadata.js';
+import { isRemoteOnly, remoteOnly, sameFile, type FileEntry, type FileMap } from './metadata.js';
 import { clearRecord, readRecord, writeRecord, type LocalRecord } from './record.js';
 import { manifestIsCurrent, pendingAdoptions, podIdentity, type PodIdentity } from './lease.js';
 import { takeOwnership, type Owned } from './take-ownership.js';
@@ -15,7 +15,7 @@ import { formatBytes } from './size.js';
 import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
 import { sleep } from '../shared/sleep.js';
 import { forEachBounded } from './pool.js';
-import { downloadFile, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
+import { downloadFile, IntegrityError, RefusedPath, WorkspaceTree, writeWholeFile } from './transfer.js';
 import { BUNDLE_FILE_LIMIT, BUNDLE_KEY } from './bundle-format.js';
 import { restoreFromBundle } from './hydrate-bundle.js';
 import { CreatedDirs } from './hydrate-journal.js';
@@ -146,7 +146,7 @@ interface Job {
 const PER_OBJECT_ERRNO = new Set(['ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'ENOTEMPTY']);
 
 function objectProblem(error: unknown): string | undefined {
-  if (error instanceof RefusedPath) return error.message;
+  if (error instanceof RefusedPath || error instanceof IntegrityError) return error.message;
   if (isStoreError(error, 'access-denied')) return describeFailure(error);
   const code = (error as NodeJS.ErrnoException).code;
   if (typeof code === 'string' && PER_OBJECT_ERRNO.has(code)) return `${code} (${(error as Error).message})`;
@@ -167,6 +167,12 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
     log.warn(
       "metadata.json is older than the session's last changes (a cycle's uploads went up without it): every file is fetched from its object, none from the restore bundle",
     );
+    // Its hashes may name an older content than the object's: each object is checked
+    // against its own stored checksum instead.
+    for (const [key, entry] of manifest) {
+      const { sha256: _older, ...rest } = entry;
+      manifest.set(key, rest);
+    }
   }
   const keys = new Set([...manifest.keys(), ...(listing.kind === 'listed' ? listing.sizes.keys() : [])]);
   const { rerun } = hold;
@@ -194,8 +200,10 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
 
   const remoteEntry = (key: string): FileEntry | undefined => {
     const size = listing.kind === 'listed' ? listing.sizes.get(key) : undefined;
-    return manifest.get(key) ?? (size === undefined ? undefined : { size, mtimeMs: -1 });
+    return manifest.get(key) ?? (size === undefined ? undefined : remoteOnly(size));
   };
+  // The object's size as S3 lists it now, else as the manifest has it.
+  const remoteSize = (key: string): number | undefined => (listing.kind === 'listed' ? listing.sizes.get(key) : undefined) ?? manifest.get(key)?.size;
   const skip = (key: string, reason: string) => {
     log.warn(`cannot restore ${logName(key)}: ${reason}`);
     unrestored.add(key);
@@ -260,7 +268,7 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
     if (!localEntry || !sameFile(job.known, localEntry)) return false;
     // The object's age comes from the manifest: sync refreshes it before the bucket's
     // lifecycle rule would expire it.
-    restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt });
+    restoredFiles.set(job.key, { ...localEntry, uploadedAt: job.known.uploadedAt, sha256: job.known.sha256 });
     kept.add(job.relativePath);
     summary.unchanged += 1;
     return true;
@@ -271,7 +279,7 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
     try {
       if (await inPlace(job)) return;
       const downloaded = await downloadFile(
-        { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, signal },
+        { store: target.store, objectKey: target.prefix + job.key, relativePath: job.relativePath, known: job.known, announcedSize: remoteSize(job.key), signal },
         tree,
       );
       const mtime = downloaded.unusableMtime;
@@ -325,7 +333,7 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
               if (!(await inPlace(job))) {
                 const mode = file.mode === undefined ? undefined : file.mode & 0o777;
                 await writeWholeFile(tree, job.relativePath, file.bytes, { mtimeMs: file.mtimeMs, mode });
-                restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt });
+                restoredFiles.set(job.key, { size: file.bytes.length, mtimeMs: file.mtimeMs, mode, uploadedAt: job.known?.uploadedAt, sha256: file.sha256 });
                 kept.add(job.relativePath);
                 summary.restored += 1;
                 summary.bytes += file.bytes.length;
@@ -364,7 +372,7 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
 // are restored.
 async function keptByRunner(rerun: LocalRecord, key: string, localPath: string): Promise<boolean> {
   const known = rerun.files.get(key);
-  if (known !== undefined && known.mtimeMs >= 0 && !rerun.unrestored?.has(key)) return true;
+  if (known !== undefined && !isRemoteOnly(known) && !rerun.unrestored?.has(key)) return true;
   return lstat(localPath).then(
     () => true,
     () => false,

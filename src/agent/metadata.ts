@@ -1,16 +1,21 @@
 import * as z from 'zod';
 
 // What the agent knows about one synced file: the local size, mtime and mode at the
-// moment it was uploaded or restored. Equal size and mtime mean "unchanged". A negative
-// mtime marks an object known only remotely (listed, never seen in this pod).
+// moment it was uploaded or restored. Equal size and mtime mean "unchanged". `remote`
+// marks an object known only remotely (listed, never seen in this pod; its mtimeMs is -1
+// for agents that read the manifest before the marker existed).
 // `uploadedAt` (ms since the epoch) is when the object was last written (uploaded or
 // refreshed): the lifecycle rule's clock. Absent for objects written by other tools,
-// which therefore count as old and are checked first.
+// which therefore count as old and are checked first. `sha256` (hex) is the hash of the
+// content the store confirmed at the upload, or hydrate verified at the restore: every
+// restore is checked against it (rule 9). Absent for objects written by other tools.
 export const fileEntrySchema = z.object({
   size: z.number().int().nonnegative(),
   mtimeMs: z.number(),
   mode: z.number().int().nonnegative().optional(),
   uploadedAt: z.number().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  remote: z.literal(true).optional(),
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 
@@ -51,8 +56,20 @@ export type Metadata = z.infer<typeof metadataSchema>;
 
 export const METADATA_KEY = 'metadata.json';
 
+// An object this pod knows only from a listing. Manifests and records written before the
+// `remote` marker spelled it mtimeMs -1 (and had no hashes): such an entry still reads so.
+// Any other mtime, a negative one of a file from before 1970 included, is a file's.
+export function isRemoteOnly(entry: FileEntry): boolean {
+  return entry.remote === true || (entry.mtimeMs === -1 && entry.sha256 === undefined);
+}
+
+// The entry of an object known only from a listing, with its listed size.
+export function remoteOnly(size: number): FileEntry {
+  return { size, mtimeMs: -1, remote: true };
+}
+
 export function sameFile(a: FileEntry | undefined, b: FileEntry): boolean {
-  return a !== undefined && a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1;
+  return a !== undefined && !isRemoteOnly(a) && a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1;
 }
 
 

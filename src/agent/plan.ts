@@ -1,5 +1,5 @@
 import { applyBudget } from './budget.js';
-import { sameFile, type FileEntry, type FileMap, type SkippedFile } from './metadata.js';
+import { isRemoteOnly, remoteOnly, sameFile, type FileEntry, type FileMap, type SkippedFile } from './metadata.js';
 import type { ExcludeMatcher } from './patterns.js';
 import type { LocalRecord } from './record.js';
 import type { SyncPath } from './settings.js';
@@ -91,10 +91,10 @@ export function planDeletions(input: DeletionInput): DeletionPlan {
   const plan: DeletionPlan = { deletions: [], guarded: new Map() };
   if (!record.hydrated || input.walkHadErrors || input.uploadsFailed) return plan;
   for (const [key, entry] of record.files) {
-    // A negative mtime: an object this pod only knows from a listing (adopted, or written
-    // by another tool); it was never local here, so its absence is no deletion. Nor is
-    // that of an object hydrate could not restore.
-    if (entry.mtimeMs < 0 || local.has(key) || isExcludedKey(key, input.excludes) || record.unrestored?.has(key)) continue;
+    // An object this pod only knows from a listing (adopted, or written by another tool)
+    // was never local here, so its absence is no deletion. Nor is that of an object
+    // hydrate could not restore.
+    if (isRemoteOnly(entry) || local.has(key) || isExcludedKey(key, input.excludes) || record.unrestored?.has(key)) continue;
     const name = key.slice(0, key.indexOf('/'));
     if (!input.syncPaths.some((syncPath) => syncPath.name === name)) continue;
     if ((counts.get(name) ?? 0) === 0) {
@@ -116,7 +116,7 @@ export interface Adoption {
 
 export function planAdoption(known: FileMap, listed: ReadonlyMap<string, number>): Adoption {
   const adopted = new Map<string, FileEntry>();
-  for (const [key, size] of listed) if (!known.has(key)) adopted.set(key, { size, mtimeMs: -1 });
+  for (const [key, size] of listed) if (!known.has(key)) adopted.set(key, remoteOnly(size));
   const vanished: string[] = [];
   for (const [key, entry] of known) if (!listed.has(key) && entry.uploadedAt !== undefined) vanished.push(key);
   return { adopted, vanished };

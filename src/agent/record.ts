@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
+import { isSha256Hex } from './checksum.js';
 import { FileTable } from './file-table.js';
 import type { FileEntry, FileMap } from './metadata.js';
 import { parseStreamedMember } from './streamed-member.js';
@@ -35,7 +36,9 @@ function isFileEntry(value: unknown): value is FileEntry {
     isCount(entry.size) &&
     typeof entry.mtimeMs === 'number' &&
     (entry.mode === undefined || isCount(entry.mode)) &&
-    (entry.uploadedAt === undefined || typeof entry.uploadedAt === 'number')
+    (entry.uploadedAt === undefined || typeof entry.uploadedAt === 'number') &&
+    (entry.sha256 === undefined || isSha256Hex(entry.sha256)) &&
+    (entry.remote === undefined || entry.remote === true)
   );
 }
 

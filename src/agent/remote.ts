@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { METADATA_KEY, metadataPieces, metadataSchema, type FileMap, type Metadata } from './metadata.js';
+import { notS3Answer, toStoreError } from './s3-errors.js';
 import { isStoreError, type ObjectStore } from './store.js';
 
 export interface RemoteTarget {
@@ -25,6 +26,9 @@ export async function readMetadata(target: RemoteTarget, signal: AbortSignal): P
   try {
     json = JSON.parse(text);
   } catch {
+    // A markup page (a maintenance page served with an ETag) is no metadata.json at all:
+    // the state is unknown, not unreadable, and hydrate must not start over it (rule 10).
+    if (text.trimStart().startsWith('<')) throw toStoreError(notS3Answer(`GetObject of ${target.prefix}${METADATA_KEY}: a markup page instead of JSON`, 200));
     return { kind: 'invalid', reason: 'not JSON' };
   }
   const parsed = metadataSchema.safeParse(json);
@@ -43,12 +47,18 @@ const METADATA_ATTEMPTS = 2;
 const METADATA_RETRY_MS = 250;
 
 // The same document with the manifest from the record's map, streamed: its length is
-// counted in a first pass over the pieces, which each attempt produces again as they are
+// counted (and its hash taken) in a first pass over the pieces, which each attempt produces again as they are
 // sent, from keys sorted once. The caller does not change the map meanwhile.
 export async function writeMetadataOf(target: RemoteTarget, metadata: Omit<Metadata, 'manifest'>, manifest: FileMap, signal: AbortSignal): Promise<void> {
   const keys = [...manifest.keys()].sort();
+  // The first pass also hashes the document, which the server verifies (rule 9).
   let contentLength = 0;
-  for (const piece of metadataPieces(metadata, manifest, undefined, keys)) contentLength += Buffer.byteLength(piece);
+  const hash = createHash('sha256');
+  for (const piece of metadataPieces(metadata, manifest, undefined, keys)) {
+    contentLength += Buffer.byteLength(piece);
+    hash.update(piece);
+  }
+  const sha256 = hash.digest('hex');
   const body = () =>
     Readable.from(
       (function* () {
@@ -57,7 +67,7 @@ export async function writeMetadataOf(target: RemoteTarget, metadata: Omit<Metad
     );
   for (let attempt = 1; ; attempt++) {
     try {
-      await target.store.put(target.prefix + METADATA_KEY, body(), { contentLength }, signal);
+      await target.store.put(target.prefix + METADATA_KEY, body(), { contentLength, sha256 }, signal);
       return;
     } catch (error) {
       if (attempt >= METADATA_ATTEMPTS || signal.aborted || !isStoreError(error, 'other')) throw error;

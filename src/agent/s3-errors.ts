@@ -1,3 +1,4 @@
+import { S3ResponseError } from './s3-endpoint.js';
 import { StoreError, type Failure, type StoreErrorKind } from './store.js';
 
 // S3 failures, whether thrown by the SDK (s3-store.ts) or read from a response of the
@@ -30,6 +31,14 @@ function messageOf(error: unknown): string {
   return String(error);
 }
 
+// The code of an S3ResponseError for a 2xx that is not an S3 answer (no ETag on an object,
+// no ListBucketResult, no DeleteResult).
+export const NOT_S3_ANSWER = 'NotS3Answer';
+
+export function notS3Answer(what: string, status: number): S3ResponseError {
+  return new S3ResponseError(NOT_S3_ANSWER, `not an S3 answer: ${what}`, { httpStatusCode: status });
+}
+
 // Maps whatever the SDK or the socket layer threw onto the words operators grep for.
 export function classifyS3Error(error: unknown): Failure {
   const codes = new Set(codesOf(error));
@@ -54,6 +63,11 @@ export function classifyS3Error(error: unknown): Failure {
     return { kind: 'timed out', detail };
   }
   if (typeof status === 'number' && status >= 500) return { kind: 'server error', detail };
+  // A 2xx from something that is not S3 (a maintenance page, a captive proxy): the
+  // endpoint is unusable for now, as with a 5xx (rule 10). The SDK throws a 2xx it could
+  // not read as the command's answer with that status.
+  if (codes.has(NOT_S3_ANSWER)) return { kind: 'server error', detail };
+  if (typeof status === 'number' && status >= 200 && status < 300) return { kind: 'server error', detail: `not an S3 answer: ${detail}` };
   return { kind: 'error', detail };
 }
 

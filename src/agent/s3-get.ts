@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
 import { beforeRetry, retryable, S3ResponseError, type S3Endpoint } from './s3-endpoint.js';
-import { toStoreError } from './s3-errors.js';
+import { wholeObjectSha256 } from './checksum.js';
+import { notS3Answer, toStoreError } from './s3-errors.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.js';
 import { streamedThrough } from './young-garbage.js';
 
@@ -78,6 +79,11 @@ function dateHeader(headers: IncomingHttpHeaders, name: string): Date | undefine
   return value === undefined ? undefined : new Date(value);
 }
 
+function storedChecksum(headers: IncomingHttpHeaders, whole: boolean): { storedSha256?: string } {
+  const sha256 = whole ? wholeObjectSha256(header(headers, 'x-amz-checksum-sha256')) : undefined;
+  return sha256 === undefined ? {} : { storedSha256: sha256 };
+}
+
 // x-amz-meta-* with the prefix dropped; Node gives header names in lower case, as the SDK's.
 function metadataOf(headers: IncomingHttpHeaders): Record<string, string> {
   const metadata: Record<string, string> = {};
@@ -113,13 +119,51 @@ async function wholeBody(response: IncomingMessage, length: number | undefined):
   return filled === length ? bytes : bytes.subarray(0, filled);
 }
 
+// S3 names every object it answers for with an ETag: a 2xx without one came from
+// something else (a maintenance page, a captive proxy), which holds nothing (rule 10).
+function s3Answered(response: IncomingMessage, what: string): void {
+  if (header(response.headers, 'etag')) return;
+  response.destroy();
+  const status = response.statusCode ?? 0;
+  throw toStoreError(notS3Answer(`${what}: HTTP ${status} without an ETag`, status));
+}
+
+// One page of a listing. An HTML page or any other document is not "no objects" (rule 10).
+async function listPage(response: IncomingMessage, prefix: string): Promise<NonNullable<ListPage['ListBucketResult']>> {
+  let text: string;
+  try {
+    text = await readText(response);
+  } catch (error) {
+    throw toStoreError(error);
+  }
+  let page: ListPage | undefined;
+  try {
+    page = xml.parse(text) as ListPage;
+  } catch {
+    page = undefined;
+  }
+  const result = page?.ListBucketResult;
+  if (typeof result === 'object' && result !== null) return result;
+  const status = response.statusCode ?? 0;
+  throw toStoreError(notS3Answer(`ListObjectsV2 of ${prefix}: HTTP ${status} without a ListBucketResult (${describeBody(text)})`, status));
+}
+
+// What came instead of an S3 document, for the log: its first words.
+function describeBody(text: string): string {
+  const start = text.trim().slice(0, 60).replace(/\s+/g, ' ');
+  return start === '' ? 'empty body' : `body starts "${start}"`;
+}
+
 export class ObjectReader {
   constructor(private readonly endpoint: S3Endpoint) {}
 
   async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
     const from = options.from;
-    const headers: Record<string, string> = from ? { Range: `bytes=${from.offset}-`, 'If-Match': from.ifMatch } : {};
+    // The stored checksum is asked for with the whole object: it checks a restore whose
+    // manifest holds no hash (objects other tools wrote).
+    const headers: Record<string, string> = from ? { Range: `bytes=${from.offset}-`, 'If-Match': from.ifMatch } : { 'x-amz-checksum-mode': 'ENABLED' };
     const response = await this.request('GET', this.endpoint.keyPath(key), headers, signal, `GetObject of ${key}`);
+    s3Answered(response, `GetObject of ${key}`);
     const contentLength = numberHeader(response.headers, 'content-length');
     return {
       etag: header(response.headers, 'etag'),
@@ -127,6 +171,7 @@ export class ObjectReader {
       metadata: metadataOf(response.headers),
       contentLength,
       contentRange: header(response.headers, 'content-range'),
+      ...storedChecksum(response.headers, from === undefined),
       body: mappedBody(response),
       bytes: async () => {
         try {
@@ -142,6 +187,7 @@ export class ObjectReader {
   async head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
     const response = await this.request('HEAD', this.endpoint.keyPath(key), {}, signal, `HeadObject of ${key}`);
     response.resume();
+    s3Answered(response, `HeadObject of ${key}`);
     const headers = response.headers;
     return {
       size: numberHeader(headers, 'content-length') ?? 0,
@@ -165,13 +211,7 @@ export class ObjectReader {
     do {
       const query = `list-type=2&prefix=${encodeQuery(prefix)}${token === undefined ? '' : `&continuation-token=${encodeQuery(token)}`}`;
       const response = await this.request('GET', this.endpoint.bucketPath(query), {}, signal, `ListObjectsV2 of ${prefix}`);
-      let page: ListPage;
-      try {
-        page = xml.parse(await readText(response)) as ListPage;
-      } catch (error) {
-        throw toStoreError(error);
-      }
-      const result = page.ListBucketResult ?? {};
+      const result = await listPage(response, prefix);
       for (const object of result.Contents ?? []) {
         if (object.Key !== undefined) objects.push({ key: object.Key, size: Number(object.Size ?? 0), etag: object.ETag });
       }

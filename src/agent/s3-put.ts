@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { hashFileHead, hexToBase64, sha256Hex } from './checksum.js';
 import { contentTypeFor } from './content-type.js';
 import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
-import { toStoreError } from './s3-errors.js';
+import { notS3Answer, toStoreError } from './s3-errors.js';
 import type { AgentSettings } from './settings.js';
 import { streamedThrough } from './young-garbage.js';
 import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, type PutResult } from './store.js';
@@ -80,28 +80,39 @@ export class ObjectPut {
     const bytes = source instanceof Uint8Array ? source : undefined;
     const length = bytes?.length ?? (isFileBody(source) ? source.size : options.contentLength);
     if (length === undefined) throw new Error(`PutObject of ${key}: a stream body needs its length`);
-    const headers: Record<string, string | number> = {
-      'Content-Type': contentTypeFor(key),
-      'Content-Length': length,
-      // A buffer is signed with its hash, as the SDK does; a stream or a file is not read
-      // twice to hash it first.
-      'X-Amz-Content-Sha256': bytes ? createHash('sha256').update(bytes).digest('hex') : 'UNSIGNED-PAYLOAD',
-      ...this.encryption,
-    };
-    if (options.ifMatch !== undefined) headers['If-Match'] = options.ifMatch;
-    if (options.ifNoneMatch !== undefined) headers['If-None-Match'] = options.ifNoneMatch;
-    for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
     // Opened before the request, so a file that cannot be opened fails with its own error
     // (ENOENT: gone since the walk) without a request.
     const file = isFileBody(source) ? await open(source.file, 'r') : undefined;
     try {
-      return await this.exchange(key, source, file, headers, signal);
+      const buffer = file ? Buffer.allocUnsafe(Math.min(FILE_CHUNK, Math.max(length, 1))) : undefined;
+      // A file is read once to hash it and once to send it (the second read comes from
+      // the page cache): the server refuses bytes that changed in between (rule 9).
+      let sha256 = bytes ? sha256Hex(bytes) : options.sha256;
+      if (file && buffer) {
+        const hashed = await hashFileHead(file, length, buffer);
+        if (hashed.sha256 === undefined) throw shrankError(key, hashed.read, length);
+        sha256 = hashed.sha256;
+      }
+      const headers: Record<string, string | number> = {
+        'Content-Type': contentTypeFor(key),
+        'Content-Length': length,
+        // A buffer is signed with its hash, as the SDK does; a file or a stream is not:
+        // x-amz-checksum-sha256 has the server verify it instead.
+        'X-Amz-Content-Sha256': bytes && sha256 ? sha256 : 'UNSIGNED-PAYLOAD',
+        ...this.encryption,
+      };
+      if (sha256 !== undefined) headers['x-amz-checksum-sha256'] = hexToBase64(sha256);
+      if (options.ifMatch !== undefined) headers['If-Match'] = options.ifMatch;
+      if (options.ifNoneMatch !== undefined) headers['If-None-Match'] = options.ifNoneMatch;
+      for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
+      const etag = await this.exchange(key, source, file && buffer ? { file, buffer } : undefined, headers, signal);
+      return sha256 === undefined ? { etag } : { etag, sha256 };
     } finally {
       await file?.close();
     }
   }
 
-  private async exchange(key: string, source: Source, file: FileHandle | undefined, headers: Record<string, string | number>, signal: AbortSignal): Promise<PutResult> {
+  private async exchange(key: string, source: Source, file: OpenFile | undefined, headers: Record<string, string | number>, signal: AbortSignal): Promise<string> {
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const request = this.endpoint.request('PUT', this.endpoint.keyPath(key), headers, signal, `PutObject of ${key}`);
       request.once('response', resolve);
@@ -124,8 +135,14 @@ export class ObjectPut {
       const etag = response.headers.etag;
       // Every S3 server names what it stored; a 2xx without an ETag came from something
       // else (a proxy's page, a captive portal) and stored nothing (rule 10).
-      if (typeof etag !== 'string' || etag === '') throw new S3ResponseError('NotS3Answer', `PutObject of ${key}: HTTP ${status} without an ETag: not an S3 answer`, { httpStatusCode: status });
-      return { etag };
+      if (typeof etag !== 'string' || etag === '') throw notS3Answer(`PutObject of ${key}: HTTP ${status} without an ETag`, status);
+      // A server that names the checksum it stored names the one it was sent.
+      const stored = response.headers['x-amz-checksum-sha256'];
+      const sent = headers['x-amz-checksum-sha256'];
+      if (typeof stored === 'string' && sent !== undefined && stored !== sent) {
+        throw new S3ResponseError('BadDigest', `PutObject of ${key}: stored checksum ${stored}, sent ${String(sent)}`, { httpStatusCode: status });
+      }
+      return etag;
     }
     const code =
       xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : status === 412 ? 'PreconditionFailed' : `HTTP${status}`);
@@ -135,9 +152,14 @@ export class ObjectPut {
 
 type Source = Uint8Array | Readable | FileBody;
 
+// A file body's handle, and the buffer its chunks are read into (hashed, then sent).
+interface OpenFile {
+  file: FileHandle;
+  buffer: Buffer;
+}
+
 // Each chunk is read into the same buffer once the previous one has left for the socket.
-async function sendFile(file: FileHandle, size: number, key: string, request: ClientRequest): Promise<void> {
-  const buffer = Buffer.allocUnsafe(Math.min(FILE_CHUNK, Math.max(size, 1)));
+async function sendFile({ file, buffer }: OpenFile, size: number, key: string, request: ClientRequest): Promise<void> {
   let sent = 0;
   while (sent < size) {
     const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - sent), sent);

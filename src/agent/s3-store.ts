@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -18,6 +19,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
+import { hexToBase64, sha256Hex } from './checksum.js';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
 import { isFileBody, shrankError, StoreError, type FileBody, type PutResult, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
@@ -155,12 +157,15 @@ export class S3Store implements ObjectStore {
     if (isFileBody(body)) {
       return putFile(body, (stream, streamSignal) => this.put(key, stream, { ...options, contentLength: body.size }, streamSignal), key, signal);
     }
+    // The server verifies the body's SHA-256 where it is known up front (rule 9).
+    const sha256 = typeof body === 'string' || body instanceof Uint8Array ? sha256Hex(typeof body === 'string' ? Buffer.from(body) : body) : options.sha256;
     const response = await mapped(
       this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
           Body: body,
+          ChecksumSHA256: sha256 === undefined ? undefined : hexToBase64(sha256),
           ContentLength: options.contentLength,
           ContentType: contentTypeFor(key),
           Metadata: options.metadata,
@@ -172,15 +177,35 @@ export class S3Store implements ObjectStore {
       ),
     );
     if (!response.ETag) throw new StoreError('other', { kind: 'server error', detail: `PutObject of ${key}: no ETag: not an S3 answer` });
-    return { etag: response.ETag };
+    return sha256 === undefined ? { etag: response.ETag } : { etag: response.ETag, sha256 };
   }
 
-  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
-    await multipartLimit(async () => {
+  // Each part carries its SHA-256, which the server verifies (rule 9); the whole file's is
+  // taken of the bytes as they stream into the parts.
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
+    return multipartLimit(async () => {
       if (signal.aborted) throw signal.reason;
+      const hash = createHash('sha256');
+      const hashed = body.pipe(
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+      );
+      body.once('error', (error) => hashed.destroy(error));
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentTypeFor(key), Metadata: options.metadata, ...this.encryption },
+        params: {
+          Bucket: this.bucket,
+          Key: key,
+          Body: hashed,
+          ContentType: contentTypeFor(key),
+          Metadata: options.metadata,
+          ChecksumAlgorithm: 'SHA256',
+          ...this.encryption,
+        },
         partSize: PART_SIZE,
         queueSize: PART_QUEUE,
         leavePartsOnError: false,
@@ -188,7 +213,10 @@ export class S3Store implements ObjectStore {
       const abort = () => void upload.abort();
       signal.addEventListener('abort', abort, { once: true });
       try {
-        await mapped(upload.done());
+        const result = await mapped(upload.done());
+        const etag = 'ETag' in result ? result.ETag : undefined;
+        if (!etag) throw new StoreError('other', { kind: 'server error', detail: `multipart upload of ${key}: no ETag: not an S3 answer` });
+        return { etag, sha256: hash.digest('hex') };
       } finally {
         signal.removeEventListener('abort', abort);
       }
@@ -229,11 +257,15 @@ export class S3Store implements ObjectStore {
       const batch = keys.slice(start, start + DELETE_BATCH);
       const response = await mapped(
         this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }),
           { abortSignal: signal },
         ),
       );
-      for (const error of response.Errors ?? []) if (error.Key !== undefined) failed.add(error.Key);
+      // Not quiet: a key counts as deleted only when the answer names it so. A 2xx that
+      // is not a DeleteResult (a proxy's page) names none, and deletes nothing (rule 10).
+      const deleted = new Set<string>();
+      for (const object of response.Deleted ?? []) if (object.Key !== undefined) deleted.add(object.Key);
+      for (const key of batch) if (!deleted.has(key)) failed.add(key);
     }
     return { failed };
   }

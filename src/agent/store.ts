@@ -80,6 +80,9 @@ export interface ObjectRead {
   contentLength?: number;
   // "bytes START-END/TOTAL" for a range read.
   contentRange?: string;
+  // The SHA-256 (hex) the store keeps for the whole object, where it keeps one (uploaded
+  // with x-amz-checksum-sha256 in one part) and returns it (x-amz-checksum-mode).
+  storedSha256?: string;
   body: AsyncIterable<Uint8Array>;
   bytes(): Promise<Uint8Array>;
   // Releases a body that will not be read (it would hold its connection otherwise).
@@ -121,11 +124,18 @@ export interface PutOptions {
   // session's ownership is decided with them (lease.ts).
   ifMatch?: string;
   ifNoneMatch?: '*';
+  // The SHA-256 (hex) of a stream body, sent for the server to verify (rule 9). A buffer
+  // or a file body is hashed by the store itself.
+  sha256?: string;
 }
 
 // What the store confirmed it holds.
 export interface PutResult {
   etag: string;
+  // The SHA-256 (hex) of the bytes stored, as the server verified them (a multipart
+  // upload: each part verified, this hash taken of the bytes as they were sent). Absent
+  // only for a stream sent without one (the restore bundle, whose entries carry theirs).
+  sha256?: string;
 }
 
 export interface ListedObject {
@@ -140,7 +150,7 @@ export interface ObjectStore {
   head(key: string, signal: AbortSignal): Promise<ObjectInfo>;
   put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult>;
   // In parts, for files large enough that a dropped connection should cost one part.
-  putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void>;
+  putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult>;
   // Rewrites the object onto itself with `info`'s metadata and headers, only if it still
   // has `info.etag` (precondition-failed otherwise): its lifecycle clock starts again.
   copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void>;

@@ -45,8 +45,8 @@ export async function uploadAsSuperseded(
       let placed = false;
       if (previously === undefined) {
         try {
-          await uploadFile(target.store, target.prefix + key, file.absolutePath, entry, signal, true);
-          forOwner.set(key, { size: entry.size, mtimeMs: entry.mtimeMs, ...(entry.mode === undefined ? {} : { mode: entry.mode }) });
+          entry.sha256 = await uploadFile(target.store, target.prefix + key, file.absolutePath, entry, signal, true);
+          forOwner.set(key, { size: entry.size, mtimeMs: entry.mtimeMs, ...(entry.mode === undefined ? {} : { mode: entry.mode }), ...(entry.sha256 === undefined ? {} : { sha256: entry.sha256 }) });
           log.warn(`uploaded ${logName(key)}, which the session's owner pod did not have`);
           placed = true;
         } catch (error) {
@@ -54,7 +54,7 @@ export async function uploadAsSuperseded(
         }
       }
       if (!placed) {
-        await uploadFile(target.store, target.prefix + supersededKey(context.podUid, key), file.absolutePath, entry, signal);
+        entry.sha256 = await uploadFile(target.store, target.prefix + supersededKey(context.podUid, key), file.absolutePath, entry, signal);
         log.warn(`kept this pod's ${logName(key)} as ${logName(where(key))}: the owner pod has its own copy`);
       }
       known.set(key, entry);

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { AgentSettings } from './settings.js';
 import { logName, type AgentLog } from './log.js';
-import type { FileMap, SkippedFile } from './metadata.js';
+import { remoteOnly, type FileEntry, type FileMap, type SkippedFile } from './metadata.js';
 import { compileExcludes, type ExcludeMatcher } from './patterns.js';
 import { planAdoption, planDeletions, planRefreshes, planUploads, type DeletionPlan } from './plan.js';
 import { forEachBounded } from './pool.js';
@@ -99,7 +99,7 @@ export class Syncer {
     if (listing.kind === 'listed') {
       // Objects without a manifest entry have an unknown mtime: they are uploaded again
       // from the local copy if there is one.
-      for (const [key, size] of listing.sizes) if (!files.has(key)) files.set(key, { size, mtimeMs: -1 });
+      for (const [key, size] of listing.sizes) if (!files.has(key)) files.set(key, remoteOnly(size));
     }
     this.record = { bucket: target.store.bucket, prefix: target.prefix, hydrated: false, files };
     return this.record;
@@ -253,14 +253,13 @@ export class Syncer {
       }
     }
     if (failures.length === 0 && !owner.superseded) {
-      await this.adoptRemote(record, final, signal);
+      const vanished = await this.adoptRemote(record, final, signal);
       // The final sync's budget is for what the runner wrote; ages are worked off while
-      // the pod lives.
-      if (!final) {
-        const missing = await this.refresh(record, plan.admitted, signal);
-        attempted += missing.length;
-        failures.push(...(await this.upload(missing, plan.admitted, known, result, signal)));
-      }
+      // the pod lives. Objects its listing found gone are uploaded again from the local
+      // copy now: there is no next cycle to refresh them.
+      const missing = final ? this.reuploads(vanished, plan.admitted) : await this.refresh(record, plan.admitted, signal);
+      attempted += missing.length;
+      failures.push(...(await this.upload(missing, plan.admitted, known, result, signal)));
       if (signal.aborted) {
         log.info(`Sync interrupted (${result.uploaded} uploaded)`);
         return result;
@@ -273,13 +272,17 @@ export class Syncer {
     // after successful uploads is written by the next cycle even if nothing else changed.
     if (result.uploaded > 0 || result.deleted > 0 || skippedChanged) this.metadataDue = true;
     this.lastSkipped = skippedSignature;
+    let recordFailed = false;
     if (this.metadataDue || final) {
       try {
         await writeRecord(settings.stateDir, record);
         this.recordVersion = await recordVersion(settings.stateDir);
       } catch (error) {
+        // A full state dir (ENOSPC) must not hold back the manifest: the record in memory
+        // is right, and without metadata.json the uploads just made are orphaned for the
+        // next pod. The cycle still fails, and metadata stays due.
         log.error(`Sync failed: cannot write the local record in ${settings.stateDir}: ${String(error)}`);
-        return result;
+        recordFailed = true;
       }
       try {
         if (!confirmed && !owner.superseded) confirmed = await owner.beginChanges(signal);
@@ -291,6 +294,7 @@ export class Syncer {
         log.error(`Sync failed: writing metadata.json: ${describeFailure(error)}`);
         return result;
       }
+      if (recordFailed) return result;
       this.metadataDue = false;
     }
 
@@ -312,7 +316,7 @@ export class Syncer {
     if (owner.superseded) return [];
     const taken: string[] = [];
     for (const [key, entry] of owner.pendingAdoptions()) {
-      if (!record.files.has(key)) record.files.set(key, { size: entry.size, mtimeMs: -1 });
+      if (!record.files.has(key)) record.files.set(key, remoteOnly(entry.size));
       taken.push(key);
     }
     if (taken.length > 0) {
@@ -362,9 +366,10 @@ export class Syncer {
       const file = local.get(key);
       if (!file) return;
       // Taken before the request: the object is at least this new.
-      const entry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
+      const entry: FileEntry = { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, uploadedAt: Date.now() };
       try {
-        await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
+        // The hash of exactly what the store confirmed (rule 9).
+        entry.sha256 = await uploadFile(target.store, target.prefix + file.key, file.absolutePath, entry, signal);
       } catch (error) {
         const local = error as NodeJS.ErrnoException;
         // Gone since the walk: next cycle sees it as deleted.
@@ -416,21 +421,22 @@ export class Syncer {
   // size and an unknown mtime, so a later pod without s3:ListBucket restores them too. An
   // object the record knows but the listing lacks expired or was deleted behind the
   // agent's back: it is made due for a refresh, which uploads it again from the local copy.
-  private async adoptRemote(record: LocalRecord, final: boolean, signal: AbortSignal): Promise<void> {
-    if (this.listingDenied) return;
+  // Returns the vanished keys.
+  private async adoptRemote(record: LocalRecord, final: boolean, signal: AbortSignal): Promise<string[]> {
+    if (this.listingDenied) return [];
     this.cyclesSinceListing += 1;
-    if (!final && this.cyclesSinceListing < ADOPT_EVERY_CYCLES) return;
+    if (!final && this.cyclesSinceListing < ADOPT_EVERY_CYCLES) return [];
     this.cyclesSinceListing = 0;
     let listing;
     try {
       listing = await listRemote(this.context.target, signal);
     } catch (error) {
       this.context.log.warn(`listing s3://${this.context.target.store.bucket}/${this.context.target.prefix} failed: ${describeFailure(error)}`);
-      return;
+      return [];
     }
     if (listing.kind === 'denied') {
       this.listingDenied = true;
-      return;
+      return [];
     }
     const { adopted, vanished } = planAdoption(record.files, listing.sizes);
     for (const [key, entry] of adopted) record.files.set(key, entry);
@@ -439,6 +445,14 @@ export class Syncer {
       this.metadataDue = true;
       this.context.log.detail(`${adopted.size} objects written by others adopted into metadata.json`);
     }
+    return vanished;
+  }
+
+  // The vanished objects this pod has a local copy of, named, to be uploaded again.
+  private reuploads(vanished: readonly string[], admitted: LocalFileMap): string[] {
+    const again = vanished.filter((key) => admitted.has(key));
+    for (const key of again) this.context.log.warn(`${logName(key)} was missing in S3 (expired or deleted): uploading the local copy again`);
+    return again;
   }
 
   // Invariant 7: the bucket's lifecycle rule expires an object by the age of its last

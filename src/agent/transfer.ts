@@ -1,7 +1,8 @@
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fchmodSync, futimesSync, openSync, renameSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { FileEntry } from './metadata.js';
+import { isRemoteOnly, type FileEntry } from './metadata.js';
 import { partialPaths, type PartialPaths } from './partial-names.js';
 import { isStoreError, StoreError, type ObjectRead, type ObjectStore } from './store.js';
 import type { FsPath } from './walk.js';
@@ -33,8 +34,9 @@ async function openStream(absolutePath: FsPath): Promise<ReturnType<typeof creat
   return stream;
 }
 
-// `onlyNew`: the object is written only if the key has none yet (If-None-Match), which a
-// multipart upload cannot ask for: a file that large fails with precondition-failed.
+// Returns the SHA-256 (hex) of the content the store confirmed (rule 9). `onlyNew`: the
+// object is written only if the key has none yet (If-None-Match), which a multipart upload
+// cannot ask for: a file that large fails with precondition-failed.
 export async function uploadFile(
   store: ObjectStore,
   objectKey: string,
@@ -42,24 +44,22 @@ export async function uploadFile(
   entry: FileEntry,
   signal: AbortSignal,
   onlyNew = false,
-): Promise<void> {
+): Promise<string | undefined> {
   const metadata = objectMetadata(entry);
   const condition = onlyNew ? { ifNoneMatch: '*' as const } : {};
   if (entry.size < SMALL_FILE) {
     const body = await readFile(absolutePath, { signal });
-    await store.put(objectKey, body, { metadata, ...condition }, signal);
-    return;
+    return (await store.put(objectKey, body, { metadata, ...condition }, signal)).sha256;
   }
   // Exactly the size the walk saw: a file that grew meanwhile is cut at that length, one
   // that shrank fails; either goes up again next cycle, when its stat no longer matches.
   if (entry.size < MULTIPART_THRESHOLD) {
-    await store.put(objectKey, { file: absolutePath, size: entry.size }, { metadata, ...condition }, signal);
-    return;
+    return (await store.put(objectKey, { file: absolutePath, size: entry.size }, { metadata, ...condition }, signal)).sha256;
   }
   if (onlyNew) throw new StoreError('precondition-failed', { kind: 'error', detail: `${objectKey}: too large for a conditional upload` });
   const body = await openStream(absolutePath);
   try {
-    await store.putMultipart(objectKey, body, { metadata }, signal);
+    return (await store.putMultipart(objectKey, body, { metadata }, signal)).sha256;
   } finally {
     body.destroy();
   }
@@ -200,9 +200,48 @@ export interface DownloadRequest {
   objectKey: string;
   // Relative to the workspace root.
   relativePath: string;
-  // The manifest's entry, whose mtime and mode stand in for missing object metadata.
+  // The manifest's entry, whose mtime and mode stand in for missing object metadata and
+  // whose sha256 the restored bytes must have.
   known: FileEntry | undefined;
+  // The object's size as the listing (else the manifest) announces it.
+  announcedSize?: number;
   signal: AbortSignal;
+}
+
+// Restored bytes that are not the object's (rule 9): the manifest's hash, the hash the
+// store keeps, or the announced size says so. The file never takes its final name.
+export class IntegrityError extends Error {}
+
+// Checks what was fetched against the manifest's hash, else the store's own, and the
+// announced size.
+function verify(request: DownloadRequest, response: ObjectRead, size: number, sha256: string): void {
+  const expected = request.known?.sha256 ?? response.storedSha256;
+  const source = request.known?.sha256 === undefined ? "the store's checksum" : 'the manifest';
+  if (expected !== undefined && expected !== sha256) {
+    throw new IntegrityError(`content does not match ${source}: sha256 ${sha256} (${size} bytes), expected ${expected}`);
+  }
+  if (request.announcedSize !== undefined && size !== request.announcedSize) {
+    throw new IntegrityError(`${size} bytes received, ${request.announcedSize} announced (sha256 ${sha256})`);
+  }
+}
+
+// The hash of what an earlier attempt already wrote to a partial file, which a ranged
+// GET continues.
+async function hashPartial(file: string, length: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  const handle = await open(file, READ);
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(length, 256 * 1024));
+    for (let read = 0; read < length; ) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - read), read);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      read += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash;
 }
 
 export interface Downloaded {
@@ -237,12 +276,18 @@ export interface FileAttributes {
 // whole, the open sets it and no chmod is needed.
 const UMASK = process.umask();
 
+// An mtime as utimes takes it: seconds keep the fraction of a millisecond, but Node reads
+// a negative number as "now", so a time before 1970 goes as a Date.
+function fileTime(mtimeMs: number): number | Date {
+  return mtimeMs < 0 ? new Date(mtimeMs) : mtimeMs / 1000;
+}
+
 // Writes, sets mode and mtime (last: a file whose mtime matches was written whole), closes.
 function fillSync(fd: number, bytes: Uint8Array, attributes: FileAttributes): void {
   try {
     for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
     if (attributes.mode !== undefined && (attributes.mode & ~UMASK) !== attributes.mode) fchmodSync(fd, attributes.mode);
-    futimesSync(fd, new Date(), attributes.mtimeMs / 1000);
+    futimesSync(fd, new Date(), fileTime(attributes.mtimeMs));
   } finally {
     closeSync(fd);
   }
@@ -293,22 +338,39 @@ export async function writeWholeFile(tree: WorkspaceTree, relativePath: string, 
 // the target rather than writing through it. Mode and mtime are set on the open file.
 // A large download that fails keeps its partial file, and the next attempt continues it
 // where it stopped. In a directory this restore created there is nothing to continue.
+// Bytes that fail verification are fetched once more, whole; a second mismatch throws an
+// IntegrityError (the caller names the key and leaves the object as it is).
 export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree): Promise<Downloaded> {
+  try {
+    return await downloadOnce(request, tree, true);
+  } catch (error) {
+    if (!(error instanceof IntegrityError) || request.signal.aborted) throw error;
+    try {
+      return await downloadOnce(request, tree, false);
+    } catch (again) {
+      if (again instanceof IntegrityError) throw new IntegrityError(`${again.message}, fetched twice`);
+      throw again;
+    }
+  }
+}
+
+async function downloadOnce(request: DownloadRequest, tree: WorkspaceTree, mayResume: boolean): Promise<Downloaded> {
   const dir = path.dirname(request.relativePath);
   await tree.ensureDir(dir);
   const localPath = path.join(tree.root, request.relativePath);
-  const resume = tree.isNew(dir) ? undefined : await resumePoint(partialPaths(localPath));
+  const resume = !mayResume || tree.isNew(dir) ? undefined : await resumePoint(partialPaths(localPath));
   const { response, offset } = await fetchObject(request, resume);
 
   const metaMtime = response.metadata.mtime;
   const parsedMtime = parseMtime(metaMtime);
-  // Manifest entries learned from a listing carry mtimeMs -1: no time at all.
-  const knownMtime = request.known && request.known.mtimeMs >= 0 ? request.known.mtimeMs : undefined;
+  // Manifest entries learned from a listing have no time at all.
+  const knownMtime = request.known && !isRemoteOnly(request.known) ? request.known.mtimeMs : undefined;
   const fallback = knownMtime === undefined ? 'upload' : 'manifest';
   const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
   const known = request.known?.mode;
   const mode = parseMode(response.metadata.mode) ?? (known === undefined ? undefined : known & 0o777);
   let size: number;
+  let sha256: string;
   if (offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT) {
     let bytes: Uint8Array;
     try {
@@ -318,12 +380,15 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
       response.discard();
       throw error;
     }
-    await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
     size = bytes.length;
+    sha256 = createHash('sha256').update(bytes).digest('hex');
+    verify(request, response, size, sha256);
+    await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
     streamedThrough();
   } else {
     const partial = partialPaths(localPath);
     try {
+      const hash = offset > 0 ? await hashPartial(partial.data, offset) : createHash('sha256');
       const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
       try {
         if (offset === 0 && response.etag) {
@@ -336,6 +401,7 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
         // apply to this very file.
         for await (const chunk of response.body) {
           if (request.signal.aborted) throw request.signal.reason;
+          hash.update(chunk);
           await handle.write(chunk);
           streamedThrough();
         }
@@ -344,18 +410,22 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
         if (expected !== undefined && size !== expected) {
           throw new Error(`incomplete download of ${request.objectKey}: ${size} of ${expected} bytes`);
         }
+        sha256 = hash.digest('hex');
+        verify(request, response, size, sha256);
         if (mode !== undefined) await handle.chmod(mode);
-        await handle.utimes(new Date(), mtimeMs / 1000);
+        await handle.utimes(new Date(), fileTime(mtimeMs));
       } finally {
         await handle.close();
       }
       await rename(partial.data, localPath);
     } catch (error) {
       response.discard();
+      // Wrong bytes are never continued.
+      if (error instanceof IntegrityError) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
       throw error;
     }
     await removeName(partial.etag);
   }
-  const entry = { size, mtimeMs, mode };
+  const entry = { size, mtimeMs, mode, sha256 };
   return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: { value: metaMtime, used: fallback } } : { entry };
 }

@@ -113,7 +113,10 @@ describe.each([
 });
 
 describe('the restore bundle with s3:ListBucket', () => {
-  it('is not used for an object another tool overwrote since (its ETag differs)', async () => {
+  // Rule 9: the other tool's bytes are not the content the manifest names either, so they
+  // are not restored (before, they were, and became the manifest's truth): the key is
+  // named and left in S3.
+  it('is not used for an object another tool overwrote since (its ETag differs), nor are the bytes the manifest does not name', async () => {
     const bucket = await createBucket(minio, 'bundle-etag');
     const session = uniqueSession();
     const first = await newPod(agentEnv(minio, bucket, session));
@@ -127,7 +130,8 @@ describe('the restore bundle with s3:ListBucket', () => {
         new PutObjectCommand({ Bucket: bucket, Key: `project-a/${session}/artifacts/a.txt`, Body: 'from another tool' }),
       );
       expect(await second.hydrate()).toBe(true);
-      expect(await readFile(path.join(second.workspace, 'artifacts/a.txt'), 'utf8')).toBe('from another tool');
+      await expect(readFile(path.join(second.workspace, 'artifacts/a.txt'), 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(second.log.text()).toMatch(/cannot restore artifacts\/a\.txt: content does not match the manifest: sha256 \w+ \(17 bytes\), expected \w+, fetched twice/);
     } finally {
       await first.dispose();
       await second.dispose();

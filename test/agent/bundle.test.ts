@@ -1,4 +1,4 @@
-import { readdir, unlink } from 'node:fs/promises';
+import { readdir, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -113,13 +113,18 @@ describe('the restore bundle', () => {
     await expect(third.read('artifacts/c.txt')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('ignores an entry changed in S3 behind the agent (another ETag) without a manifest update', async () => {
+  // Rule 9: the object no longer has the content the manifest names. Before, the object's
+  // new bytes were restored and became the manifest's truth; now neither they nor the
+  // bundle's stale entry are: the key is named and left as it is in S3.
+  it('ignores an entry changed in S3 behind the agent (another ETag) without a manifest update, and restores no bytes the manifest does not name', async () => {
     const store = new MemoryStore();
     await finishedPod(store);
     await store.put(`${PREFIX}artifacts/c.txt`, 'C'.repeat(5000), {}, signal);
     const next = await newPod(store);
     expect(await next.hydrate()).toBe(true);
-    expect((await next.read('artifacts/c.txt')).toString()).toBe('C'.repeat(5000));
+    await expect(next.read('artifacts/c.txt')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(next.log.text()).toMatch(/cannot restore artifacts\/c\.txt: content does not match the manifest/);
+    expect(store.text(`${PREFIX}artifacts/c.txt`)).toBe('C'.repeat(5000));
   });
 
   it.each([
@@ -135,6 +140,26 @@ describe('the restore bundle', () => {
     const next = await newPod(store);
     expect(await next.hydrate()).toBe(true);
     await expectRestored(next, { ...SMALL, 'artifacts/large.bin': LARGE });
+  });
+
+  // Issue 21 case 3/4: under SSE-KMS an ETag is no MD5, so the writer could not tell a
+  // pod's changed local bytes (same size and mtime as recorded) from the object, and
+  // hydrate paired them with the object's current ETag: wrong bytes restored.
+  it('under S3_SSE=aws:kms takes no local copy that differs from what the store confirmed', async () => {
+    const store = new MemoryStore();
+    const pod = await newMemoryPod(store, { hydrateTimeoutSeconds: 5, sse: 'aws:kms' });
+    expect(await pod.hydrate()).toBe(true);
+    await pod.write({ 'artifacts/c.txt': 'uploaded' });
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
+    const file = path.join(pod.settings.workspaceDir, 'artifacts/c.txt');
+    const { mtime } = await stat(file);
+    await pod.write({ 'artifacts/c.txt': 'stale!!!' });
+    await utimes(file, mtime, mtime);
+    expect(await pod.sync({ final: true })).toMatchObject({ ok: true, uploaded: 0 });
+
+    const next = await newPod(store);
+    expect(await next.hydrate()).toBe(true);
+    expect((await next.read('artifacts/c.txt')).toString()).toBe('uploaded');
   });
 
   it('warns about a corrupt entry and fetches that object', async () => {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { LEASE_KEY } from '../../src/agent/lease.js';
 import { toStoreError } from '../../src/agent/s3-errors.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from '../../src/agent/store.js';
 
@@ -20,7 +21,9 @@ export class FaultyStore implements ObjectStore {
     this.faults.push(fault);
   }
 
+  // Faults are the data's: the session's lease (lease.ts) passes untouched.
   private async before(command: string, key: string): Promise<void> {
+    if (key.endsWith(LEASE_KEY)) return;
     for (const fault of this.faults) await fault(command, key);
   }
 
@@ -39,7 +42,7 @@ export class FaultyStore implements ObjectStore {
     return this.inner.put(key, body, options, signal);
   }
 
-  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     await this.before('MultipartUpload', key);
     return this.inner.putMultipart(key, body, options, signal);
   }

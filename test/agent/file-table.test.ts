@@ -19,6 +19,8 @@ const entry: fc.Arbitrary<FileEntry> = fc.record(
     mtimeMs: fc.oneof(fc.double({ noNaN: true }), fc.constant(-1), fc.constant(1_700_000_000_123.5)),
     mode: fc.nat({ max: 0o7777 }),
     uploadedAt: fc.oneof(fc.nat(), fc.constant(1_764_645_000_000.25)),
+    sha256: fc.oneof(fc.constant('0'.repeat(64)), fc.constant('f'.repeat(64)), fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes).toString('hex'))),
+    remote: fc.constant(true as const),
   },
   { requiredKeys: ['size', 'mtimeMs'] },
 );

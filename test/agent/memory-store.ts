@@ -188,13 +188,18 @@ export class MemoryStore implements ObjectStore {
     const existing = this.objects.get(key);
     if (options.ifNoneMatch === '*' && existing) throw storeError('precondition-failed');
     if (options.ifMatch !== undefined && existing?.etag !== options.ifMatch) throw storeError(existing ? 'precondition-failed' : 'not-found');
+    // As S3 does with x-amz-checksum-sha256, a body that does not hash to it is refused.
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (options.sha256 !== undefined && options.sha256 !== sha256) throw storeError('other', `BadDigest: ${key}`);
     this.store(key, bytes, options.metadata ?? {});
-    return { etag: this.objects.get(key)!.etag };
+    return { etag: this.objects.get(key)!.etag, sha256 };
   }
 
-  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<void> {
+  async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
     this.call('putMultipart', key, signal);
-    this.store(key, await bytesOf(key, body), options.metadata ?? {});
+    const bytes = await bytesOf(key, body);
+    this.store(key, bytes, options.metadata ?? {});
+    return { etag: this.objects.get(key)!.etag, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 
   async copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void> {

@@ -64,7 +64,18 @@ describe('deletion guards (data-safety invariant 1)', () => {
       [],
       {},
     ],
-    ['not an object only known from a listing (negative mtime)', input({}, { 'artifacts/gone.txt': entry(2, -1) }), [], {}],
+    ['not an object only known from a listing (marked remote)', input({}, { 'artifacts/gone.txt': { ...entry(2, -1), remote: true } }), [], {}],
+    // Manifests and records from before the marker spelled it mtimeMs -1, without a hash.
+    ['not an object only known from a listing (a legacy entry: mtimeMs -1, no hash)', input({}, { 'artifacts/gone.txt': entry(2, -1) }), [], {}],
+    // Case 7 of issue 21: a negative mtime was the "remote" sentinel, so such a file's
+    // deletion never reached S3.
+    ['a file from before 1970 gone locally is deleted like any other', input({}, { 'artifacts/gone.txt': entry(2, -14_182_940_000) }), ['artifacts/gone.txt'], {}],
+    [
+      'a file whose mtime is exactly -1 ms, uploaded with a hash, is deleted like any other',
+      input({}, { 'artifacts/gone.txt': { ...entry(2, -1), sha256: 'a'.repeat(64) } }),
+      ['artifacts/gone.txt'],
+      {},
+    ],
     ['not an excluded file', input({}, { 'artifacts/scratch.tmp': entry(1) }), ['artifacts/gone.txt'], {}],
     ['not a file inside an excluded directory', input({}, { 'artifacts/node_modules/x/index.js': entry(1) }), ['artifacts/gone.txt'], {}],
     ['not a file of a sync path this pod does not sync', input({}, { 'file-uploads/spec.pdf': entry(1) }), ['artifacts/gone.txt'], {}],
@@ -137,7 +148,7 @@ describe('adopting what others wrote under the prefix', () => {
       ['file-uploads/new-upload.pdf', 7],
     ]);
     const { adopted, vanished } = planAdoption(known, listed);
-    expect(Object.fromEntries(adopted)).toEqual({ 'file-uploads/new-upload.pdf': { size: 7, mtimeMs: -1 } });
+    expect(Object.fromEntries(adopted)).toEqual({ 'file-uploads/new-upload.pdf': { size: 7, mtimeMs: -1, remote: true } });
     expect(vanished).toEqual(['artifacts/expired.txt']);
   });
 });

@@ -94,7 +94,7 @@ describe('GET, HEAD and list requests (s3-get.ts)', () => {
   it('reads metadata and time from the headers', async () => {
     answers.push({
       status: 200,
-      headers: { 'x-amz-meta-mtime': '1700000000.250000', 'x-amz-meta-mode': '644', 'last-modified': 'Tue, 14 Nov 2023 22:13:20 GMT', 'content-length': '2' },
+      headers: { 'x-amz-meta-mtime': '1700000000.250000', 'x-amz-meta-mode': '644', 'last-modified': 'Tue, 14 Nov 2023 22:13:20 GMT', 'content-length': '2', etag: '"e"' },
       body: 'hi',
     });
     const read = await reader.get('k', {}, signal);
@@ -128,7 +128,7 @@ describe('GET, HEAD and list requests (s3-get.ts)', () => {
   });
 
   it('tries a server error once more, and names the second', async () => {
-    answers.push({ status: 503, body: '<Error><Code>SlowDown</Code><Message>busy</Message></Error>' }, { status: 200, headers: { 'content-length': '2' }, body: 'ok' });
+    answers.push({ status: 503, body: '<Error><Code>SlowDown</Code><Message>busy</Message></Error>' }, { status: 200, headers: { 'content-length': '2', etag: '"e"' }, body: 'ok' });
     expect(Buffer.from(await (await reader.get('k', {}, signal)).bytes()).toString()).toBe('ok');
     answers.push({ status: 500, body: '<Error><Code>InternalError</Code><Message>one</Message></Error>' }, { status: 500, body: '<Error><Code>InternalError</Code><Message>two</Message></Error>' });
     const error = await caught(reader.get('k', {}, signal));

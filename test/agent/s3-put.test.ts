@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ describe('PutObject requests (s3-put.ts)', () => {
         seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString('latin1') });
         const status = statuses.shift() ?? 200;
         response.statusCode = status;
+        // What S3 names every stored object with (a 2xx without one is not an S3 answer).
         if (status === 200) response.setHeader('ETag', '"stored"');
         response.end(status === 200 ? '' : '<Error><Code>InternalError</Code><Message>try again</Message></Error>');
       });
@@ -83,6 +85,8 @@ describe('PutObject requests (s3-put.ts)', () => {
       'x-amz-meta-mtime': '1.000000',
       'x-amz-meta-mode': '644',
       'x-amz-content-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+      // The same hash for the server to verify and keep (rule 9).
+      'x-amz-checksum-sha256': 'ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=',
     });
     expect(request?.headers['x-amz-server-side-encryption']).toBeUndefined();
     expect(request?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/s3\/aws4_request/);
@@ -111,9 +115,13 @@ describe('PutObject requests (s3-put.ts)', () => {
     const putter = putterOf(settings());
     try {
       seen.length = 0;
-      await putter.put('ns/s/big.bin', { file, size: 600_000 }, {}, signal);
+      const sha256 = createHash('sha256').update(content.subarray(0, 600_000)).digest();
+      // Hashed from disk before it is sent: the server refuses bytes that changed since.
+      expect(await putter.put('ns/s/big.bin', { file, size: 600_000 }, {}, signal)).toEqual({ etag: '"stored"', sha256: sha256.toString('hex') });
       expect(seen[0]?.headers['content-length']).toBe('600000');
       expect(seen[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(seen[0]?.headers['x-amz-checksum-sha256']).toBe(sha256.toString('base64'));
+      expect(seen[0]?.headers.authorization).toContain('x-amz-checksum-sha256');
       expect(Buffer.from(seen[0]!.body, 'latin1').equals(content.subarray(0, 600_000))).toBe(true);
 
       const error = await putter.put('ns/s/big.bin', { file, size: 800_000 }, {}, signal).catch((caught: unknown) => caught);

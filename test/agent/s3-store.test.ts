@@ -13,7 +13,9 @@ function recordingStore(encryption: EncryptionSettings) {
   const answers: Record<string, object> = {
     CreateMultipartUploadCommand: { UploadId: 'upload-1' },
     UploadPartCommand: { ETag: '"part"' },
-    PutObjectCommand: { ETag: '"put"' },
+    // What S3 names every stored object with (a 2xx without one is not an S3 answer).
+    PutObjectCommand: { ETag: '"stored"' },
+    CompleteMultipartUploadCommand: { ETag: '"whole-2"' },
   };
   client.middlewareStack.add(
     (_next, context) => async (args) => {

@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxiedRequest {
@@ -9,6 +9,22 @@ export interface ProxiedRequest {
   range?: string;
 }
 
+// What the proxy does instead of forwarding faithfully, for the answers MinIO never gives:
+// - 'html': answers 200 text/html without an ETag (a maintenance page, a captive portal);
+// - 'short': MinIO's answer with its body cut to the first half, Content-Length matching;
+// - 'flip-request': sends MinIO the request with one byte of its body flipped;
+// - 'unavailable': answers 503 SlowDown without forwarding.
+export type Tamper = 'html' | 'short' | 'flip-request' | 'unavailable';
+
+interface TamperRule {
+  operation: string;
+  // Matches a key ending so (undefined: any key).
+  key: string | undefined;
+  how: Tamper;
+  // How many more requests it applies to.
+  left: number;
+}
+
 export interface AwsSemanticsProxy {
   endpoint: string;
   // Requests signed with these access keys get AWS's answer for a missing key.
@@ -17,7 +33,53 @@ export interface AwsSemanticsProxy {
   requests: ProxiedRequest[];
   // Keys (bucket excluded) whose GetObject is never answered: a restore stuck mid-way.
   stalled: Set<string>;
+  // The next `times` requests of `operation` (on a key ending with `key`) are tampered with.
+  tamper(operation: string, how: Tamper, options?: { key?: string; times?: number }): void;
+  // Faithful again.
+  clearTampering(): void;
   close(): Promise<void>;
+}
+
+const HTML_PAGE = '<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>\n';
+const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+
+function readAll(stream: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    stream.once('error', reject);
+  });
+}
+
+function takeRule(rules: TamperRule[], record: ProxiedRequest): Tamper | undefined {
+  const rule = rules.find((candidate) => candidate.left > 0 && candidate.operation === record.operation && (candidate.key === undefined || record.key.endsWith(candidate.key)));
+  if (!rule) return undefined;
+  rule.left -= 1;
+  return rule.how;
+}
+
+// The answer a tamper rule gives on its own, without MinIO; true when it answered.
+function answeredAlone(how: Tamper | undefined, res: ServerResponse): boolean {
+  if (how === 'html') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(HTML_PAGE) });
+    res.end(HTML_PAGE);
+    return true;
+  }
+  if (how === 'unavailable') {
+    res.writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(SLOW_DOWN) });
+    res.end(SLOW_DOWN);
+    return true;
+  }
+  return false;
+}
+
+// MinIO's answer with the first half of its body, announced as such.
+async function shortAnswer(answer: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readAll(answer);
+  const half = body.subarray(0, Math.floor(body.length / 2));
+  res.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'content-length': String(half.length) });
+  res.end(half);
 }
 
 function accessKeyOf(req: IncomingMessage): string | undefined {
@@ -71,10 +133,16 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
   const withoutList = new Set<string>();
   const requests: ProxiedRequest[] = [];
   const stalled = new Set<string>();
+  const rules: TamperRule[] = [];
   const server: Server = createServer((req, res) => {
     const record = recordOf(req);
     requests.push(record);
     if (record.operation === 'GetObject' && stalled.has(record.key)) return;
+    const how = takeRule(rules, record);
+    if (answeredAlone(how, res)) {
+      req.resume();
+      return;
+    }
     const forwarded = request(
       {
         hostname: upstream.hostname,
@@ -84,6 +152,10 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
         headers: req.headers,
       },
       (answer) => {
+        if (how === 'short') {
+          void shortAnswer(answer, res).catch((error: Error) => res.destroy(error));
+          return;
+        }
         const key = accessKeyOf(req);
         if (answer.statusCode !== 404 || key === undefined || !withoutList.has(key)) {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -114,6 +186,14 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     forwarded.on('error', (error) => {
       res.destroy(error);
     });
+    if (how === 'flip-request') {
+      void readAll(req).then((body) => {
+        const middle = Math.floor(body.length / 2);
+        if (body.length > 0) body[middle] = (body[middle] ?? 0) ^ 0x01;
+        forwarded.end(body);
+      });
+      return;
+    }
     req.pipe(forwarded);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -123,6 +203,12 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     withoutList,
     requests,
     stalled,
+    tamper: (operation, how, options = {}) => {
+      rules.push({ operation, key: options.key, how, left: options.times ?? Infinity });
+    },
+    clearTampering: () => {
+      rules.length = 0;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
