@@ -201,9 +201,14 @@ export async function lockRecord(stateDir: string, options: { waitMs: number; si
       const handle = await open(lockPath, 'wx');
       try {
         await handle.writeFile(`${process.pid}\n`);
-      } finally {
+      } catch (error) {
+        // A lock without a pid counts as being created by its holder: one left behind by a
+        // failed write (a full state dir) would hold every later cycle off for good.
         await handle.close();
+        await rm(lockPath, { force: true });
+        throw error;
       }
+      await handle.close();
       heldHere.add(lockPath);
       return {
         release: async () => {
