@@ -66,6 +66,8 @@ export interface MinioOptions {
   dataDir?: string;
   /** serve /minio/metrics without a token: the bench reads its request counters there */
   publicMetrics?: boolean;
+  /** the server's region (MINIO_SITE_REGION); requests signed for another are refused */
+  region?: string;
 }
 
 // A real MinIO on a free loopback port with a temporary data folder and random root
@@ -101,6 +103,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
           MINIO_UPDATE: 'off',
           MINIO_CI_CD: '1',
           ...(options.publicMetrics ? { MINIO_PROMETHEUS_AUTH_TYPE: 'public' } : {}),
+          ...(options.region === undefined ? {} : { MINIO_SITE_REGION: options.region }),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -124,7 +127,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
   await start();
   return {
     endpoint,
-    region: 'us-east-1',
+    region: options.region ?? 'us-east-1',
     accessKey,
     secretKey,
     binPath: MINIO_BIN,

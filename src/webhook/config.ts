@@ -9,7 +9,7 @@ import {
   type SyncPath,
 } from '../shared/agent-env.js';
 import { parseEnvSchema } from '../shared/env-schema.js';
-import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME } from './names.js';
+import { AGENT_VOLUMES } from './names.js';
 import type { S3Policy } from './s3-settings.js';
 import { VERSION } from '../shared/version.js';
 
@@ -95,7 +95,7 @@ const schema = z.object({
   STATE_VOLUME: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a volume name (DNS label)')
-    .refine((name) => name !== AGENT_STATE_VOLUME && name !== AGENT_TMP_VOLUME, 'is the name of a volume the webhook adds')
+    .refine((name) => !AGENT_VOLUMES.includes(name), 'is the name of a volume the webhook adds')
     .default('workspace'),
   EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),
   // The agent's own parsers: a value the webhook starts with is one every agent accepts.

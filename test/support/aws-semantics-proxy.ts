@@ -1,4 +1,5 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxiedRequest {
@@ -17,7 +18,67 @@ export interface AwsSemanticsProxy {
   requests: ProxiedRequest[];
   // Keys (bucket excluded) whose GetObject is never answered: a restore stuck mid-way.
   stalled: Set<string>;
+  // Which other server the proxy plays, for what MinIO itself cannot show.
+  plays: ServerQuirks;
   close(): Promise<void>;
+}
+
+export interface ServerQuirks {
+  // DeleteObjects without a Content-MD5 of its body is refused (400 InvalidRequest), as AWS
+  // did before its flexible checksums and older MinIO and Ceph RGW still do.
+  contentMd5OnDelete?: boolean;
+  // DeleteObjects answered 501 NotImplemented: servers without multi-object delete (GCS's
+  // XML API before it had one, several small S3 servers).
+  noMultiDelete?: boolean;
+  // The bucket lives in this region: every request signed for another one gets AWS's
+  // answer, 301 PermanentRedirect with x-amz-bucket-region (HEAD: no body).
+  bucketRegion?: string;
+}
+
+function xmlError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}, withBody = true): void {
+  const body = withBody ? `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>` : '';
+  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function signedRegionOf(req: IncomingMessage): string | undefined {
+  return /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+}
+
+// Answers the request as the played server would where it differs from MinIO; false
+// when MinIO's own answer stands. A DeleteObjects body is read first to check its MD5.
+async function played(req: IncomingMessage, res: ServerResponse, record: ProxiedRequest, quirks: ServerQuirks): Promise<Buffer | boolean> {
+  const signedRegion = signedRegionOf(req);
+  if (quirks.bucketRegion !== undefined && signedRegion !== undefined && signedRegion !== quirks.bucketRegion) {
+    xmlError(
+      res,
+      301,
+      'PermanentRedirect',
+      'The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.',
+      { 'x-amz-bucket-region': quirks.bucketRegion },
+      req.method !== 'HEAD',
+    );
+    return true;
+  }
+  if (record.operation !== 'DeleteObjects') return false;
+  if (quirks.noMultiDelete) {
+    xmlError(res, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented');
+    return true;
+  }
+  if (!quirks.contentMd5OnDelete) return false;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks);
+  const md5 = req.headers['content-md5'];
+  if (md5 === undefined) {
+    xmlError(res, 400, 'InvalidRequest', 'Missing required header for this request: Content-Md5.');
+    return true;
+  }
+  if (md5 !== createHash('md5').update(body).digest('base64')) {
+    xmlError(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    return true;
+  }
+  return body;
 }
 
 function accessKeyOf(req: IncomingMessage): string | undefined {
@@ -71,10 +132,13 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
   const withoutList = new Set<string>();
   const requests: ProxiedRequest[] = [];
   const stalled = new Set<string>();
-  const server: Server = createServer((req, res) => {
+  const plays: ServerQuirks = {};
+  const server: Server = createServer(async (req, res) => {
     const record = recordOf(req);
     requests.push(record);
     if (record.operation === 'GetObject' && stalled.has(record.key)) return;
+    const answered = await played(req, res, record, plays);
+    if (answered === true) return;
     const forwarded = request(
       {
         hostname: upstream.hostname,
@@ -114,7 +178,8 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     forwarded.on('error', (error) => {
       res.destroy(error);
     });
-    req.pipe(forwarded);
+    if (answered === false) req.pipe(forwarded);
+    else forwarded.end(answered);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -123,6 +188,7 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     withoutList,
     requests,
     stalled,
+    plays,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -578,3 +578,55 @@ describe('state-sync metrics, health and storage reservation', () => {
     expect(request(loadPod('control-plane'))).toBeUndefined();
   });
 });
+
+describe('the credentials each S3_CREDENTIALS mode injects', () => {
+  const summary = (values: Record<string, string>) => decideS3(
+    { kind: 'present', present: new Set(Object.keys(values) as never[]), values },
+    { onIncomplete: 'deny', onSecretError: 'deny' },
+  );
+  const agentOf = (s3: S3Decision) => {
+    const pod = patched(loadPod('session-runner'), {}, s3).pod;
+    return { hydrate: byName(pod.spec?.initContainers, 'init-hydrate'), sync: byName(pod.spec?.initContainers, 'state-sync'), pod };
+  };
+  const base = { S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_BUCKET: 'sessions' };
+
+  it('passes a session token from the secret by reference, next to the keys', () => {
+    const { hydrate, sync } = agentOf(summary({ ...base, S3_ACCESS_KEY: 'x', S3_SECRET_KEY: 'y', S3_SESSION_TOKEN: 'z' }));
+    for (const container of [hydrate, sync]) {
+      expect(envOf(container)).toMatchObject({
+        AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_ACCESS_KEY' } },
+        AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_SECRET_KEY' } },
+        AWS_SESSION_TOKEN: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_SESSION_TOKEN' } },
+      });
+    }
+  });
+
+  it('injects no key references for a workload identity EKS provides', () => {
+    const { hydrate, pod } = agentOf(summary({ ...base, S3_CREDENTIALS: 'workload-identity' }));
+    const env = envOf(hydrate);
+    expect(env.S3_CREDENTIALS).toBe('workload-identity');
+    expect(Object.keys(env).filter((name) => name.startsWith('AWS_'))).toEqual([]);
+    expect(pod.spec?.volumes?.map((v) => v.name)).not.toContain('session-storage-token');
+  });
+
+  it('gives the agent its own web identity token for S3_ROLE_ARN, from STS at S3_STS_ENDPOINT', () => {
+    const { hydrate, sync, pod } = agentOf(
+      summary({ ...base, S3_CREDENTIALS: 'workload-identity', S3_ROLE_ARN: 'arn:minio:iam:::role/sessions', S3_STS_ENDPOINT: 'https://minio.example.com' }),
+    );
+    for (const container of [hydrate, sync]) {
+      const env = envOf(container);
+      expect(env).toMatchObject({
+        S3_CREDENTIALS: 'workload-identity',
+        AWS_ROLE_ARN: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_ROLE_ARN' } },
+        S3_STS_ENDPOINT: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_STS_ENDPOINT' } },
+        AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/session-storage/serviceaccount/token',
+      });
+      expect(env.AWS_ACCESS_KEY_ID).toBeUndefined();
+      expect(container?.volumeMounts).toContainEqual({ name: 'session-storage-token', mountPath: '/var/run/secrets/session-storage/serviceaccount', readOnly: true });
+    }
+    expect(pod.spec?.volumes).toContainEqual({
+      name: 'session-storage-token',
+      projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', expirationSeconds: 3600, path: 'token' } }] },
+    });
+  });
+});
