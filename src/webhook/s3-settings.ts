@@ -59,7 +59,7 @@ const REQUIRED: Record<CredentialMode, readonly S3Key[]> = {
   'workload-identity': ['S3_ENDPOINT', 'S3_BUCKET'],
 };
 // An IAM role, on AWS (arn:aws:iam::123456789012:role/x) or MinIO (arn:minio:iam:::role/x).
-const ROLE_ARN = /^arn:[a-z-]+:iam::[0-9]*:role\/[\w+=,.@/-]+$/;
+const ROLE_ARN = /^arn:[a-z-]+:iam:[a-z0-9-]*:[0-9]*:role\/[\w+=,.@/-]+$/;
 
 /** The decision table (README "Webhook decisions"), from what is known about the namespace's secret. */
 export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
