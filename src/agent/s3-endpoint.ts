@@ -1,7 +1,8 @@
-import type { Agent, ClientRequest, RequestOptions } from 'node:http';
+import type { Agent, AgentOptions, ClientRequest, RequestOptions } from 'node:http';
 import { createRequire } from 'node:module';
 import aws4 from 'aws4';
 import { CredentialSource, type CredentialSettings } from './credentials.js';
+import { socketPoolOptions } from './http-agent.js';
 import type { AgentSettings } from './settings.js';
 
 /*
@@ -86,7 +87,7 @@ export class S3Endpoint {
   private readonly host: string;
   private readonly basePath: string;
   private readonly address: { protocol: string; hostname: string; port: string };
-  private readonly agentOptions: { keepAlive: true; maxSockets: number; maxFreeSockets: number };
+  private readonly agentOptions: AgentOptions;
   private transport: { agent: Agent; request: (options: RequestOptions) => ClientRequest } | undefined;
   // S3_REGION, until AWS redirects to the bucket's own (followRegion).
   private region: string;
@@ -100,7 +101,7 @@ export class S3Endpoint {
     const url = new URL(settings.endpoint);
     this.secure = url.protocol === 'https:';
     this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
-    this.agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
+    this.agentOptions = socketPoolOptions(workers);
     const endpointPath = url.pathname.replace(/\/+$/, '');
     // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
     if (url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket)) {

@@ -18,6 +18,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
 import { CredentialSource } from './credentials.js';
+import { socketPoolOptions } from './http-agent.js';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
 import { ObjectDeleter } from './s3-delete.js';
@@ -26,7 +27,7 @@ import { isFileBody, shrankError, type FileBody, type GetOptions, type ListedObj
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
 export function createS3Client(settings: AgentSettings, workers: number, credentials = new CredentialSource(settings)): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
+  const agentOptions = socketPoolOptions(workers);
   const amazon = new URL(settings.endpoint).hostname.endsWith('amazonaws.com');
   return new S3Client({
     endpoint: settings.endpoint,

@@ -6,6 +6,7 @@ import {
   AGENT_STATE_VOLUME,
   AGENT_TMP_VOLUME,
   AGENT_TOKEN_VOLUME,
+  AGENT_CA_VOLUME,
   HYDRATE_CONTAINER,
   INTEGRATION_SECRET,
   SYNC_CONTAINER,
@@ -61,6 +62,7 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
       { name: AGENT_STATE_VOLUME, mountPath: AGENT_STATE_DIR },
       { name: AGENT_TMP_VOLUME, mountPath: '/tmp' },
       ...(ownToken(input) ? [{ name: AGENT_TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }] : []),
+      ...(config.agentNetwork.caConfigMap === undefined ? [] : [{ name: AGENT_CA_VOLUME, mountPath: CA_DIR, readOnly: true }]),
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
     args,
@@ -91,6 +93,9 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
       { name: AGENT_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
       { name: AGENT_TMP_VOLUME, emptyDir: { sizeLimit: '512Mi' } },
       ...(ownToken(input) ? [tokenVolume()] : []),
+      ...(config.agentNetwork.caConfigMap === undefined
+        ? []
+        : [{ name: AGENT_CA_VOLUME, configMap: { name: config.agentNetwork.caConfigMap, items: [{ key: config.agentNetwork.caKey, path: 'ca.crt' }] } }]),
     ],
   };
 }
@@ -111,6 +116,19 @@ function tokenVolume(): V1Volume {
     name: AGENT_TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] },
   };
+}
+
+// Node adds NODE_EXTRA_CA_CERTS to its trusted CAs at start, for every request the agent
+// makes (the lean client, the SDK, STS, the container credentials endpoint).
+const CA_DIR = '/etc/session-storage/ca';
+
+function networkEnv(network: MutationConfig['agentNetwork']): V1EnvVar[] {
+  return [
+    ...(network.caConfigMap === undefined ? [] : [{ name: 'NODE_EXTRA_CA_CERTS', value: `${CA_DIR}/ca.crt` }]),
+    ...(network.httpsProxy === undefined ? [] : [{ name: 'HTTPS_PROXY', value: network.httpsProxy }]),
+    ...(network.httpProxy === undefined ? [] : [{ name: 'HTTP_PROXY', value: network.httpProxy }]),
+    ...(network.noProxy === undefined ? [] : [{ name: 'NO_PROXY', value: network.noProxy }]),
+  ];
 }
 
 // Only what the chosen mode needs: never a key reference without keys.
@@ -164,6 +182,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
     ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
     { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
+    ...networkEnv(config.agentNetwork),
   ];
 }
 

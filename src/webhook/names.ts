@@ -20,8 +20,10 @@ export const AGENT_STATE_VOLUME = 'session-storage-state';
 export const AGENT_TMP_VOLUME = 'session-storage-tmp';
 /** The projected ServiceAccount token of S3_CREDENTIALS=workload-identity with S3_ROLE_ARN. */
 export const AGENT_TOKEN_VOLUME = 'session-storage-token';
+/** The CA bundle of AGENT_CA_CONFIGMAP. */
+export const AGENT_CA_VOLUME = 'session-storage-ca';
 /** Every volume the webhook may add. */
-export const AGENT_VOLUMES: readonly string[] = [AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, AGENT_TOKEN_VOLUME];
+export const AGENT_VOLUMES: readonly string[] = [AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, AGENT_TOKEN_VOLUME, AGENT_CA_VOLUME];
 export { AGENT_STATE_DIR, WORKSPACE_DIR } from '../shared/agent-env.js';
 
 export const S3_KEYS = [

@@ -630,3 +630,30 @@ describe('the credentials each S3_CREDENTIALS mode injects', () => {
     });
   });
 });
+
+describe("the agent's network: a private CA and a proxy", () => {
+  it('mounts the CA bundle of AGENT_CA_CONFIGMAP for Node and passes the proxy settings on', () => {
+    const pod = patched(loadPod('session-runner'), {
+      AGENT_CA_CONFIGMAP: 'internal-ca',
+      AGENT_CA_KEY: 'bundle.pem',
+      AGENT_HTTPS_PROXY: 'http://proxy.internal:3128',
+      AGENT_NO_PROXY: '.svc,.cluster.local,10.0.0.0/8',
+    }).pod;
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const container = byName(pod.spec?.initContainers, name);
+      expect(envOf(container)).toMatchObject({
+        NODE_EXTRA_CA_CERTS: '/etc/session-storage/ca/ca.crt',
+        HTTPS_PROXY: 'http://proxy.internal:3128',
+        NO_PROXY: '.svc,.cluster.local,10.0.0.0/8',
+      });
+      expect(container?.volumeMounts).toContainEqual({ name: 'session-storage-ca', mountPath: '/etc/session-storage/ca', readOnly: true });
+    }
+    expect(pod.spec?.volumes).toContainEqual({ name: 'session-storage-ca', configMap: { name: 'internal-ca', items: [{ key: 'bundle.pem', path: 'ca.crt' }] } });
+  });
+
+  it('adds nothing of the kind when none is configured', () => {
+    const pod = patched(loadPod('session-runner')).pod;
+    const env = envOf(byName(pod.spec?.initContainers, 'init-hydrate'));
+    for (const name of ['NODE_EXTRA_CA_CERTS', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']) expect(env[name]).toBeUndefined();
+  });
+});
