@@ -40,10 +40,14 @@ type Provider = () => Promise<AwsCredentials>;
 // The workload's identity, as the AWS SDKs find it in the env EKS (or the webhook) set.
 async function identityProvider(settings: CredentialSettings, env: NodeJS.ProcessEnv): Promise<Provider> {
   if (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN) {
-    const { fromTokenFile } = await import('./identity-providers.js');
+    const { fromTokenFile, stsRequestHandler } = await import('./identity-providers.js');
     return fromTokenFile({
       roleSessionName: env.AWS_ROLE_SESSION_NAME || 'session-storage',
-      clientConfig: { region: settings.region, ...(settings.stsEndpoint === undefined ? {} : { endpoint: settings.stsEndpoint }) },
+      clientConfig: {
+        region: settings.region,
+        requestHandler: stsRequestHandler(),
+        ...(settings.stsEndpoint === undefined ? {} : { endpoint: settings.stsEndpoint }),
+      },
     });
   }
   if (env.AWS_CONTAINER_CREDENTIALS_FULL_URI) {
