@@ -104,7 +104,14 @@ export class CredentialSource {
   private async fetch(): Promise<AwsCredentials> {
     this.provider ??= identityProvider(this.settings, this.env);
     const provider = await this.provider;
-    const fetched = await provider();
+    let fetched: AwsCredentials;
+    try {
+      fetched = await provider();
+    } catch (error) {
+      // STS refusing the token (wrong audience, untrusted issuer, no such role) is as
+      // permanent as a wrong key; a connection failure stays one (s3-errors.ts reads the cause).
+      throw new CredentialsUnavailableError(`the workload identity was refused: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
     this.credentials = {
       accessKeyId: fetched.accessKeyId,
       secretAccessKey: fetched.secretAccessKey,

@@ -118,5 +118,15 @@ describe('S3_CREDENTIALS=workload-identity against MinIO STS trusting the API se
     }
     expect(await sync.exited, sync.output()).toBe(0);
     expect(hydrate.output() + sync.output()).not.toContain(token);
+
+    // MinIO checks what it is given: a token of the same ServiceAccount for another
+    // audience is refused, and hydrate fails at once, naming it without printing it.
+    const other = await podVolumes(pod);
+    const wrongAudience = (await kubectlOk(cluster, ['create', 'token', 'ambient-session', '-n', NAMESPACE, '--audience', 'not-minio', '--duration', '1h'])).trim();
+    await writeFile(join(other.get('session-storage-token')!, 'token'), wrongAudience);
+    const refused = await runContainer(api, pod, hydrateSpec, other);
+    expect(await refused.exited, refused.output()).toBe(1);
+    expect(refused.output()).toContain('hydrate failed: access denied');
+    expect(refused.output()).not.toContain(wrongAudience);
   });
 });
