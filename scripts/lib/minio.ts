@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,13 +47,24 @@ export interface MinioServer extends MinioInfo {
   destroy(): Promise<void>;
 }
 
-async function waitReady(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
+// Over TLS the server's certificate is checked against the test's CA.
+function ready(endpoint: string, ca: string | undefined): Promise<boolean> {
+  const url = `${endpoint}/minio/health/ready`;
+  if (ca === undefined) return fetch(url).then((response) => response.ok);
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    }).once('error', reject);
+  });
+}
+
+async function waitReady(endpoint: string, child: ChildProcess, output: () => string, ca?: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}: ${output()}`);
     try {
-      const response = await fetch(`${endpoint}/minio/health/ready`);
-      if (response.ok) return;
+      if (await ready(endpoint, ca)) return;
     } catch {
       // not listening yet
     }
@@ -66,6 +78,14 @@ export interface MinioOptions {
   dataDir?: string;
   /** serve /minio/metrics without a token: the bench reads its request counters there */
   publicMetrics?: boolean;
+  /** the server's region (MINIO_SITE_REGION); requests signed for another are refused */
+  region?: string;
+  /** serve HTTPS with this certificate (PEM), issued by `ca` */
+  tls?: { cert: string; key: string; ca: string };
+  /** CA certificates (PEM) MinIO trusts for its own outgoing requests (an OpenID provider's) */
+  trustedCas?: string[];
+  /** more server settings (MINIO_IDENTITY_OPENID_*, ...) */
+  env?: Record<string, string>;
 }
 
 // A real MinIO on a free loopback port with a temporary data folder and random root
@@ -83,14 +103,22 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
   }
   const accessKey = `root${randomBytes(6).toString('hex')}`;
   const secretKey = randomBytes(18).toString('hex');
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
+  // MinIO serves TLS from public.crt/private.key and trusts CAs/* of its certificate folder.
+  const certsDir = path.join(dataDir, '..', `${path.basename(dataDir)}-certs`);
+  await mkdir(path.join(certsDir, 'CAs'), { recursive: true });
+  if (options.tls) {
+    await writeFile(path.join(certsDir, 'public.crt'), options.tls.cert);
+    await writeFile(path.join(certsDir, 'private.key'), options.tls.key, { mode: 0o600 });
+  }
+  for (const [index, ca] of (options.trustedCas ?? []).entries()) await writeFile(path.join(certsDir, 'CAs', `ca-${index}.crt`), ca);
 
   const start = async () => {
     let log = '';
     const proc = spawn(
       MINIO_BIN,
-      ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, dataDir],
+      ['server', '--quiet', '--certs-dir', certsDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, dataDir],
       {
         env: {
           PATH: process.env.PATH ?? '',
@@ -101,6 +129,8 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
           MINIO_UPDATE: 'off',
           MINIO_CI_CD: '1',
           ...(options.publicMetrics ? { MINIO_PROMETHEUS_AUTH_TYPE: 'public' } : {}),
+          ...(options.region === undefined ? {} : { MINIO_SITE_REGION: options.region }),
+          ...options.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -108,7 +138,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
     proc.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()));
     proc.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
     child = proc;
-    await waitReady(endpoint, proc, () => log.slice(-2000));
+    await waitReady(endpoint, proc, () => log.slice(-2000), options.tls?.ca);
   };
 
   const stop = async () => {
@@ -124,7 +154,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
   await start();
   return {
     endpoint,
-    region: 'us-east-1',
+    region: options.region ?? 'us-east-1',
     accessKey,
     secretKey,
     binPath: MINIO_BIN,
@@ -136,6 +166,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
     destroy: async () => {
       await stop();
       await rm(dataDir, { recursive: true, force: true });
+      await rm(certsDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
+import { CredentialSource } from './credentials.js';
 import { S3Endpoint } from './s3-endpoint.js';
 import { ObjectReader } from './s3-get.js';
 import { ObjectPut } from './s3-put.js';
+import { toStoreError } from './s3-errors.js';
 import type { S3Store } from './s3-store.js';
 import type { AgentSettings } from './settings.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from './store.js';
@@ -20,34 +22,40 @@ export class AgentStore implements ObjectStore {
   private readonly putter: ObjectPut;
   private readonly reader: ObjectReader;
   private sdk: Promise<{ store: S3Store; close: () => void }> | undefined;
+  // One credential chain for both clients; the lean ones sign with what `ready` fetched.
+  private readonly credentials: CredentialSource;
 
   constructor(
     private readonly settings: AgentSettings,
     private readonly workers: number,
   ) {
     this.bucket = settings.bucket;
-    this.endpoint = new S3Endpoint(settings, workers);
+    this.credentials = new CredentialSource(settings);
+    this.endpoint = new S3Endpoint(settings, workers, this.credentials);
     this.putter = new ObjectPut(this.endpoint, settings);
     this.reader = new ObjectReader(this.endpoint);
   }
 
   private async sdkStore(): Promise<S3Store> {
     this.sdk ??= import('./s3-store.js').then(({ createS3Client, S3Store }) => {
-      const client = createS3Client(this.settings, this.workers);
+      const client = createS3Client(this.settings, this.workers, this.credentials);
       return { store: new S3Store(client, this.settings.bucket, this.settings), close: () => client.destroy() };
     });
     return (await this.sdk).store;
   }
 
-  put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
+  async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
+    await this.ready();
     return this.putter.put(key, body, options, signal);
   }
 
-  get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
+  async get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
+    await this.ready();
     return this.reader.get(key, options, signal);
   }
 
-  head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
+  async head(key: string, signal: AbortSignal): Promise<ObjectInfo> {
+    await this.ready();
     return this.reader.head(key, signal);
   }
 
@@ -67,8 +75,19 @@ export class AgentStore implements ObjectStore {
     return (await this.sdkStore()).deleteMany(keys, signal);
   }
 
-  list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
+  async list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
+    await this.ready();
     return this.reader.list(prefix, signal);
+  }
+
+  // Credentials fetched (or refreshed before expiry) for the lean requests, which sign
+  // synchronously; a chain that cannot produce them fails the call as a StoreError.
+  private async ready(): Promise<void> {
+    try {
+      await this.credentials.get();
+    } catch (error) {
+      throw toStoreError(error);
+    }
   }
 
   // Releases the sockets of all three clients.

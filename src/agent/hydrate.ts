@@ -62,7 +62,7 @@ class HydrateFailure extends Error {
   }
 }
 
-const PERMANENT_KINDS = new Set(['access denied', 'bucket not found', 'state cannot be enumerated']);
+const PERMANENT_KINDS = new Set(['access denied', 'bucket not found', 'state cannot be enumerated', 'wrong region']);
 
 function failureOf(error: unknown): { kind: string; detail: string } {
   if (error instanceof HydrateFailure) return { kind: error.kind, detail: error.message };

@@ -1,6 +1,8 @@
-import type { Agent, ClientRequest, RequestOptions } from 'node:http';
+import type { Agent, AgentOptions, ClientRequest, RequestOptions } from 'node:http';
 import { createRequire } from 'node:module';
 import aws4 from 'aws4';
+import { CredentialSource, type CredentialSettings } from './credentials.js';
+import { socketPoolOptions } from './http-agent.js';
 import type { AgentSettings } from './settings.js';
 
 /*
@@ -11,7 +13,7 @@ import type { AgentSettings } from './settings.js';
 
 const require = createRequire(import.meta.url);
 
-export type EndpointSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'bucket'>;
+export type EndpointSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'bucket'> & CredentialSettings;
 
 // A socket that takes this long to connect, or a request idle this long, fails.
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -48,6 +50,9 @@ export class S3ResponseError extends Error {
 }
 
 export function retryable(error: unknown): boolean {
+  // A redirect to the bucket's region: the endpoint has taken the region from its header,
+  // so the one retry is signed for the right one.
+  if (error instanceof S3ResponseError && error.$metadata.httpStatusCode === 301) return true;
   if (error instanceof S3ResponseError) return RETRYABLE_STATUS.has(error.$metadata.httpStatusCode) || error.Code === 'SlowDown';
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNREFUSED' || (error as Error).name === 'TimeoutError';
@@ -82,18 +87,21 @@ export class S3Endpoint {
   private readonly host: string;
   private readonly basePath: string;
   private readonly address: { protocol: string; hostname: string; port: string };
-  private readonly agentOptions: { keepAlive: true; maxSockets: number; maxFreeSockets: number };
-  private readonly credentials: { accessKeyId: string; secretAccessKey: string };
+  private readonly agentOptions: AgentOptions;
   private transport: { agent: Agent; request: (options: RequestOptions) => ClientRequest } | undefined;
+  // S3_REGION, until AWS redirects to the bucket's own (followRegion).
+  private region: string;
 
   constructor(
     private readonly settings: EndpointSettings,
     workers: number,
+    // Shared with the SDK client (agent-store.ts); ready before each request is made.
+    private readonly credentials = new CredentialSource(settings),
   ) {
     const url = new URL(settings.endpoint);
     this.secure = url.protocol === 'https:';
     this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
-    this.agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
+    this.agentOptions = socketPoolOptions(workers);
     const endpointPath = url.pathname.replace(/\/+$/, '');
     // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
     if (url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket)) {
@@ -103,7 +111,7 @@ export class S3Endpoint {
       this.host = url.host;
       this.basePath = `${endpointPath}/${encodeKey(settings.bucket)}/`;
     }
-    this.credentials = { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey };
+    this.region = settings.region;
   }
 
   /** The request path of an object. */
@@ -123,8 +131,8 @@ export class S3Endpoint {
   request(method: 'GET' | 'HEAD' | 'PUT', path: string, headers: Record<string, string | number>, signal: AbortSignal, what: string): ClientRequest {
     const transport = this.connect();
     const signed = aws4.sign(
-      { host: this.host, path, method, service: 's3', region: this.settings.region, headers: { Host: this.host, ...headers } },
-      this.credentials,
+      { host: this.host, path, method, service: 's3', region: this.region, headers: { Host: this.host, ...headers } },
+      this.credentials.current(),
     );
     // Headers as a flat list go to the socket as they are; an object goes through
     // setHeader one by one, and a `signal` option through stream.finished's listeners:
@@ -138,6 +146,7 @@ export class S3Endpoint {
       timeout: IDLE_TIMEOUT_MS,
     });
     abortOn(signal, request);
+    request.once('response', (response) => this.followRegion(response.statusCode, response.headers['x-amz-bucket-region']));
     request.once('timeout', () => request.destroy(Object.assign(new Error(`${what} timed out`), { name: 'TimeoutError' })));
     request.once('socket', (socket) => {
       if (!socket.connecting) return;
@@ -153,6 +162,12 @@ export class S3Endpoint {
 
   close(): void {
     this.transport?.agent.destroy();
+  }
+
+  // AWS's 301 to a bucket in another region names it in x-amz-bucket-region, as the SDK's
+  // followRegionRedirects reads it: later requests are signed for that region.
+  private followRegion(status: number | undefined, bucketRegion: string | string[] | undefined): void {
+    if (status === 301 && typeof bucketRegion === 'string' && /^[a-z0-9-]+$/.test(bucketRegion)) this.region = bucketRegion;
   }
 
   // Loaded on the first request, and through require: an ES import of node:http builds

@@ -1,4 +1,5 @@
 import { S3ResponseError } from './s3-endpoint.js';
+import { isRegionError, regionFailure } from './region.js';
 import { StoreError, type Failure, type StoreErrorKind } from './store.js';
 
 // S3 failures, whether thrown by the SDK (s3-store.ts) or read from a response of the
@@ -39,6 +40,15 @@ export function notS3Answer(what: string, status: number): S3ResponseError {
   return new S3ResponseError(NOT_S3_ANSWER, `not an S3 answer: ${what}`, { httpStatusCode: status });
 }
 
+// The region S3 named in the headers of its answer, where the SDK kept them.
+function bucketRegionOf(error: unknown): string | undefined {
+  const region = (error as { $response?: { headers?: Record<string, unknown> } } | undefined)?.$response?.headers?.['x-amz-bucket-region'];
+  return typeof region === 'string' && region !== '' ? region : undefined;
+}
+
+// The pod's identity could not be turned into credentials (credentials.ts, STS).
+const IDENTITY_CODES = ['CredentialsUnavailable', 'CredentialsProviderError', 'InvalidIdentityToken', 'IDPRejectedClaim', 'ExpiredTokenException'];
+
 // Maps whatever the SDK or the socket layer threw onto the words operators grep for.
 export function classifyS3Error(error: unknown): Failure {
   const codes = new Set(codesOf(error));
@@ -48,12 +58,14 @@ export function classifyS3Error(error: unknown): Failure {
     return { kind: 'connection refused', detail };
   }
   if (codes.has('NoSuchBucket')) return { kind: 'bucket not found', detail };
+  if (isRegionError(codes, status)) return regionFailure(detail, bucketRegionOf(error));
   if (
     codes.has('AccessDenied') ||
     codes.has('InvalidAccessKeyId') ||
     codes.has('SignatureDoesNotMatch') ||
     codes.has('InvalidToken') ||
     codes.has('ExpiredToken') ||
+    IDENTITY_CODES.some((code) => codes.has(code)) ||
     status === 403
   ) {
     return { kind: 'access denied', detail };
@@ -72,7 +84,7 @@ export function classifyS3Error(error: unknown): Failure {
 }
 
 // Credentials the server does not accept at all, as opposed to a policy denying one key.
-const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken'];
+const CREDENTIAL_CODES = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', ...IDENTITY_CODES];
 
 // A 403 without one of these codes (a HEAD has no body to carry one) stays `other`: only
 // the operator's words call it "access denied", as they always did.

@@ -6,7 +6,6 @@ import { Transform, type Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -20,25 +19,30 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pLimit from 'p-limit';
 import type { AgentSettings } from './settings.js';
 import { hexToBase64, sha256Hex } from './checksum.js';
+import { CredentialSource } from './credentials.js';
+import { socketPoolOptions } from './http-agent.js';
 import { contentTypeFor } from './content-type.js';
 import { toStoreError } from './s3-errors.js';
+import { ObjectDeleter } from './s3-delete.js';
 import { isFileBody, shrankError, StoreError, type FileBody, type PutResult, type GetOptions, type ListedObject, type ObjectInfo, type ObjectRead, type ObjectStore, type PutBody, type PutOptions } from './store.js';
 
 // One client per process. Sockets are kept alive and sized to the transfer pool so a
 // cycle of many small files reuses connections instead of opening one per object.
-export function createS3Client(settings: AgentSettings, workers: number): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: workers, maxFreeSockets: workers };
+export function createS3Client(settings: AgentSettings, workers: number, credentials = new CredentialSource(settings)): S3Client {
+  const agentOptions = socketPoolOptions(workers);
   const amazon = new URL(settings.endpoint).hostname.endsWith('amazonaws.com');
   return new S3Client({
     endpoint: settings.endpoint,
     region: settings.region,
-    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    credentials: () => credentials.get(),
     // Custom endpoints (MinIO, Ceph, ...) are addressed by path and do not accept the
     // aws-chunked CRC32 trailers the SDK sends by default since 3.729.
     forcePathStyle: !amazon,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 2,
+    // AWS's 301 to the bucket's region is followed, as the lean requests do (s3-endpoint.ts).
+    followRegionRedirects: true,
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
@@ -92,7 +96,6 @@ async function putFile(
   }
 }
 
-const DELETE_BATCH = 1000;
 const PART_SIZE = 8 * 2 ** 20;
 const PART_QUEUE = 2;
 // Each multipart upload buffers up to PART_QUEUE parts; capping how many run at once keeps
@@ -105,6 +108,7 @@ export type EncryptionSettings = Pick<AgentSettings, 'sse' | 'sseKmsKeyId'>;
 // asked for in S3_SSE (absent: the bucket's default applies).
 export class S3Store implements ObjectStore {
   private readonly encryption: { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string };
+  private deleter: ObjectDeleter | undefined;
 
   constructor(
     private readonly client: S3Client,
@@ -252,22 +256,8 @@ export class S3Store implements ObjectStore {
   }
 
   async deleteMany(keys: readonly string[], signal: AbortSignal): Promise<{ failed: Set<string> }> {
-    const failed = new Set<string>();
-    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
-      const batch = keys.slice(start, start + DELETE_BATCH);
-      const response = await mapped(
-        this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }),
-          { abortSignal: signal },
-        ),
-      );
-      // Not quiet: a key counts as deleted only when the answer names it so. A 2xx that
-      // is not a DeleteResult (a proxy's page) names none, and deletes nothing (rule 10).
-      const deleted = new Set<string>();
-      for (const object of response.Deleted ?? []) if (object.Key !== undefined) deleted.add(object.Key);
-      for (const key of batch) if (!deleted.has(key)) failed.add(key);
-    }
-    return { failed };
+    this.deleter ??= new ObjectDeleter(this.client, this.bucket);
+    return this.deleter.deleteMany(keys, signal);
   }
 
   async list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {

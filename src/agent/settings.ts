@@ -6,11 +6,13 @@ import {
   DEFAULT_REGION,
   endpointProblem,
   isDnsLabel,
+  parseCredentialMode,
   parseEncryption,
   regionProblem,
   SettingsError,
   tuningField,
   WORKSPACE_DIR,
+  type CredentialMode,
   type Encryption,
   type SyncPath,
 } from '../shared/agent-env.js';
@@ -21,8 +23,12 @@ export interface AgentSettings extends Encryption {
   endpoint: string;
   bucket: string;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  credentialMode: CredentialMode;
+  // Unset in workload-identity mode: credentials.ts fetches them.
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  stsEndpoint?: string;
   namespace: string;
   session: string;
   workspaceDir: string;
@@ -64,8 +70,18 @@ const schema = z.object({
       const message = value ? regionProblem(value) : undefined;
       if (message !== undefined) ctx.addIssue({ code: 'custom', message });
     }),
-  AWS_ACCESS_KEY_ID: required('AWS_ACCESS_KEY_ID'),
-  AWS_SECRET_ACCESS_KEY: required('AWS_SECRET_ACCESS_KEY'),
+  S3_CREDENTIALS: z.string().optional(),
+  AWS_ACCESS_KEY_ID: z.string().trim().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().trim().optional(),
+  AWS_SESSION_TOKEN: z.string().trim().optional(),
+  S3_STS_ENDPOINT: z
+    .string()
+    .trim()
+    .optional()
+    .superRefine((value, ctx) => {
+      const message = value ? endpointProblem(value)?.replace('S3_ENDPOINT', 'S3_STS_ENDPOINT') : undefined;
+      if (message !== undefined) ctx.addIssue({ code: 'custom', message });
+    }),
   NAMESPACE: required('NAMESPACE').refine(isDnsLabel, 'NAMESPACE must be a DNS label'),
   SESSION_NAME: required('SESSION_NAME').refine(isDnsLabel, 'SESSION_NAME must be a DNS label'),
   WORKSPACE_DIR: z.string().trim().optional(),
@@ -86,7 +102,14 @@ const schema = z.object({
   S3_SSE_KMS_KEY_ID: z.string().optional(),
 }).transform((values, ctx) => {
   try {
-    return { ...values, encryption: parseEncryption(values.S3_SSE, values.S3_SSE_KMS_KEY_ID) };
+    const credentialMode = parseCredentialMode(values.S3_CREDENTIALS);
+    // Keys are what the `keys` mode is; the other mode never reads them.
+    if (credentialMode === 'keys') {
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
+        if (!values[name]) throw new SettingsError(`${name} is required (or S3_CREDENTIALS=workload-identity)`);
+      }
+    }
+    return { ...values, credentialMode, encryption: parseEncryption(values.S3_SSE, values.S3_SSE_KMS_KEY_ID) };
   } catch (error) {
     if (!(error instanceof SettingsError)) throw error;
     ctx.addIssue({ code: 'custom', message: error.message });
@@ -106,8 +129,15 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     endpoint: values.S3_ENDPOINT,
     bucket: values.S3_BUCKET,
     region: values.S3_REGION || DEFAULT_REGION,
-    accessKeyId: values.AWS_ACCESS_KEY_ID,
-    secretAccessKey: values.AWS_SECRET_ACCESS_KEY,
+    credentialMode: values.credentialMode,
+    ...(values.credentialMode === 'keys'
+      ? {
+          accessKeyId: values.AWS_ACCESS_KEY_ID,
+          secretAccessKey: values.AWS_SECRET_ACCESS_KEY,
+          ...(values.AWS_SESSION_TOKEN ? { sessionToken: values.AWS_SESSION_TOKEN } : {}),
+        }
+      : {}),
+    ...(values.S3_STS_ENDPOINT ? { stsEndpoint: values.S3_STS_ENDPOINT } : {}),
     namespace: values.NAMESPACE,
     session: values.SESSION_NAME,
     workspaceDir: path.resolve(values.WORKSPACE_DIR || WORKSPACE_DIR),

@@ -20,6 +20,7 @@ export type FailureKind =
   | 'endpoint not found'
   | 'timed out'
   | 'server error'
+  | 'wrong region'
   | 'error';
 
 export interface Failure {

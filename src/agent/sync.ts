@@ -44,7 +44,7 @@ export interface CycleResult {
 // Failures that say the whole endpoint is unusable: once one is seen, the rest of the
 // cycle's transfers are dropped instead of each failing on its own.
 // A policy denying one key is not among them: the other files must still go up.
-const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint not found', 'timed out']);
+const FATAL_KINDS = new Set(['connection refused', 'bucket not found', 'endpoint not found', 'timed out', 'wrong region']);
 
 // Each refresh costs two requests (HEAD, then CopyObject when the object is really old).
 // At the default interval, 100 per cycle covers a million objects a week: a session's

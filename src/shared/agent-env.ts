@@ -199,6 +199,21 @@ export function parseEncryption(sse: string | undefined, kmsKeyId: string | unde
   };
 }
 
+// Where the agent's S3 credentials come from (S3_CREDENTIALS): `keys`, the secret's access
+// keys (with S3_SESSION_TOKEN when they are temporary), or `workload-identity`, the pod's
+// ServiceAccount identity (IRSA's web identity token or EKS Pod Identity), no keys at all.
+export const CREDENTIAL_MODES = ['keys', 'workload-identity'] as const;
+export type CredentialMode = (typeof CREDENTIAL_MODES)[number];
+
+export function parseCredentialMode(text: string | undefined): CredentialMode {
+  const mode = text?.trim() ?? '';
+  if (mode === '') return 'keys';
+  if (!(CREDENTIAL_MODES as readonly string[]).includes(mode)) {
+    throw new SettingsError(`S3_CREDENTIALS must be ${CREDENTIAL_MODES.map((m) => `"${m}"`).join(' or ')} (got "${mode}")`);
+  }
+  return mode as CredentialMode;
+}
+
 export function isDnsLabel(value: string): boolean {
   return DNS_LABEL.test(value);
 }

@@ -10,8 +10,11 @@ const CREDENTIAL_KEYS = new Set([
   'S3_SECRET_KEY',
   'AWS_ACCESS_KEY_ID',
   'AWS_SECRET_ACCESS_KEY',
+  'S3_SESSION_TOKEN',
+  'AWS_SESSION_TOKEN',
   'accessKeyId',
   'secretAccessKey',
+  'sessionToken',
   'authorization',
   'Authorization',
 ]);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { redactEndpoint } from '../shared/redact.js';
 import { VERSION } from '../shared/version.js';
 import { METADATA_KEY, type Metadata } from '../agent/metadata.js';
-import { deleteKeys, listRemote, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
+import { deleteKeys, listRemote, probeAccess, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
 import { failureOf, isStoreError } from '../agent/store.js';
 import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/names.js';
 import type { S3Reason } from '../webhook/s3-settings.js';
@@ -179,7 +179,17 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
     else out.line('FAIL', `read a missing object: got ${missing.kind}`, 'the bucket answers for objects that were never written: check the endpoint');
   } catch (error) {
     const failure = failureOf(error);
-    if (failure.kind === 'access denied' && !listed) {
+    if (isStoreError(error, 'access-denied') && !listed) {
+      // Hydrate's own test (remote.ts probeAccess): a 403 where these credentials may read
+      // what they write means "missing" (AWS hides it from callers without s3:ListBucket),
+      // and a new session starts fresh; only a policy that refuses the probe fails it.
+      const probe = await probeAccess({ ...target, prefix: `${target.prefix}missing/` }, signal()).catch((probeError: unknown) => ({ kind: 'error' as const, error: probeError }));
+      if (probe.kind === 'readable') {
+        out.line('ok', 'read a missing object: access denied without s3:ListBucket; an object written and read back there shows the 403 means "not found" (a new session starts fresh, as hydrate decides)');
+      } else {
+        out.line('FAIL', `read a missing object: access denied, and hydrate's probe (write, read back) was refused too: a new session fails to hydrate (${failureOf(probe.error).detail})`, LIST_FIX);
+      }
+    } else if (failure.kind === 'access denied' && !listed) {
       out.line('FAIL', 'read a missing object: access denied, so hydrate of a new session fails (the server hides "not found" from callers without s3:ListBucket)', LIST_FIX);
     } else {
       fail('read a missing object', 's3:GetObject', error);

@@ -1,9 +1,12 @@
 import type { V1Container, V1EnvVar, V1SecurityContext, V1Volume } from '@kubernetes/client-node';
 import type { MutationConfig } from './config.js';
+import type { CredentialChoice } from './s3-settings.js';
 import {
   AGENT_STATE_DIR,
   AGENT_STATE_VOLUME,
   AGENT_TMP_VOLUME,
+  AGENT_TOKEN_VOLUME,
+  AGENT_CA_VOLUME,
   HYDRATE_CONTAINER,
   INTEGRATION_SECRET,
   SYNC_CONTAINER,
@@ -19,6 +22,8 @@ export interface AgentSpecInput {
   syncPaths: string;
   /** whether the secret has S3_REGION; otherwise the configured default is used */
   secretHasRegion: boolean;
+  /** absent: the secret's access keys alone */
+  credentials?: CredentialChoice;
   /** undefined: no fixed uid (what the SCC assigns, or the image's USER) */
   runAsUser: number | undefined;
   runAsGroup: number | undefined;
@@ -58,6 +63,8 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
       { name: input.stateVolume, mountPath: WORKSPACE_DIR },
       { name: AGENT_STATE_VOLUME, mountPath: AGENT_STATE_DIR },
       { name: AGENT_TMP_VOLUME, mountPath: '/tmp' },
+      ...(ownToken(input) ? [{ name: AGENT_TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }] : []),
+      ...(config.agentNetwork.caConfigMap === undefined ? [] : [{ name: AGENT_CA_VOLUME, mountPath: CA_DIR, readOnly: true }]),
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
     args,
@@ -87,8 +94,62 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
     volumes: [
       { name: AGENT_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
       { name: AGENT_TMP_VOLUME, emptyDir: { sizeLimit: '512Mi' } },
+      ...(ownToken(input) ? [tokenVolume()] : []),
+      ...(config.agentNetwork.caConfigMap === undefined
+        ? []
+        : [{ name: AGENT_CA_VOLUME, configMap: { name: config.agentNetwork.caConfigMap, items: [{ key: config.agentNetwork.caKey, path: 'ca.crt' }] } }]),
     ],
   };
+}
+
+// IRSA's conventions: a ServiceAccount token for STS's audience, which the kubelet renews
+// (at 80% of its life) and the agent reads again at each exchange.
+const TOKEN_DIR = '/var/run/secrets/session-storage/serviceaccount';
+const TOKEN_AUDIENCE = 'sts.amazonaws.com';
+
+// With S3_ROLE_ARN the webhook gives the agent its own web identity token; without it, the
+// workload identity is the one EKS (IRSA or Pod Identity) puts in the pod's containers.
+function ownToken(input: AgentSpecInput): boolean {
+  return input.credentials?.mode === 'workload-identity' && input.credentials.roleArn;
+}
+
+function tokenVolume(): V1Volume {
+  return {
+    name: AGENT_TOKEN_VOLUME,
+    projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] },
+  };
+}
+
+// Node adds NODE_EXTRA_CA_CERTS to its trusted CAs at start, for every request the agent
+// makes (the lean client, the SDK, STS, the container credentials endpoint).
+const CA_DIR = '/etc/session-storage/ca';
+
+function networkEnv(network: MutationConfig['agentNetwork']): V1EnvVar[] {
+  return [
+    ...(network.caConfigMap === undefined ? [] : [{ name: 'NODE_EXTRA_CA_CERTS', value: `${CA_DIR}/ca.crt` }]),
+    ...(network.httpsProxy === undefined ? [] : [{ name: 'HTTPS_PROXY', value: network.httpsProxy }]),
+    ...(network.httpProxy === undefined ? [] : [{ name: 'HTTP_PROXY', value: network.httpProxy }]),
+    ...(network.noProxy === undefined ? [] : [{ name: 'NO_PROXY', value: network.noProxy }]),
+  ];
+}
+
+// Only what the chosen mode needs: never a key reference without keys.
+function credentialEnv(input: AgentSpecInput): V1EnvVar[] {
+  const choice = input.credentials;
+  if (choice?.mode !== 'workload-identity') {
+    return [
+      secretRef('AWS_ACCESS_KEY_ID', 'S3_ACCESS_KEY'),
+      secretRef('AWS_SECRET_ACCESS_KEY', 'S3_SECRET_KEY'),
+      ...(choice?.sessionToken ? [secretRef('AWS_SESSION_TOKEN', 'S3_SESSION_TOKEN')] : []),
+    ];
+  }
+  return [
+    { name: 'S3_CREDENTIALS', value: 'workload-identity' },
+    ...(choice.stsEndpoint ? [secretRef('S3_STS_ENDPOINT', 'S3_STS_ENDPOINT')] : []),
+    ...(choice.roleArn
+      ? [secretRef('AWS_ROLE_ARN', 'S3_ROLE_ARN'), { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${TOKEN_DIR}/token` }]
+      : []),
+  ];
 }
 
 function secretRef(name: string, key: string): V1EnvVar {
@@ -108,8 +169,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     input.secretHasRegion
       ? secretRef('S3_REGION', 'S3_REGION')
       : { name: 'S3_REGION', value: config.defaultRegion },
-    secretRef('AWS_ACCESS_KEY_ID', 'S3_ACCESS_KEY'),
-    secretRef('AWS_SECRET_ACCESS_KEY', 'S3_SECRET_KEY'),
+    ...credentialEnv(input),
     // Server-side encryption of what the agent writes; without them the bucket's default.
     optionalSecretRef('S3_SSE'),
     optionalSecretRef('S3_SSE_KMS_KEY_ID'),
@@ -128,6 +188,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: 'TERMINATION_GRACE_SECONDS', value: String(input.terminationGraceSeconds) },
     ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
     { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
+    ...networkEnv(config.agentNetwork),
   ];
 }
 

@@ -9,7 +9,7 @@ import {
   type SyncPath,
 } from '../shared/agent-env.js';
 import { parseEnvSchema } from '../shared/env-schema.js';
-import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME } from './names.js';
+import { AGENT_VOLUMES } from './names.js';
 import type { S3Policy } from './s3-settings.js';
 import { VERSION } from '../shared/version.js';
 
@@ -45,6 +45,17 @@ export interface MutationConfig {
     requests: { cpu: string; memory: string };
     limits: { cpu: string; memory: string };
   };
+  /** how the agent reaches S3 from inside the cluster: a private CA, a proxy */
+  agentNetwork: AgentNetwork;
+}
+
+export interface AgentNetwork {
+  /** a ConfigMap in the pod's namespace (trust-manager's Bundle puts one in every namespace) holding the CA bundle */
+  caConfigMap: string | undefined;
+  caKey: string;
+  httpsProxy: string | undefined;
+  httpProxy: string | undefined;
+  noProxy: string | undefined;
 }
 
 export interface ServerConfig {
@@ -78,6 +89,13 @@ const seconds = z.coerce
   .int('must be a whole number of seconds')
   .positive('must be positive');
 const policy = z.enum(['deny', 'ephemeral']);
+const proxyUrl = z.string().refine((text) => {
+  try {
+    return ['http:', 'https:'].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL');
 // Kept as written (the pod shows "1Gi", not a byte count), checked by the agent's parser.
 const checkedText = (name: AgentTuningName) =>
   z
@@ -95,7 +113,7 @@ const schema = z.object({
   STATE_VOLUME: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a volume name (DNS label)')
-    .refine((name) => name !== AGENT_STATE_VOLUME && name !== AGENT_TMP_VOLUME, 'is the name of a volume the webhook adds')
+    .refine((name) => !AGENT_VOLUMES.includes(name), 'is the name of a volume the webhook adds')
     .default('workspace'),
   EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),
   // The agent's own parsers: a value the webhook starts with is one every agent accepts.
@@ -125,6 +143,17 @@ const schema = z.object({
   AGENT_MEMORY_REQUEST: quantity.default('128Mi'),
   AGENT_CPU_LIMIT: quantity.default('1'),
   AGENT_MEMORY_LIMIT: quantity.default('1Gi'),
+  AGENT_CA_CONFIGMAP: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a ConfigMap name')
+    .optional(),
+  AGENT_CA_KEY: z
+    .string()
+    .regex(/^[-._a-zA-Z0-9]+$/, 'must be a ConfigMap key')
+    .default('ca.crt'),
+  AGENT_HTTPS_PROXY: proxyUrl.optional(),
+  AGENT_HTTP_PROXY: proxyUrl.optional(),
+  AGENT_NO_PROXY: z.string().regex(/^[^\s]+$/, 'must be a comma-separated list without spaces').optional(),
   ON_INCOMPLETE: policy.default('deny'),
   ON_SECRET_ERROR: policy.default('deny'),
   ADDRESS: z.string().min(1).default('0.0.0.0'),
@@ -180,6 +209,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
       resources: {
         requests: { cpu: c.AGENT_CPU_REQUEST, memory: c.AGENT_MEMORY_REQUEST },
         limits: { cpu: c.AGENT_CPU_LIMIT, memory: c.AGENT_MEMORY_LIMIT },
+      },
+      agentNetwork: {
+        caConfigMap: c.AGENT_CA_CONFIGMAP,
+        caKey: c.AGENT_CA_KEY,
+        httpsProxy: c.AGENT_HTTPS_PROXY,
+        httpProxy: c.AGENT_HTTP_PROXY,
+        noProxy: c.AGENT_NO_PROXY,
       },
     },
     policy: { onIncomplete: c.ON_INCOMPLETE, onSecretError: c.ON_SECRET_ERROR },

@@ -3,9 +3,9 @@ import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { formatSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 import { buildAgentSpecs } from './agent-containers.js';
 import type { MutationConfig } from './config.js';
+import type { CredentialChoice } from './s3-settings.js';
 import {
-  AGENT_STATE_VOLUME,
-  AGENT_TMP_VOLUME,
+  AGENT_VOLUMES,
   HYDRATE_CONTAINER,
   OPENSHIFT_SCC_ANNOTATION,
   OPT_OUT_ANNOTATION,
@@ -26,6 +26,8 @@ export interface InjectionInput {
   session: string;
   stateVolume: string;
   secretHasRegion: boolean;
+  /** absent: the secret's access keys alone */
+  credentials?: CredentialChoice;
   earlier: EarlierInjection | undefined;
   /** the state volume was a PVC this mutation swapped for an EmptyDir */
   stateVolumeSwapped: boolean;
@@ -88,6 +90,7 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     stateVolume,
     syncPaths: syncPaths.text,
     secretHasRegion: input.secretHasRegion,
+    ...(input.credentials === undefined ? {} : { credentials: input.credentials }),
     runAsUser,
     runAsGroup: identity.runAsGroup,
     metricsPort: taken ? 0 : config.syncMetricsPort,
@@ -158,7 +161,7 @@ function collidingNames(spec: V1PodSpec, earlier: EarlierInjection | undefined):
     .filter((c) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && !takenOver(c, earlier))
     .map((c) => `container "${c.name}"`);
   const volumes = (spec.volumes ?? [])
-    .filter((v) => (v.name === AGENT_STATE_VOLUME || v.name === AGENT_TMP_VOLUME) && !earlier?.injected.includes(`volume:${v.name}`))
+    .filter((v) => AGENT_VOLUMES.includes(v.name) && !earlier?.injected.includes(`volume:${v.name}`))
     .map((v) => `volume "${v.name}"`);
   return [...new Set([...containers, ...volumes])];
 }

@@ -2,7 +2,7 @@ import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { stateClaim } from './claim-source.js';
 import type { MutationConfig } from './config.js';
 import { classify, mutate } from './mutate.js';
-import { AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, MIGRATED_TO_ANNOTATION, SYNC_CONTAINER } from './names.js';
+import { AGENT_VOLUMES, MIGRATED_TO_ANNOTATION, SYNC_CONTAINER } from './names.js';
 import type { S3Decision } from './s3-settings.js';
 
 export class MigrationRefused extends Error {}
@@ -60,7 +60,7 @@ export function buildMigrationJob(pod: V1Pod, namespace: string, config: Mutatio
   const { restartPolicy: _sidecar, ...container } = sync;
   const stateVolume = (pod.spec?.volumes ?? []).find((volume) => volume.persistentVolumeClaim?.claimName === claim)!;
   const agentVolumes = (mutated.pod.spec?.volumes ?? []).filter(
-    (volume) => volume.name === AGENT_STATE_VOLUME || volume.name === AGENT_TMP_VOLUME,
+    (volume) => AGENT_VOLUMES.includes(volume.name),
   );
   const spec: V1PodSpec = {
     restartPolicy: 'Never',

@@ -101,6 +101,7 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
           session: classification.session,
           stateVolume,
           secretHasRegion: s3.hasRegion,
+          ...(s3.credentials === undefined ? {} : { credentials: s3.credentials }),
           earlier,
           stateVolumeSwapped: injected.includes(`emptyDir:${stateVolume}`),
         },

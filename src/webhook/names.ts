@@ -18,6 +18,12 @@ export const HYDRATE_CONTAINER = 'init-hydrate';
 export const SYNC_CONTAINER = 'state-sync';
 export const AGENT_STATE_VOLUME = 'session-storage-state';
 export const AGENT_TMP_VOLUME = 'session-storage-tmp';
+/** The projected ServiceAccount token of S3_CREDENTIALS=workload-identity with S3_ROLE_ARN. */
+export const AGENT_TOKEN_VOLUME = 'session-storage-token';
+/** The CA bundle of AGENT_CA_CONFIGMAP. */
+export const AGENT_CA_VOLUME = 'session-storage-ca';
+/** Every volume the webhook may add. */
+export const AGENT_VOLUMES: readonly string[] = [AGENT_STATE_VOLUME, AGENT_TMP_VOLUME, AGENT_TOKEN_VOLUME, AGENT_CA_VOLUME];
 export { AGENT_STATE_DIR, WORKSPACE_DIR } from '../shared/agent-env.js';
 
 export const S3_KEYS = [
@@ -29,6 +35,10 @@ export const S3_KEYS = [
   'S3_SECRET_KEY',
   'S3_SSE',
   'S3_SSE_KMS_KEY_ID',
+  'S3_CREDENTIALS',
+  'S3_SESSION_TOKEN',
+  'S3_ROLE_ARN',
+  'S3_STS_ENDPOINT',
 ] as const;
 export type S3Key = (typeof S3_KEYS)[number];
 
@@ -39,5 +49,15 @@ export const STORAGE_MODES = ['shared', 'custom'] as const;
 
 // The keys whose values the webhook may keep in memory; the credentials are only ever
 // recorded as present or absent.
-export const NON_SECRET_KEYS = ['S3_ENABLED', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_SSE', 'S3_SSE_KMS_KEY_ID'] as const;
+export const NON_SECRET_KEYS = [
+  'S3_ENABLED',
+  'S3_ENDPOINT',
+  'S3_BUCKET',
+  'S3_REGION',
+  'S3_SSE',
+  'S3_SSE_KMS_KEY_ID',
+  'S3_CREDENTIALS',
+  'S3_ROLE_ARN',
+  'S3_STS_ENDPOINT',
+] as const;
 export type NonSecretKey = (typeof NON_SECRET_KEYS)[number];

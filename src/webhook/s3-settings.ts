@@ -1,4 +1,12 @@
-import { bucketProblem, endpointProblem, parseEncryption, regionProblem, SettingsError } from '../shared/agent-env.js';
+import {
+  bucketProblem,
+  endpointProblem,
+  parseCredentialMode,
+  parseEncryption,
+  regionProblem,
+  SettingsError,
+  type CredentialMode,
+} from '../shared/agent-env.js';
 import type { SecretSummary } from './secret-summary.js';
 import { STORAGE_MODE_KEY, STORAGE_MODES, type S3Key } from './names.js';
 
@@ -21,8 +29,16 @@ export type S3Reason =
   | 'invalid'
   | 'secret-error';
 
+/** Where the agent's credentials come from, and which of the optional keys the secret holds (absent: the access keys alone). */
+export interface CredentialChoice {
+  mode: CredentialMode;
+  sessionToken: boolean;
+  roleArn: boolean;
+  stsEndpoint: boolean;
+}
+
 export type S3Decision =
-  | { kind: 'sync'; reason: 's3-configured'; hasRegion: boolean }
+  | { kind: 'sync'; reason: 's3-configured'; hasRegion: boolean; credentials?: CredentialChoice }
   | { kind: 'ephemeral'; reason: S3Reason; warning: string }
   | { kind: 'deny'; reason: S3Reason; message: string };
 
@@ -36,8 +52,14 @@ export const MESSAGES = {
   readError: (reason: string) => `failed to read project secret: ${reason}`,
 } as const;
 
-// Fixed order, so the message is stable whatever order the secret lists its keys in.
-const REQUIRED: readonly S3Key[] = ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'];
+// Fixed order, so the message is stable whatever order the secret lists its keys in. A
+// workload identity needs no keys: only what it names is required.
+const REQUIRED: Record<CredentialMode, readonly S3Key[]> = {
+  keys: ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'],
+  'workload-identity': ['S3_ENDPOINT', 'S3_BUCKET'],
+};
+// An IAM role, on AWS (arn:aws:iam::123456789012:role/x) or MinIO (arn:minio:iam:::role/x).
+const ROLE_ARN = /^arn:[a-z-]+:iam:[a-z0-9-]*:[0-9]*:role\/[\w+=,.@/-]+$/;
 
 /** The decision table (README "Webhook decisions"), from what is known about the namespace's secret. */
 export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
@@ -80,7 +102,14 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
     }
     if (!parsed) return { kind: 'ephemeral', reason: 's3-disabled', warning: MESSAGES.disabled };
   }
-  const missing = REQUIRED.filter((key) => !present.has(key));
+  let credentialMode: CredentialMode;
+  try {
+    credentialMode = parseCredentialMode(values.S3_CREDENTIALS);
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid([error.message]));
+  }
+  const missing = REQUIRED[credentialMode].filter((key) => !present.has(key));
   if (missing.length > 0) {
     return failure(policy.onIncomplete, 'incomplete', MESSAGES.incomplete(missing));
   }
@@ -89,12 +118,28 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
     bucketProblem(values.S3_BUCKET ?? ''),
     values.S3_REGION === undefined ? undefined : regionProblem(values.S3_REGION),
     encryptionProblem(values.S3_SSE, values.S3_SSE_KMS_KEY_ID),
+    values.S3_STS_ENDPOINT === undefined ? undefined : endpointProblem(values.S3_STS_ENDPOINT)?.replace('S3_ENDPOINT', 'S3_STS_ENDPOINT'),
+    values.S3_ROLE_ARN === undefined || ROLE_ARN.test(values.S3_ROLE_ARN)
+      ? undefined
+      : `S3_ROLE_ARN "${values.S3_ROLE_ARN}" is not an IAM role ARN (like arn:aws:iam::123456789012:role/sessions)`,
+    credentialMode === 'keys' && (values.S3_ROLE_ARN !== undefined || values.S3_STS_ENDPOINT !== undefined)
+      ? 'S3_ROLE_ARN and S3_STS_ENDPOINT are used only with S3_CREDENTIALS=workload-identity'
+      : undefined,
+    credentialMode === 'workload-identity' && present.has('S3_SESSION_TOKEN')
+      ? 'S3_SESSION_TOKEN goes with access keys, not with S3_CREDENTIALS=workload-identity'
+      : undefined,
   ].filter((problem): problem is string => problem !== undefined);
   if (problems.length > 0) {
     return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid(problems));
   }
-  return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined };
-}
+  const credentials: CredentialChoice = {
+    mode: credentialMode,
+    sessionToken: present.has('S3_SESSION_TOKEN'),
+    roleArn: values.S3_ROLE_ARN !== undefined,
+    stsEndpoint: values.S3_STS_ENDPOINT !== undefined,
+  };
+  const keysAlone = credentialMode === 'keys' && !credentials.sessionToken;
+  return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined, ...(keysAlone ? {} : { credentials }) };}
 
 // The agent reads these from the same secret at start and refuses a bad value: checked
 // here, a typo denies the pod with its name instead of leaving it stuck in Init.

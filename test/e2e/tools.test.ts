@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { agentEnv, newPod } from '../agent/helpers.js';
 import { createNamespace, integrationSecret, kubectlOk, ROOT, serviceAccountKubeconfig, toYaml } from '../support/cluster-client.js';
+import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { freePort } from '../support/free-port.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 
@@ -354,5 +355,39 @@ describe('session-storage inject --secret-from-cluster', () => {
     const forbidden = await cli(['inject', '-f', pod, '-n', 'tools-full', '--secret-from-cluster', '--kubeconfig', nobody]);
     expect(forbidden.code).toBe(1);
     expect(forbidden.stderr, forbidden.stderr).toMatch(/^denied: failed to read project secret: HTTP 403: /);
+  });
+});
+
+// `check` used to report the seed's per-project policy on AWS as failing ("hydrate of a
+// new session fails") while hydrate, with the same keys, succeeded: AWS answers 403 for a
+// missing key to a caller without s3:ListBucket, and hydrate tells "missing" from "denied"
+// by what the policy allows. Both now run against the AWS-semantics proxy and must agree.
+describe('check agrees with hydrate on every policy', () => {
+  let proxy: AwsSemanticsProxy;
+  beforeAll(async () => {
+    proxy = await startAwsSemanticsProxy(minio.endpoint);
+  });
+  afterAll(() => proxy.close());
+
+  it.each([
+    ["the seed's per-project policy (no s3:ListBucket)", 'agree-seed', (ns: string) => objectsOnly(bucket, ns), false, true],
+    ['read but not write', 'agree-readonly', (ns: string) => ({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/${ns}/*`] }] }), false, false],
+    ['the full agent policy', 'agree-full', () => withListing(bucket), true, true],
+  ] as const)('%s', async (_name, namespace, policy, lists, works) => {
+    const user = await addUser(minio, policy(namespace));
+    // AWS answers 403 for a missing key only to callers that may not list.
+    if (!lists) proxy.withoutList.add(user.accessKey);
+    await project(namespace, secretFor(bucket, user, { S3_ENDPOINT: proxy.endpoint }));
+    const checked = await cli(['check', namespace]);
+    const pod = await newPod(
+      agentEnv(minio, bucket, `s-${namespace}`, { S3_ENDPOINT: proxy.endpoint, NAMESPACE: namespace, AWS_ACCESS_KEY_ID: user.accessKey, AWS_SECRET_ACCESS_KEY: user.secretKey }),
+    );
+    try {
+      const hydrated = await pod.hydrate();
+      expect({ check: checked.code === 0, hydrate: hydrated }, `${checked.stdout}\n${pod.log.text()}`).toEqual({ check: works, hydrate: works });
+    } finally {
+      await pod.dispose();
+    }
+    expect(checked.stdout + checked.stderr).not.toContain(user.secretKey);
   });
 });

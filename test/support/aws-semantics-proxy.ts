@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -37,6 +38,8 @@ export interface AwsSemanticsProxy {
   tamper(operation: string, how: Tamper, options?: { key?: string; times?: number }): void;
   // Faithful again.
   clearTampering(): void;
+  // Which other server the proxy plays, for what MinIO itself cannot show.
+  plays: ServerQuirks;
   close(): Promise<void>;
 }
 
@@ -80,6 +83,64 @@ async function shortAnswer(answer: IncomingMessage, res: ServerResponse): Promis
   const half = body.subarray(0, Math.floor(body.length / 2));
   res.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'content-length': String(half.length) });
   res.end(half);
+}
+
+export interface ServerQuirks {
+  // DeleteObjects without a Content-MD5 of its body is refused (400 InvalidRequest), as AWS
+  // did before its flexible checksums and older MinIO and Ceph RGW still do.
+  contentMd5OnDelete?: boolean;
+  // DeleteObjects answered 501 NotImplemented: servers without multi-object delete (GCS's
+  // XML API before it had one, several small S3 servers).
+  noMultiDelete?: boolean;
+  // The bucket lives in this region: every request signed for another one gets AWS's
+  // answer, 301 PermanentRedirect with x-amz-bucket-region (HEAD: no body).
+  bucketRegion?: string;
+}
+
+function xmlError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}, withBody = true): void {
+  const body = withBody ? `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>` : '';
+  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function signedRegionOf(req: IncomingMessage): string | undefined {
+  return /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+}
+
+// Answers the request as the played server would where it differs from MinIO; false
+// when MinIO's own answer stands. A DeleteObjects body is read first to check its MD5.
+async function played(req: IncomingMessage, res: ServerResponse, record: ProxiedRequest, quirks: ServerQuirks): Promise<Buffer | boolean> {
+  const signedRegion = signedRegionOf(req);
+  if (quirks.bucketRegion !== undefined && signedRegion !== undefined && signedRegion !== quirks.bucketRegion) {
+    xmlError(
+      res,
+      301,
+      'PermanentRedirect',
+      'The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.',
+      { 'x-amz-bucket-region': quirks.bucketRegion },
+      req.method !== 'HEAD',
+    );
+    return true;
+  }
+  if (record.operation !== 'DeleteObjects') return false;
+  if (quirks.noMultiDelete) {
+    xmlError(res, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented');
+    return true;
+  }
+  if (!quirks.contentMd5OnDelete) return false;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks);
+  const md5 = req.headers['content-md5'];
+  if (md5 === undefined) {
+    xmlError(res, 400, 'InvalidRequest', 'Missing required header for this request: Content-Md5.');
+    return true;
+  }
+  if (md5 !== createHash('md5').update(body).digest('base64')) {
+    xmlError(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    return true;
+  }
+  return body;
 }
 
 function accessKeyOf(req: IncomingMessage): string | undefined {
@@ -134,7 +195,8 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
   const requests: ProxiedRequest[] = [];
   const stalled = new Set<string>();
   const rules: TamperRule[] = [];
-  const server: Server = createServer((req, res) => {
+  const plays: ServerQuirks = {};
+  const server: Server = createServer(async (req, res) => {
     const record = recordOf(req);
     requests.push(record);
     if (record.operation === 'GetObject' && stalled.has(record.key)) return;
@@ -143,6 +205,8 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
       req.resume();
       return;
     }
+    const answered = await played(req, res, record, plays);
+    if (answered === true) return;
     const forwarded = request(
       {
         hostname: upstream.hostname,
@@ -187,14 +251,16 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
       res.destroy(error);
     });
     if (how === 'flip-request') {
-      void readAll(req).then((body) => {
+      const read = answered === false ? readAll(req) : Promise.resolve(answered);
+      void read.then((body) => {
         const middle = Math.floor(body.length / 2);
         if (body.length > 0) body[middle] = (body[middle] ?? 0) ^ 0x01;
         forwarded.end(body);
       });
       return;
     }
-    req.pipe(forwarded);
+    if (answered === false) req.pipe(forwarded);
+    else forwarded.end(answered);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -209,6 +275,7 @@ export async function startAwsSemanticsProxy(minioEndpoint: string): Promise<Aws
     clearTampering: () => {
       rules.length = 0;
     },
+    plays,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

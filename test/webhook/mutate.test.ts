@@ -578,3 +578,82 @@ describe('state-sync metrics, health and storage reservation', () => {
     expect(request(loadPod('control-plane'))).toBeUndefined();
   });
 });
+
+describe('the credentials each S3_CREDENTIALS mode injects', () => {
+  const summary = (values: Record<string, string>) => decideS3(
+    { kind: 'present', present: new Set(Object.keys(values) as never[]), values },
+    { onIncomplete: 'deny', onSecretError: 'deny' },
+  );
+  const agentOf = (s3: S3Decision) => {
+    const pod = patched(loadPod('session-runner'), {}, s3).pod;
+    return { hydrate: byName(pod.spec?.initContainers, 'init-hydrate'), sync: byName(pod.spec?.initContainers, 'state-sync'), pod };
+  };
+  const base = { S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_BUCKET: 'sessions' };
+
+  it('passes a session token from the secret by reference, next to the keys', () => {
+    const { hydrate, sync } = agentOf(summary({ ...base, S3_ACCESS_KEY: 'x', S3_SECRET_KEY: 'y', S3_SESSION_TOKEN: 'z' }));
+    for (const container of [hydrate, sync]) {
+      expect(envOf(container)).toMatchObject({
+        AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_ACCESS_KEY' } },
+        AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_SECRET_KEY' } },
+        AWS_SESSION_TOKEN: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_SESSION_TOKEN' } },
+      });
+    }
+  });
+
+  it('injects no key references for a workload identity EKS provides', () => {
+    const { hydrate, pod } = agentOf(summary({ ...base, S3_CREDENTIALS: 'workload-identity' }));
+    const env = envOf(hydrate);
+    expect(env.S3_CREDENTIALS).toBe('workload-identity');
+    expect(Object.keys(env).filter((name) => name.startsWith('AWS_'))).toEqual([]);
+    expect(pod.spec?.volumes?.map((v) => v.name)).not.toContain('session-storage-token');
+  });
+
+  it('gives the agent its own web identity token for S3_ROLE_ARN, from STS at S3_STS_ENDPOINT', () => {
+    const { hydrate, sync, pod } = agentOf(
+      summary({ ...base, S3_CREDENTIALS: 'workload-identity', S3_ROLE_ARN: 'arn:minio:iam:::role/sessions', S3_STS_ENDPOINT: 'https://minio.example.com' }),
+    );
+    for (const container of [hydrate, sync]) {
+      const env = envOf(container);
+      expect(env).toMatchObject({
+        S3_CREDENTIALS: 'workload-identity',
+        AWS_ROLE_ARN: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_ROLE_ARN' } },
+        S3_STS_ENDPOINT: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_STS_ENDPOINT' } },
+        AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/session-storage/serviceaccount/token',
+      });
+      expect(env.AWS_ACCESS_KEY_ID).toBeUndefined();
+      expect(container?.volumeMounts).toContainEqual({ name: 'session-storage-token', mountPath: '/var/run/secrets/session-storage/serviceaccount', readOnly: true });
+    }
+    expect(pod.spec?.volumes).toContainEqual({
+      name: 'session-storage-token',
+      projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', expirationSeconds: 3600, path: 'token' } }] },
+    });
+  });
+});
+
+describe("the agent's network: a private CA and a proxy", () => {
+  it('mounts the CA bundle of AGENT_CA_CONFIGMAP for Node and passes the proxy settings on', () => {
+    const pod = patched(loadPod('session-runner'), {
+      AGENT_CA_CONFIGMAP: 'internal-ca',
+      AGENT_CA_KEY: 'bundle.pem',
+      AGENT_HTTPS_PROXY: 'http://proxy.internal:3128',
+      AGENT_NO_PROXY: '.svc,.cluster.local,10.0.0.0/8',
+    }).pod;
+    for (const name of ['init-hydrate', 'state-sync']) {
+      const container = byName(pod.spec?.initContainers, name);
+      expect(envOf(container)).toMatchObject({
+        NODE_EXTRA_CA_CERTS: '/etc/session-storage/ca/ca.crt',
+        HTTPS_PROXY: 'http://proxy.internal:3128',
+        NO_PROXY: '.svc,.cluster.local,10.0.0.0/8',
+      });
+      expect(container?.volumeMounts).toContainEqual({ name: 'session-storage-ca', mountPath: '/etc/session-storage/ca', readOnly: true });
+    }
+    expect(pod.spec?.volumes).toContainEqual({ name: 'session-storage-ca', configMap: { name: 'internal-ca', items: [{ key: 'bundle.pem', path: 'ca.crt' }] } });
+  });
+
+  it('adds nothing of the kind when none is configured', () => {
+    const pod = patched(loadPod('session-runner')).pod;
+    const env = envOf(byName(pod.spec?.initContainers, 'init-hydrate'));
+    for (const name of ['NODE_EXTRA_CA_CERTS', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']) expect(env[name]).toBeUndefined();
+  });
+});

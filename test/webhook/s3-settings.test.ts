@@ -46,6 +46,29 @@ describe('the decision table of the README', () => {
     ['S3_SSE the agent would refuse', withValues({ ...complete, S3_SSE: 'aes256' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_SSE must be AES256 or aws:kms (or unset for the bucket\'s default), got "aes256"' }],
     ['a KMS key without aws:kms', withValues({ ...complete, S3_SSE_KMS_KEY_ID: 'alias/sessions' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_SSE_KMS_KEY_ID is only used with S3_SSE=aws:kms' }],
     ['S3_ENABLED not a boolean', withValues({ ...complete, S3_ENABLED: 'maybe' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ENABLED must be "true" or "false" (got "maybe")' }],
+    ['temporary keys with a session token', withValues({ ...complete, S3_SESSION_TOKEN: 'token-example' }), {
+      kind: 'sync',
+      reason: 's3-configured',
+      hasRegion: true,
+      credentials: { mode: 'keys', sessionToken: true, roleArn: false, stsEndpoint: false },
+    }],
+    ['workload identity without keys', withValues({ S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_BUCKET: 'sessions', S3_CREDENTIALS: 'workload-identity' }), {
+      kind: 'sync',
+      reason: 's3-configured',
+      hasRegion: false,
+      credentials: { mode: 'workload-identity', sessionToken: false, roleArn: false, stsEndpoint: false },
+    }],
+    ['workload identity with a role and an STS endpoint', withValues({ S3_ENDPOINT: 'https://minio.example.com', S3_BUCKET: 'sessions', S3_CREDENTIALS: 'workload-identity', S3_ROLE_ARN: 'arn:minio:iam:::role/sessions', S3_STS_ENDPOINT: 'https://minio.example.com' }), {
+      kind: 'sync',
+      reason: 's3-configured',
+      hasRegion: false,
+      credentials: { mode: 'workload-identity', sessionToken: false, roleArn: true, stsEndpoint: true },
+    }],
+    ['workload identity still needs an endpoint and a bucket', withValues({ S3_CREDENTIALS: 'workload-identity', S3_REGION: 'eu-west-1' }), { kind: 'deny', reason: 'incomplete', message: 'incomplete S3 configuration: missing S3_ENDPOINT, S3_BUCKET' }],
+    ['S3_CREDENTIALS the agent would refuse', withValues({ ...complete, S3_CREDENTIALS: 'irsa' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_CREDENTIALS must be "keys" or "workload-identity" (got "irsa")' }],
+    ['a role ARN that is not one', withValues({ S3_ENDPOINT: 'https://s3.amazonaws.com', S3_BUCKET: 'sessions', S3_CREDENTIALS: 'workload-identity', S3_ROLE_ARN: 'sessions-role' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ROLE_ARN "sessions-role" is not an IAM role ARN (like arn:aws:iam::123456789012:role/sessions)' }],
+    ['a role ARN with access keys', withValues({ ...complete, S3_ROLE_ARN: 'arn:aws:iam::123456789012:role/sessions' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_ROLE_ARN and S3_STS_ENDPOINT are used only with S3_CREDENTIALS=workload-identity' }],
+    ['a session token without keys', withValues({ S3_ENDPOINT: 'https://s3.amazonaws.com', S3_BUCKET: 'sessions', S3_CREDENTIALS: 'workload-identity', S3_SESSION_TOKEN: 'token-example' }), { kind: 'deny', reason: 'invalid', message: 'invalid S3 configuration: S3_SESSION_TOKEN goes with access keys, not with S3_CREDENTIALS=workload-identity' }],
     ['read error', { kind: 'error', reason: 'HTTP 403: secrets is forbidden' } as SecretSummary, { kind: 'deny', reason: 'secret-error', message: 'failed to read project secret: HTTP 403: secrets is forbidden' }],
   ])('%s', (_name, summary, expected) => {
     expect(decideS3(summary, deny)).toEqual(expected);
