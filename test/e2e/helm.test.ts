@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubectl, kubectlOk, ROOT } from '../support/cluster-client.js';
+import { agentImageOf } from '../support/agent-image.js';
 import { lockCluster } from '../support/cluster-lock.js';
 
 const cluster = inject('cluster');
@@ -46,7 +47,7 @@ describe('helm install on a real API server', () => {
       await kubectlOk(cluster, ['get', 'deployment', 'session-storage-webhook', '-n', NAMESPACE, '-o', 'json']),
     ) as { spec: { template: { spec: { containers: Array<{ image: string; env: Array<{ name: string; value?: string }> }> } } } };
     const container = deployment.spec.template.spec.containers[0]!;
-    expect(container.env.find((env) => env.name === 'AGENT_IMAGE')?.value).toBe(container.image);
+    expect(agentImageOf(deployment)).toBe(container.image);
 
     const webhook = JSON.parse(
       await kubectlOk(cluster, ['get', 'mutatingwebhookconfiguration', 'ambient-session-storage', '-o', 'json']),
