@@ -19,6 +19,8 @@ export interface SyncMetricsOptions {
   version: string;
   // A sidecar with no successful cycle for this long is reported unhealthy.
   unhealthyAfterSeconds: number;
+  /** the last successful cycle of an earlier run of this sidecar in the same pod (ms) */
+  lastSuccessMs?: number;
   now?: () => number;
 }
 
@@ -59,10 +61,10 @@ export class SyncMetrics {
     }).set(options.intervalSeconds);
     this.lastSuccess = new Gauge({
       name: 'session_storage_sync_last_success_timestamp_seconds',
-      help: 'Unix time of the last sync cycle that saved everything it had to (start of the sidecar until the first one)',
+      help: 'Unix time of the last sync cycle that saved everything it had to (also across sidecar restarts; start of the first sidecar until the first one)',
       registers,
     });
-    this.lastSuccess.set(this.started / 1000);
+    this.lastSuccess.set((options.lastSuccessMs ?? this.started) / 1000);
     this.cycles = new Counter({
       name: 'session_storage_sync_cycles_total',
       help: 'Sync cycles, by result (ok or failed)',

@@ -53,6 +53,38 @@ describe('state-sync metrics (built CLI, real MinIO)', () => {
     }
   });
 
+  it('a restarted sidecar reports the last good cycle of the one before it, not its own start', async () => {
+    const port = await freePort();
+    const session = uniqueSession();
+    const pod = await newPod(agentEnv(minio, bucket, session, { SYNC_INTERVAL: '1', SYNC_METRICS_PORT: String(port) }));
+    pods.push(pod);
+    await mkdir(path.join(pod.workspace, 'artifacts'), { recursive: true });
+    await writeFile(path.join(pod.workspace, 'artifacts/report.md'), 'x');
+    expect((await runCli(['hydrate'], pod.env)).code).toBe(0);
+    const series = `session_storage_sync_last_success_timestamp_seconds{session="${session}"}`;
+
+    const first = startCli(['sync'], pod.env);
+    await first.waitFor(/Sync complete/);
+    const seenGood = value(await scrape(port), series)!;
+    // Killed the way the kubelet's liveness probe ends one (no final sync), then S3
+    // stops answering: the second sidecar's cycles all fail.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const restartedAt = Date.now() / 1000;
+    const second = startCli(['sync'], { ...pod.env, S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
+    try {
+      await second.waitFor(/Sync failed|will retry/);
+      const reported = value(await scrape(port), series)!;
+      // The first sidecar's last good cycle: at or after what it served, before the restart.
+      expect(reported).toBeGreaterThanOrEqual(seenGood);
+      expect(reported).toBeLessThan(restartedAt - 1);
+    } finally {
+      second.child.kill('SIGKILL');
+      await second.exited;
+    }
+  });
+
   it('serves nothing unless given a port', async () => {
     const pod = await newPod(agentEnv(minio, bucket, uniqueSession(), {}));
     pods.push(pod);
