@@ -14,7 +14,7 @@ import { createMetrics } from '../../src/webhook/metrics.js';
 import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
 import { startWebhookServer } from '../../src/webhook/server.js';
 import { defaultConfig } from '../webhook/fixtures.js';
-import { CHART, HELM, helmTemplate } from '../support/helm.js';
+import { helmTemplate } from '../support/helm.js';
 
 // Every value the chart documents changes what it renders, and a value it does not know
 // (or of the wrong type) is refused instead of being ignored.
@@ -198,15 +198,6 @@ describe('chart values', () => {
     expect(on.get('ConfigMap/session-storage-dashboard')?.data['grafana-dashboard.json']).toBe(
       readFileSync(path.join(ROOT, 'manifests/monitoring/grafana-dashboard.json'), 'utf8').trimEnd(),
     );
-  });
-
-  it('NOTES.txt tells how to wait, test and opt a namespace in (with its opt-in time)', async () => {
-    const { stdout } = await run(HELM, ['install', 'session-storage', CHART, '-n', 'sessions-system', '--dry-run=client', '--set', 'replicas=1']);
-    expect(stdout).toContain('NOTES:');
-    expect(stdout).toContain('kubectl -n sessions-system rollout status deployment/session-storage-webhook');
-    expect(stdout).toContain('helm test session-storage -n sessions-system');
-    expect(stdout).toContain('ambient-code.io/session-storage-enabled-at=');
-    expect(stdout).toContain('WARNING: one replica and no PodDisruptionBudget');
   });
 });
 

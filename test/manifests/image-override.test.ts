@@ -37,6 +37,9 @@ function split(yaml: string) {
   const template = deployment.spec!.template!;
   template.spec!.containers![0]!.image = '<image>';
   template.metadata!.annotations!['ambient-code.io/agent-image'] = '<image>';
+  // `helm test`'s pod runs the same image.
+  const testPod = all.get('Pod/session-storage-test-admission') as { spec: { containers: Array<{ image: string }> } } | undefined;
+  if (testPod) testPod.spec.containers[0]!.image = '<image>';
   return { images, rest: all };
 }
 
