@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -29,11 +29,15 @@ function commands(block: string): string[] {
     .filter((line) => line !== '' && !line.startsWith('#'));
 }
 
+// kubectl keeps its discovery cache under $HOME/.kube: a HOME of its own keeps it out of
+// the checkout the commands run in.
+const HOME = mkdtempSync(join(tmpdir(), 'readme-home-'));
+
 function sh(command: string, env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('bash', ['-euo', 'pipefail', '-c', command], {
       cwd: ROOT,
-      env: { PATH: `${dirname(cluster.kubectl)}:${process.env.PATH ?? ''}`, KUBECONFIG: cluster.kubeconfigPath, ...env },
+      env: { PATH: `${dirname(cluster.kubectl)}:${process.env.PATH ?? ''}`, KUBECONFIG: cluster.kubeconfigPath, HOME, ...env },
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -53,6 +57,7 @@ describe("the README's Install section against a real API server", () => {
   afterAll(async () => {
     await kubectlOk(cluster, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']).catch(() => undefined);
     await unlock?.();
+    rmSync(HOME, { recursive: true, force: true });
   });
 
   it('has the blocks this test runs', () => {
