@@ -171,9 +171,8 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   }
 
   // A new session's hydrate reads a metadata.json that does not exist yet. Without
-  // s3:ListBucket, AWS answers 403 instead of 404; hydrate then tells "missing" from
-  // "denied" by writing and reading back a probe object under the session's prefix, which
-  // the probe above has just done here: a new session still starts.
+  // s3:ListBucket, AWS answers 403 instead of 404 and hydrate must fail rather than start
+  // fresh over state it cannot see: only a server that says "missing" lets it start.
   try {
     const missing = await readMetadata({ ...target, prefix: `${target.prefix}missing/` }, signal());
     if (missing.kind === 'missing') out.line('ok', 'read a missing object: answered "not found" (a new session starts fresh)');
@@ -181,11 +180,7 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   } catch (error) {
     const failure = failureOf(error);
     if (failure.kind === 'access denied' && !listed) {
-      out.line(
-        'warn',
-        'read a missing object: access denied (the server hides "not found" from callers without s3:ListBucket); a new session\'s hydrate tells missing from denied with a probe object under its prefix (written and read back above)',
-        LIST_FIX,
-      );
+      out.line('FAIL', 'read a missing object: access denied, so hydrate of a new session fails (the server hides "not found" from callers without s3:ListBucket)', LIST_FIX);
     } else {
       fail('read a missing object', 's3:GetObject', error);
     }
