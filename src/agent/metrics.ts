@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { guardConnections } from '../shared/connection-guard.js';
 
 // What one sync cycle did, as the metrics need it.
 export interface CycleReport {
@@ -18,6 +19,8 @@ export interface SyncMetricsOptions {
   version: string;
   // A sidecar with no successful cycle for this long is reported unhealthy.
   unhealthyAfterSeconds: number;
+  /** the last successful cycle of an earlier run of this sidecar in the same pod (ms) */
+  lastSuccessMs?: number;
   now?: () => number;
 }
 
@@ -58,10 +61,10 @@ export class SyncMetrics {
     }).set(options.intervalSeconds);
     this.lastSuccess = new Gauge({
       name: 'session_storage_sync_last_success_timestamp_seconds',
-      help: 'Unix time of the last sync cycle that saved everything it had to (start of the sidecar until the first one)',
+      help: 'Unix time of the last sync cycle that saved everything it had to (also across sidecar restarts; start of the first sidecar until the first one)',
       registers,
     });
-    this.lastSuccess.set(this.started / 1000);
+    this.lastSuccess.set((options.lastSuccessMs ?? this.started) / 1000);
     this.cycles = new Counter({
       name: 'session_storage_sync_cycles_total',
       help: 'Sync cycles, by result (ok or failed)',
@@ -124,9 +127,14 @@ export class SyncMetrics {
   }
 }
 
+// Prometheus and the kubelet's probe need a connection or two each; idle sockets beyond
+// these are closed, so no client can grow the sidecar's memory with them (each costs ~12 KiB).
+const SYNC_METRICS_LIMITS = { max: 32, perSource: 8 };
+const SYNC_METRICS_TIMEOUTS = { headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000 };
+
 // GET /metrics (Prometheus) and GET /healthz on a plain-HTTP port of the pod; nothing else.
 export async function serveSyncMetrics(metrics: SyncMetrics, port: number, address = '0.0.0.0'): Promise<Server & { port: number }> {
-  const server = createServer((req, res) => {
+  const server = createServer(SYNC_METRICS_TIMEOUTS, (req, res) => {
     if (req.method !== 'GET') {
       res.writeHead(405).end();
       return;
@@ -146,6 +154,7 @@ export async function serveSyncMetrics(metrics: SyncMetrics, port: number, addre
     }
     res.writeHead(404).end();
   });
+  guardConnections(server, SYNC_METRICS_LIMITS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, address, () => {

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
+import { readLastSuccess, writeLastSuccess } from './last-success.js';
 import { createAgentLog } from './log.js';
 import { runSyncLoop } from './loop.js';
 import type { SyncMetrics } from './metrics.js';
@@ -45,6 +46,7 @@ export async function runSyncCommand(
       // prom-client is loaded only where metrics are served (~130 modules of start-up).
       const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
       metrics = new SyncMetrics({
+        lastSuccessMs: await readLastSuccess(settings.stateDir),
         session: settings.session,
         intervalSeconds: settings.syncIntervalSeconds,
         version: VERSION,
@@ -65,6 +67,11 @@ export async function runSyncCommand(
         throw error;
       });
       metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
+      if (metrics && result.ok) {
+        await writeLastSuccess(settings.stateDir, Date.now()).catch((error: unknown) => {
+          log.warn(`cannot record the last successful sync in ${settings.stateDir}: ${(error as Error).message}`);
+        });
+      }
       return result;
     };
     const unannounce = await announceSidecar(settings.stateDir);

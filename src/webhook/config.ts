@@ -64,6 +64,7 @@ export interface ServerConfig {
   /** plain HTTP, /metrics only: a NetworkPolicy can open it to monitoring alone */
   metricsPort: number;
   maxConnections: number;
+  maxConnectionsPerSource: number;
   headersTimeoutSeconds: number;
   requestTimeoutSeconds: number;
   tlsCertFile: string;
@@ -160,6 +161,7 @@ const schema = z.object({
   PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8443),
   METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(9090),
   MAX_CONNECTIONS: z.coerce.number().int().positive().default(256),
+  MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().positive().default(64),
   HEADERS_TIMEOUT_SECONDS: seconds.default(10),
   REQUEST_TIMEOUT_SECONDS: seconds.default(30),
   TLS_CERT_FILE: z.string().min(1).default('/etc/webhook/certs/tls.crt'),
@@ -224,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
       port: c.PORT,
       metricsPort: c.METRICS_PORT,
       maxConnections: c.MAX_CONNECTIONS,
+      maxConnectionsPerSource: c.MAX_CONNECTIONS_PER_SOURCE,
       headersTimeoutSeconds: c.HEADERS_TIMEOUT_SECONDS,
       requestTimeoutSeconds: c.REQUEST_TIMEOUT_SECONDS,
       tlsCertFile: c.TLS_CERT_FILE,

@@ -26,6 +26,10 @@ export type MutationResult =
   | { outcome: 'patched'; reason: string; pod: V1Pod; warnings: string[]; status: StatusAnnotation }
   | { outcome: 'denied'; reason: string; message: string; warnings: string[] };
 
+// Kept under the 120 characters past which the API server may truncate the message's start.
+const SHARED_PROCESS_NAMESPACE =
+  "shareProcessNamespace: true would expose the project's S3 keys in state-sync's environment to the runner: remove it";
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Decides what kind of pod this is, before anything is looked up for it. */
@@ -93,6 +97,11 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
     if (stateVolume === undefined) {
       reason = 'no-state-volume';
       warnings.push(`no state volume "${config.stateVolume}" in the pod: session state is ephemeral`);
+    } else if (spec.shareProcessNamespace === true) {
+      // With one PID namespace, any container running as the agent's uid (the runner's, so
+      // the agent can read its 0600 files) reads state-sync's environment, keys included,
+      // from /proc/PID/environ. No uid or capability setting of ours closes that.
+      return { outcome: 'denied', reason: 'shared-process-namespace', message: SHARED_PROCESS_NAMESPACE, warnings: [] };
     } else {
       const injection = injectAgent(
         mutated,

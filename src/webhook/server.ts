@@ -8,6 +8,7 @@ import { createApp, createMetricsApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { recordServingCertificate, type WebhookMetrics } from './metrics.js';
 import { TlsFiles } from './tls-files.js';
+import { guardConnections } from '../shared/connection-guard.js';
 import { sleep } from '../shared/sleep.js';
 
 export interface WebhookServerOptions {
@@ -61,8 +62,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   });
   const ready = () => !draining && tls.loaded() && deps.secrets.ready();
   const app = createApp({ deps, metrics: options.metrics, logger, bodyLimit: config.bodyLimit, ready });
-  // Slow or idle clients cannot hold sockets for long, and past maxConnections new ones
-  // are closed at once: the API server's calls are short and few at a time.
+  // Slow or idle clients cannot hold sockets for long, and idle ones never keep a new
+  // connection out (connection-guard.ts): the API server's calls are short and few at a time.
   const limits = {
     headersTimeout: config.headersTimeoutSeconds * 1000,
     requestTimeout: config.requestTimeoutSeconds * 1000,
@@ -71,9 +72,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   };
   // No certificate yet is fine: handshakes fail until the files appear, and /readyz says so.
   const server = createServer({ ...TLS_POLICY, ...limits, handshakeTimeout: limits.headersTimeout }, app);
-  server.maxConnections = config.maxConnections;
+  const connectionLimits = { max: config.maxConnections, perSource: config.maxConnectionsPerSource };
+  guardConnections(server, connectionLimits);
   const metricsServer = createHttpServer(limits, createMetricsApp(options.metrics, ready));
-  metricsServer.maxConnections = config.maxConnections;
+  guardConnections(metricsServer, connectionLimits);
   await tls.start();
 
   try {

@@ -53,6 +53,46 @@ describe('state-sync metrics (built CLI, real MinIO)', () => {
     }
   });
 
+  it('a restarted sidecar reports the last good cycle of the one before it, not its own start', async () => {
+    const port = await freePort();
+    const session = uniqueSession();
+    const pod = await newPod(agentEnv(minio, bucket, session, { SYNC_INTERVAL: '1', SYNC_METRICS_PORT: String(port) }));
+    pods.push(pod);
+    await mkdir(path.join(pod.workspace, 'artifacts'), { recursive: true });
+    await writeFile(path.join(pod.workspace, 'artifacts/report.md'), 'x');
+    expect((await runCli(['hydrate'], pod.env)).code).toBe(0);
+    const series = `session_storage_sync_last_success_timestamp_seconds{session="${session}"}`;
+
+    const first = startCli(['sync'], pod.env);
+    await first.waitFor(/Sync complete/);
+    const seenGood = value(await scrape(port), series)!;
+    // The liveness probe kills a sidecar minutes after its last good cycle, not as it ends.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Killed the way the kubelet's liveness probe ends one (no final sync), then S3
+    // stops answering: the second sidecar's cycles all fail.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const restartedAt = Date.now() / 1000;
+    const second = startCli(['sync'], { ...pod.env, S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
+    try {
+      // S3 unreachable: no cycle of this sidecar can succeed, whatever it logs.
+      let body: string | undefined;
+      const deadline = Date.now() + 30_000;
+      while (body === undefined && Date.now() < deadline) {
+        body = await scrape(port).catch(() => undefined);
+        if (body === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const reported = value(body ?? '', series)!;
+      // The first sidecar's last good cycle: at or after what it served, before the restart.
+      expect(reported).toBeGreaterThanOrEqual(seenGood);
+      expect(reported).toBeLessThan(restartedAt - 1);
+    } finally {
+      second.child.kill('SIGKILL');
+      await second.exited;
+    }
+  });
+
   it('serves nothing unless given a port', async () => {
     const pod = await newPod(agentEnv(minio, bucket, uniqueSession(), {}));
     pods.push(pod);

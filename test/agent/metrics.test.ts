@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveSyncMetrics, SyncMetrics } from '../../src/agent/metrics.js';
 
@@ -67,5 +68,30 @@ describe('state-sync metrics', () => {
     expect(unhealthy.status).toBe(503);
     expect(await unhealthy.text()).toBe('no successful sync for 91s\n');
     expect((await fetch(`${base}/other`)).status).toBe(404);
+  });
+
+  it('holds at most 32 connections however many idle sockets clients open, and still answers /healthz', async () => {
+    const metrics = new SyncMetrics({ session: 's1', intervalSeconds: 60, version: 't', unhealthyAfterSeconds: 300 });
+    const server = await serveSyncMetrics(metrics, 0, '127.0.0.1');
+    const sockets: Socket[] = [];
+    close = () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    };
+    // 1,000 idle sockets from 25 loopback addresses (each one is the loopback interface on Linux).
+    await Promise.all(
+      Array.from(
+        { length: 1_000 },
+        (_, n) =>
+          new Promise<void>((resolve) => {
+            const socket = connect({ host: '127.0.0.1', port: server.port, localAddress: `127.0.0.${(n % 25) + 2}` }, resolve);
+            socket.on('error', () => resolve());
+            sockets.push(socket);
+          }),
+      ),
+    );
+    const open = await new Promise<number>((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+    expect(open).toBeLessThanOrEqual(32);
+    expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);
   });
 });

@@ -114,6 +114,14 @@ describe('admission through the real API server', () => {
     expect(pod.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
   });
 
+  it("refuses a session pod sharing its process namespace, which would expose state-sync's keys to the runner", async () => {
+    const pod = await sessionPod('e2e-native', 'sess-shared-pid');
+    pod.spec!.shareProcessNamespace = true;
+    const result = await create(pod);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("shareProcessNamespace: true would expose the project's S3 keys in state-sync's environment to the runner: remove it");
+  });
+
   it('finds a secret created a moment before the pod', async () => {
     await projectNamespace('e2e-fresh-secret');
     await kubectlOk(cluster, ['apply', '-f', '-'], toYaml(completeSecret('e2e-fresh-secret'), await sessionPod('e2e-fresh-secret', 'sess-fresh')));

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubectl, kubectlOk, ROOT } from '../support/cluster-client.js';
+import { agentImageOf } from '../support/agent-image.js';
 import { lockCluster } from '../support/cluster-lock.js';
 
 const cluster = inject('cluster');
@@ -41,12 +42,16 @@ describe('helm install on a real API server', () => {
   it('installs into any namespace, with RBAC and the webhook pointing there, and uninstalls cleanly', async () => {
     const { stdout } = await helm(['install', 'session-storage', CHART, '-n', NAMESPACE, '--create-namespace']);
     expect(stdout).toContain('STATUS: deployed');
+    // NOTES.txt: how to wait for it, test it, and opt a namespace in with its opt-in time.
+    expect(stdout).toContain(`kubectl -n ${NAMESPACE} rollout status deployment/session-storage-webhook`);
+    expect(stdout).toContain(`helm test session-storage -n ${NAMESPACE}`);
+    expect(stdout).toContain('kubectl annotate namespace NS ambient-code.io/session-storage-enabled-at=');
 
     const deployment = JSON.parse(
       await kubectlOk(cluster, ['get', 'deployment', 'session-storage-webhook', '-n', NAMESPACE, '-o', 'json']),
     ) as { spec: { template: { spec: { containers: Array<{ image: string; env: Array<{ name: string; value?: string }> }> } } } };
     const container = deployment.spec.template.spec.containers[0]!;
-    expect(container.env.find((env) => env.name === 'AGENT_IMAGE')?.value).toBe(container.image);
+    expect(agentImageOf(deployment)).toBe(container.image);
 
     const webhook = JSON.parse(
       await kubectlOk(cluster, ['get', 'mutatingwebhookconfiguration', 'ambient-session-storage', '-o', 'json']),
@@ -63,5 +68,18 @@ describe('helm install on a real API server', () => {
     await helm(['uninstall', 'session-storage', '-n', NAMESPACE]);
     const gone = await kubectl(cluster, ['get', '--ignore-not-found', '-o', 'name', ...SHARED]);
     expect(gone.stdout.trim()).toBe('');
+  });
+
+  it('namespace.create: helm install (release in default) creates the namespace, "restricted" enforced, and installs into it', async () => {
+    const created = 'session-storage-helm-created';
+    try {
+      const { stdout } = await helm(['install', 'session-storage-ns', CHART, '-n', 'default', '--set', 'namespace.create=true', '--set', `namespace.name=${created}`]);
+      expect(stdout).toContain('STATUS: deployed');
+      const namespace = JSON.parse(await kubectlOk(cluster, ['get', 'namespace', created, '-o', 'json'])) as { metadata: { labels: Record<string, string> } };
+      expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+      await kubectlOk(cluster, ['get', 'deployment', 'session-storage-webhook', '-n', created]);
+    } finally {
+      await helm(['uninstall', 'session-storage-ns', '-n', 'default']).catch(() => undefined);
+    }
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SyncMetrics } from '../../src/agent/metrics.js';
 import { createMetrics } from '../../src/webhook/metrics.js';
 
@@ -97,3 +97,27 @@ describe('our series', () => {
     }
   });
 });
+
+describe('the monitoring kit (kubectl apply -k manifests/monitoring)', () => {
+  it("carries kube-prometheus-stack's release label, and scrapes the webhook's namespace from wherever it is applied", async () => {
+    const overlay = await mkdtemp(path.join(tmpdir(), 'monitoring-overlay-'));
+    try {
+      await writeFile(
+        path.join(overlay, 'kustomization.yaml'),
+        stringify({ resources: [path.relative(overlay, MONITORING)], namespace: 'monitoring', labels: [{ pairs: { release: 'prom' } }] }),
+      );
+      for (const [dir, release, namespace] of [[MONITORING, 'kube-prometheus-stack', 'ambient-session-storage'], [overlay, 'prom', 'monitoring']] as const) {
+        const { stdout } = await promisify(execFile)('kubectl', ['kustomize', dir]);
+        const objects = parseAllDocuments(stdout).map((doc) => doc.toJS() as { kind: string; metadata: { namespace?: string; labels?: Record<string, string> }; spec?: Record<string, unknown> });
+        for (const object of objects.filter((o) => ['ServiceMonitor', 'PodMonitor', 'PrometheusRule'].includes(o.kind))) {
+          expect(object.metadata.labels?.release, object.kind).toBe(release);
+          expect(object.metadata.namespace, object.kind).toBe(namespace);
+        }
+        expect(objects.find((o) => o.kind === 'ServiceMonitor')?.spec?.namespaceSelector).toEqual({ matchNames: ['ambient-session-storage'] });
+      }
+    } finally {
+      await rm(overlay, { recursive: true, force: true });
+    }
+  });
+});
+

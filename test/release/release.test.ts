@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { agentImageOf, type DeploymentLike } from '../support/agent-image.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ACTIONLINT = path.join(ROOT, '.cache/bin/actionlint');
@@ -15,10 +16,7 @@ const run = promisify(execFile);
 // The kubectl the e2e tier uses: built into .cache/bin/ when the machine has none.
 const KUBECTL = existsSync(path.join(ROOT, '.cache/bin/kubectl')) ? path.join(ROOT, '.cache/bin/kubectl') : 'kubectl';
 
-interface Rendered {
-  kind: string;
-  spec?: { template?: { spec?: { containers?: Array<{ image: string; env?: Array<{ name: string; value?: string }> }> } } };
-}
+type Rendered = DeploymentLike & { kind: string };
 
 async function images(dir: string): Promise<{ webhook: string | undefined; agent: string | undefined; all: string }> {
   const { stdout } = await run(KUBECTL, ['kustomize', dir]);
@@ -28,7 +26,7 @@ async function images(dir: string): Promise<{ webhook: string | undefined; agent
   const container = deployment?.spec?.template?.spec?.containers?.[0];
   return {
     webhook: container?.image,
-    agent: container?.env?.find((env) => env.name === 'AGENT_IMAGE')?.value,
+    agent: agentImageOf(deployment),
     all: stdout,
   };
 }
@@ -52,6 +50,43 @@ describe('the release workflow', () => {
     expect(workflow).toMatch(/cosign sign --yes "\$\{IMAGE\}@\$\{DIGEST\}"/);
     expect(workflow).toMatch(/sbom: true/);
     expect(workflow).toMatch(/provenance: mode=max/);
+  });
+});
+
+describe('what the release pushes', () => {
+  interface Step { name?: string; run?: string }
+  const steps = (parseAllDocuments(read('.github/workflows/release.yml'))[0]?.toJS() as { jobs: Record<string, { steps: Step[] }> }).jobs
+    .image!.steps;
+  const script = steps.find((step) => step.name === 'Image name from the manifests')?.run ?? '';
+
+  async function imageStep(version: string): Promise<{ code: number; output: string; stderr: string }> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'release-'));
+    const output = path.join(dir, 'output');
+    await writeFile(output, '');
+    try {
+      const result = await run('bash', ['-eo', 'pipefail', '-c', script], { cwd: ROOT, env: { ...process.env, VERSION: version, GITHUB_OUTPUT: output } }).then(
+        (r) => ({ code: 0, stderr: r.stderr }),
+        (error: { code?: number; stderr?: string }) => ({ code: error.code ?? 1, stderr: error.stderr ?? '' }),
+      );
+      return { ...result, output: readFileSync(output, 'utf8') };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('pushes the image name the manifests name, under the tag they name', async () => {
+    const version = (JSON.parse(read('package.json')) as { version: string }).version;
+    const base = await images(path.join(ROOT, 'manifests/base'));
+    const step = await imageStep(version);
+    expect(step.code).toBe(0);
+    expect(`${step.output.trim().replace(/^image=/, '')}:${version}`).toBe(base.webhook);
+    expect(read('.github/workflows/release.yml')).toContain('tags: ${{ steps.name.outputs.image }}:${{ steps.version.outputs.version }}');
+  });
+
+  it('refuses to release a version the manifests do not name', async () => {
+    const step = await imageStep('9.9.9');
+    expect(step.code).not.toBe(0);
+    expect(step.stderr).toContain('not the version 9.9.9');
   });
 });
 

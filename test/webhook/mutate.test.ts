@@ -45,6 +45,23 @@ describe('which pods are mutated', () => {
     });
   });
 
+  it("denies a pod sharing its process namespace: the runner could read state-sync's S3 keys from /proc", () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.shareProcessNamespace = true;
+    const result = run(pod);
+    expect(result).toMatchObject({ outcome: 'denied', reason: 'shared-process-namespace' });
+    expect(result.outcome === 'denied' && result.message).toBe(
+      "shareProcessNamespace: true would expose the project's S3 keys in state-sync's environment to the runner: remove it",
+    );
+  });
+
+  it('admits a pod sharing its process namespace when no credential is injected (S3 not configured)', () => {
+    const pod = loadPod('session-runner');
+    pod.spec!.shareProcessNamespace = true;
+    const result = run(pod, {}, { kind: 'ephemeral', reason: 'secret-absent', warning: 'S3 not configured: session state is ephemeral' });
+    expect(result).toMatchObject({ outcome: 'patched', reason: 'secret-absent' });
+  });
+
   it("leaves a pod of the platform's own S3 support exactly as it is, with a warning", () => {
     const pod = loadPod('platform-s3-operator');
     const before = structuredClone(pod);
