@@ -248,6 +248,9 @@ syncFrequency: 5s
 fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 5s
 evictionPressureTransitionPeriod: 5s
+# How often the kubelet measures volumes (default 1m): an EmptyDir over its sizeLimit is
+# evicted only once measured, and the tier's scenario 7 waits for that.
+volumeStatsAggPeriod: 5s
 YAML
   start kubelet "$S/logs/kubelet.log" kubelet --config="$S/kubelet.yaml" --kubeconfig="$S/kubelet.kubeconfig" \
     --root-dir="$S/kubelet" --cert-dir="$S/kubelet-pki" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \

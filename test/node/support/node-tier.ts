@@ -104,25 +104,44 @@ export async function createProject(
 }
 
 /**
- * The platform's PVC-era runner pod (test/fixtures/pods/session-runner.yaml: uid 1001,
- * fsGroup 1001, `.claude` through a subPath, grace 60 s) of `session`, its runner running
- * `script` with the image's Node (the product's image stands in for the runner's: it is the
- * one image this node has). The Job owner reference is dropped: no such Job exists here and
- * the garbage collector would delete the pod.
+ * A session pod of one of the platform's shapes (test/fixtures/pods/: `session-runner.yaml`
+ * the PVC era, uid 1001 with fsGroup 1001 and `.claude` through a subPath;
+ * `control-plane.yaml` the new control plane, `restartPolicy: Never`, a plain EmptyDir;
+ * `openshift-restricted-v2.yaml` as OpenShift's SCC leaves it) for `session`, its runner
+ * running `script` with the image's Node: the product's image stands in for the runner's,
+ * as the one image this node has. What the fixture names that does not exist here is
+ * adapted: the Job owner reference is dropped (the garbage collector would delete a pod
+ * whose owner does not exist) and the ServiceAccount is the project's `ambient-session`.
  */
-export async function runnerPod(node: NodeTier, namespace: string, name: string, session: string, script: string): Promise<V1Pod> {
-  const pod = await readYaml<V1Pod>('test/fixtures/pods/session-runner.yaml');
-  const claudeSubPath = `sessions/${session}/.claude`;
-  pod.metadata = { name, namespace, labels: { 'agentic-session': session, app: 'ambient-code-runner' } };
+export async function sessionPod(
+  node: NodeTier,
+  fixture: 'session-runner' | 'control-plane' | 'openshift-restricted-v2',
+  options: { namespace: string; name: string; session: string; script: string },
+): Promise<V1Pod> {
+  const { namespace, name, session, script } = options;
+  const pod = await readYaml<V1Pod>(`test/fixtures/pods/${fixture}.yaml`);
+  const fromFixture = pod.metadata!;
+  pod.metadata = { name, namespace, labels: { ...fromFixture.labels }, annotations: { ...fromFixture.annotations } };
+  if (fromFixture.labels?.['agentic-session']) pod.metadata.labels!['agentic-session'] = session;
+  if (fromFixture.annotations?.['ambient-code.io/session-name']) pod.metadata.annotations!['ambient-code.io/session-name'] = session;
   pod.spec!.serviceAccountName = 'ambient-session';
-  pod.spec!.volumes![0]!.persistentVolumeClaim!.claimName = `ambient-workspace-${session}`;
+  for (const volume of pod.spec!.volumes ?? []) {
+    if (volume.persistentVolumeClaim) volume.persistentVolumeClaim.claimName = `ambient-workspace-${session}`;
+  }
   const runner = pod.spec!.containers[0]!;
   runner.image = node.image;
   runner.imagePullPolicy = 'Never';
   runner.command = ['/nodejs/bin/node', '--input-type=module', '-e', script];
   runner.resources = { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '256Mi' } };
-  runner.volumeMounts![1]!.subPath = claudeSubPath;
+  for (const mount of runner.volumeMounts ?? []) {
+    if (mount.subPath?.endsWith('/.claude')) mount.subPath = `sessions/${session}/.claude`;
+  }
   return pod;
+}
+
+/** The PVC-era runner pod (session-runner.yaml) of `session`. */
+export function runnerPod(node: NodeTier, namespace: string, name: string, session: string, script: string): Promise<V1Pod> {
+  return sessionPod(node, 'session-runner', { namespace, name, session, script });
 }
 
 export async function createPod(node: NodeTier, pod: V1Pod): Promise<V1Pod> {
@@ -195,7 +214,7 @@ export function reportOf<T>(log: string, tag: string): T {
  */
 export const RUNNER_PRELUDE = `
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 const hashes = (root) => {
   const out = {};
