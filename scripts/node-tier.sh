@@ -110,8 +110,11 @@ up() {
   for d in /var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers /var/log/pods; do
     [ -e "$d" ] || echo "$d" >>"$S/host/created-dirs"
   done
+  # kubepods (the kubelet's, cgroupfs driver) and k8s.io (containerd's default parent).
   for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
-    [ -d "$c/kubepods" ] || echo "$c/kubepods" >>"$S/host/created-cgroups"
+    for name in kubepods k8s.io; do
+      [ -d "$c$name" ] || echo "$c$name" >>"$S/host/created-cgroups"
+    done
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && die "bridge $BRIDGE exists already (another tier running?)"
   ip link add "$BRIDGE" type bridge
