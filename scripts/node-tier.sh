@@ -128,7 +128,7 @@ up() {
 
   # MinIO on the bridge address: pods reach it there, and so do the tests on the host.
   MINIO_USER="root$(openssl rand -hex 4)" MINIO_PASS="$(openssl rand -hex 16)"
-  MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASS start minio "$S/logs/minio.log" \
+  start minio "$S/logs/minio.log" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASS" \
     minio server "$S/minio" --address "$NODE_IP:$MINIO_PORT" --console-address "$NODE_IP:$MINIO_CONSOLE" --quiet
 
   start etcd "$S/logs/etcd.log" etcd --data-dir="$S/etcd" \
@@ -186,9 +186,9 @@ JSON
   cp "$BIN/pause" "$S/images/pause-root/pause"
   echo '{"Entrypoint": ["/pause"], "User": "65535:65535"}' >"$S/images/pause.json"
   oci-image -root "$S/images/pause-root" -config "$S/images/pause.json" -tag "$PAUSE_IMAGE" -out "$S/images/pause.tar"
-  ctr -a "$S/containerd.sock" -n k8s.io images import "$S/images/pause.tar" >/dev/null
+  ctr -a "$S/containerd.sock" -n k8s.io images import "$S/images/pause.tar" >>"$S/logs/ctr.log" 2>&1
   if [ -n "${NODE_TIER_IMAGE:-}" ]; then
-    ctr -a "$S/containerd.sock" -n k8s.io images import "$NODE_TIER_IMAGE" >/dev/null
+    ctr -a "$S/containerd.sock" -n k8s.io images import "$NODE_TIER_IMAGE" >>"$S/logs/ctr.log" 2>&1
   fi
 
   start kube-apiserver "$S/logs/kube-apiserver.log" kube-apiserver \

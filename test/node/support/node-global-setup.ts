@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,7 +52,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       kubeconfigPath: env.KUBECONFIG!,
       server: env.API_SERVER!,
       serverCaPath: join(state, 'pki/ca.crt'),
-      kubectl: 'kubectl',
+      // the one build-control-plane.sh chose: its own build, or the system's with kustomize
+      kubectl: existsSync(join(ROOT, '.cache/bin/kubectl')) ? join(ROOT, '.cache/bin/kubectl') : 'kubectl',
       dataDir: state,
       nodeName: env.NODE_NAME!,
       nodeIp: env.NODE_IP!,
