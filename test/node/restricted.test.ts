@@ -55,6 +55,7 @@ it('a restricted namespace admits the mutated pod and files keep their bytes and
       write('/app/.claude/settings.json', ${JSON.stringify(settings)});
       report('ids', { uid: process.getuid(), gid: process.getgid(), groups: process.getgroups() });
       report('wrote', files('/workspace'));
+      onTerm(() => {});
       forever();
     `,
   }));

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { expect, inject, it } from 'vitest';
 import { waitUntil } from '../support/cluster-client.js';
 import { createPod, createProject, logs, objectHashes, podEvents, RUNNER_PRELUDE, sessionPod, sha256, waitForPod } from './support/node-tier.js';
@@ -19,13 +18,14 @@ const LIMIT = '16Mi';
 // setting for the whole tier, 10Gi, too large to fill on a test machine.
 it('an EmptyDir past its sizeLimit: the kubelet evicts the pod; what was synced before stays in S3', async () => {
   const bucket = await createProject(node, NAMESPACE);
-  const before = randomBytes(1024 * 1024);
+  // 1 MiB made in the pod (the script is one argument, limited to 128 KiB by the kernel).
+  const before = Buffer.alloc(1024 * 1024, 'written before the limit ');
   const pod = await sessionPod(node, 'control-plane', {
     namespace: NAMESPACE,
     name: `${SESSION}-runner`,
     session: SESSION,
     script: `${RUNNER_PRELUDE}
-      write('/workspace/artifacts/before.bin', Buffer.from(${JSON.stringify(before.toString('base64'))}, 'base64'));
+      write('/workspace/artifacts/before.bin', Buffer.alloc(1024 * 1024, 'written before the limit '));
       report('before', {});
       // Two sync cycles' time, then 40 MiB into a 16 MiB volume.
       setTimeout(() => { write('/workspace/artifacts/big.bin', randomBytes(40 * 1024 * 1024)); report('filled', {}); }, 10_000);
