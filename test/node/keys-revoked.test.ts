@@ -89,7 +89,9 @@ it('revoked keys: the liveness probe restarts state-sync, events show it, the al
   const events = await podEvents(node, NAMESPACE, POD);
   const messages = events.map((e) => `${e.reason}: ${e.message}`);
   expect(messages.some((m) => /^Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 503/.test(m)), messages.join('\n')).toBe(true);
-  expect(messages.some((m) => /Container state-sync failed liveness probe, will be restarted/.test(m)), messages.join('\n')).toBe(true);
+  // A native sidecar is an init container to the kubelet: "Init container state-sync failed
+  // liveness probe" (Killing), after the probe failures (Unhealthy).
+  expect(messages.some((m) => /^Killing: Init container state-sync failed liveness probe/.test(m)), messages.join('\n')).toBe(true);
   // The restarted sidecar's predecessor said why: the keys, not the network.
   expect(await logs(node, NAMESPACE, POD, 'state-sync', true)).toMatch(/access denied/i);
 

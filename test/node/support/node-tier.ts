@@ -56,6 +56,15 @@ export async function objectHashes(node: NodeTier, bucket: string, prefix: strin
   }
 }
 
+export async function getObject(node: NodeTier, bucket: string, key: string): Promise<string> {
+  const client = s3(node);
+  try {
+    return await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+  } finally {
+    client.destroy();
+  }
+}
+
 export async function putObject(node: NodeTier, bucket: string, key: string, body: Buffer | string): Promise<void> {
   const client = s3(node);
   try {
