@@ -95,7 +95,8 @@ it('revoked keys: the liveness probe restarts state-sync, events show it, the al
   // The restarted sidecar's predecessor said why: the keys, not the network.
   expect(await logs(node, NAMESPACE, POD, 'state-sync', true)).toMatch(/access denied/i);
 
-  // SessionStateNotSaved in a promtool test whose clock puts the scrape at 10m.
+  // SessionStateNotSaved in a promtool test whose clock puts the scrape at 10m, the series
+  // held as the sidecar serves them.
   const target = `namespace="${NAMESPACE}", pod="${POD}"`;
   const withTarget = (labels: string) => (labels === '{}' ? `{${target}}` : labels.replace('{', `{${target}, `));
   const at = 600; // the scrape happens at promtool's 10m
@@ -109,14 +110,19 @@ it('revoked keys: the liveness probe restarts state-sync, events show it, the al
       tests: [{
         interval: '1m',
         input_series: [
-          { series: `session_storage_sync_last_success_timestamp_seconds${withTarget(lastSuccess.labels)}`, values: `${lastSuccess.value - scrapedAt + at}x15` },
-          { series: `session_storage_sync_interval_seconds${withTarget(interval.labels)}`, values: `${interval.value}x15` },
+          { series: `session_storage_sync_last_success_timestamp_seconds${withTarget(lastSuccess.labels)}`, values: `${lastSuccess.value - scrapedAt + at}x20` },
+          { series: `session_storage_sync_interval_seconds${withTarget(interval.labels)}`, values: `${interval.value}x20` },
         ],
-        alert_rule_test: [{
-          eval_time: '10m',
-          alertname: 'SessionStateNotSaved',
-          exp_alerts: [{ exp_labels: { severity: 'warning', namespace: NAMESPACE, pod: POD, ...labelsOf(lastSuccess.labels) } }],
-        }],
+        // The sidecar keeps serving the same last success while no cycle succeeds: pending at
+        // the scrape, firing once the rule's `for: 5m` has passed.
+        alert_rule_test: [
+          { eval_time: '10m', alertname: 'SessionStateNotSaved', exp_alerts: [] },
+          {
+            eval_time: '16m',
+            alertname: 'SessionStateNotSaved',
+            exp_alerts: [{ exp_labels: { severity: 'warning', namespace: NAMESPACE, pod: POD, ...labelsOf(lastSuccess.labels) } }],
+          },
+        ],
       }],
     }));
     const { stdout } = await promisify(execFile)(join(ROOT, '.cache/bin/promtool'), ['test', 'rules', join(dir, 'test.yaml')]).catch(
