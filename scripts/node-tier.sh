@@ -319,9 +319,17 @@ down() {
   findmnt -rn -o TARGET | grep -F "$S/" | sort -r | while read -r target; do
     umount -l "$target" 2>/dev/null || true
   done
+  # The cgroups the tier's kubelet and containerd created hold only the tier's containers: a
+  # process still in one (a container whose sandbox could not be removed, e.g. crictl gone)
+  # is killed before the cgroup is removed.
   if [ -f "$S/host/created-cgroups" ]; then
     while read -r cg; do
-      [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+      [ -d "$cg" ] || continue
+      for pid in $(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+        kill -KILL "$pid" 2>/dev/null || true
+      done
+      sleep 0.5
+      find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done <"$S/host/created-cgroups"
   fi
   if [ -f "$S/host/bridge" ]; then ip link del "$(cat "$S/host/bridge")" 2>/dev/null || true; fi
