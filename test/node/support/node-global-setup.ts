@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,7 +36,10 @@ async function script(args: string[], env: NodeJS.ProcessEnv = process.env): Pro
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const state = await mkdtemp(join(tmpdir(), 'sst-node-'));
   const image = join(state, '..', `${state.split('/').pop()}-image.tar`);
-  const down = () => script(['bash', 'scripts/node-tier.sh', 'down', state]).then(() => undefined);
+  const down = async () => {
+    await script(['bash', 'scripts/node-tier.sh', 'down', state]);
+    await rm(image, { force: true });
+  };
   try {
     const started = Date.now();
     await script([process.execPath, 'scripts/build-image.mjs', '--out', image]);
