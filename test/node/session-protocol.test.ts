@@ -66,6 +66,10 @@ suite('the session protocol in real pods (needs issue 21)', () => {
       metadata: { name: `${session}-job`, namespace },
       spec: {
         backoffLimit: 3,
+        // What the issue describes, said outright rather than left to a default that
+        // changed across releases: the replacement is created as soon as the old pod is
+        // terminating.
+        podReplacementPolicy: 'TerminatingOrFailed',
         template: { metadata: { labels: template.metadata!.labels }, spec: template.spec },
       },
     }));
