@@ -103,7 +103,11 @@ it('revoked keys: the liveness probe restarts state-sync, events show it, the al
   const rule = parse(await readFile(join(ROOT, 'manifests/monitoring/prometheusrule.yaml'), 'utf8')) as { spec: unknown };
   const dir = await mkdtemp(join(tmpdir(), 'node-rules-'));
   try {
-    await writeFile(join(dir, 'rules.yaml'), stringify(rule.spec));
+    // What is asserted here is that the expression fires on the real series; the
+    // annotations' text (durations computed from the series) is test/manifests/monitoring's.
+    const spec = rule.spec as { groups: Array<{ rules: Array<{ annotations?: unknown }> }> };
+    for (const group of spec.groups) for (const each of group.rules) delete each.annotations;
+    await writeFile(join(dir, 'rules.yaml'), stringify(spec));
     await writeFile(join(dir, 'test.yaml'), stringify({
       rule_files: [join(dir, 'rules.yaml')],
       evaluation_interval: '1m',
