@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,11 +33,22 @@ function mountMap(container: V1Container, volumes: PodVolumes): Array<[string, s
   });
 }
 
+// A pod the API server never stored (the offline demo) has no UID yet; the kubelet's
+// always does. One made up per pod object stands in for it.
+const madeUpUids = new WeakMap<V1Pod, string>();
+
+function uidOf(pod: V1Pod): string {
+  const uid = pod.metadata?.uid ?? madeUpUids.get(pod) ?? randomUUID();
+  madeUpUids.set(pod, uid);
+  return uid;
+}
+
 function fieldValue(pod: V1Pod, fieldPath: string): string {
   const fields: Record<string, string | undefined> = {
     'metadata.namespace': pod.metadata?.namespace,
-    'metadata.name': pod.metadata?.name,
-    'metadata.uid': pod.metadata?.uid,
+    // generateName alone until the API server names the pod: its name then starts so.
+    'metadata.name': pod.metadata?.name ?? (pod.metadata?.generateName === undefined ? undefined : `${pod.metadata.generateName}${uidOf(pod).slice(0, 5)}`),
+    'metadata.uid': uidOf(pod),
     'spec.serviceAccountName': pod.spec?.serviceAccountName,
   };
   const value = fields[fieldPath];

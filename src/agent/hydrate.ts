@@ -222,7 +222,9 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
       log.warn(`refusing object ${target.prefix}${logName(key)}: ${resolution.reason}`);
     } else if (resolution.kind === 'file') {
       const relativePath = path.relative(settings.workspaceDir, resolution.localPath);
-      if (rerun && (await keptByRunner(rerun, key, resolution.localPath))) continue;
+      const runners = rerun && (await keptByRunner(rerun, key, resolution.localPath));
+      if (runners === 'present') summary.unchanged += 1;
+      if (runners) continue;
       if (longComponent(relativePath)) skip(key, 'a path component is longer than 255 bytes');
       else candidates.push({ key, relativePath, known: manifest.get(key) });
     } else {
@@ -370,13 +372,14 @@ async function hydrateAttempt(context: HydrateContext, hold: SessionHold, create
 // now, sync uploads it), or it was restored or uploaded in this pod and is gone (the
 // runner deleted it, and sync deletes the object). Only keys this pod never had locally
 // are restored.
-async function keptByRunner(rerun: LocalRecord, key: string, localPath: string): Promise<boolean> {
-  const known = rerun.files.get(key);
-  if (known !== undefined && !isRemoteOnly(known) && !rerun.unrestored?.has(key)) return true;
-  return lstat(localPath).then(
+async function keptByRunner(rerun: LocalRecord, key: string, localPath: string): Promise<'present' | 'deleted' | undefined> {
+  const present = await lstat(localPath).then(
     () => true,
     () => false,
   );
+  if (present) return 'present';
+  const known = rerun.files.get(key);
+  return known !== undefined && !isRemoteOnly(known) && !rerun.unrestored?.has(key) ? 'deleted' : undefined;
 }
 
 // After a failed attempt: up to 1 s, doubling up to 15 s, jittered (see backoff.ts).

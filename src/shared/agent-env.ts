@@ -93,6 +93,16 @@ const seconds = (name: string) => (text: string) => {
   return value;
 };
 
+// A pod's grace period is its own plus the final sync's budget plus a margin: each of
+// those may be up to a day, so the sum may be more than one.
+function graceSeconds(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 1 || value > 3 * MAX_SECONDS) {
+    throw new SettingsError(`TERMINATION_GRACE_SECONDS must be a number of seconds from 1 to ${3 * MAX_SECONDS}, got "${text}"`);
+  }
+  return value;
+}
+
 function size(text: string): number {
   const bytes = parseSize(text);
   if (bytes === undefined || bytes <= 0) {
@@ -135,7 +145,7 @@ export const AGENT_TUNING = {
   // The pod's terminationGracePeriodSeconds, as the webhook set it: how long a new pod of
   // the session waits for this one's final sync at most. Kubernetes' default 30 s plus the
   // default final-sync budget and margin when the webhook did not say.
-  TERMINATION_GRACE_SECONDS: { fallback: '90', parse: seconds('TERMINATION_GRACE_SECONDS') },
+  TERMINATION_GRACE_SECONDS: { fallback: '90', parse: graceSeconds },
 } as const;
 
 export type AgentTuningName = keyof typeof AGENT_TUNING;
