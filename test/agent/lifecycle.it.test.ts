@@ -70,7 +70,7 @@ describe('sync sidecar lifecycle (built CLI)', () => {
         await sidecar.waitFor(/Sync failed/, 2);
         // Named at the first request that met the stopped server: an upload, or the new
         // generation the owner writes before its uploads (docs/HOW-IT-WORKS.md).
-        expect(sidecar.stdout()).toMatch(/upload of artifacts\/batch\/file-\d+\.txt failed: connection refused|cannot renew the session's ownership before uploading: connection refused/);
+        expect(sidecar.stdout() + sidecar.stderr()).toMatch(/upload of artifacts\/batch\/file-\d+\.txt failed: connection refused|cannot renew the session's ownership before uploading: connection refused/);
         expect(sidecar.child.exitCode).toBeNull();
       } finally {
         await minio.start();
