@@ -55,7 +55,7 @@ const work = (pod: string) => sha256(`work of ${pod}\n`.repeat(500));
 const late = (pod: string) => sha256(`after SIGTERM in ${pod}\n`.repeat(500));
 
 suite('the session protocol in real pods (needs issue 21)', () => {
-  it('scenario 2: a Job pod deleted mid-run, its replacement overlapping its termination, loses no bytes', async () => {
+  it('scenario 2: a Job pod deleted mid-run: its replacement restores the last write of the old pod and no byte is lost', async () => {
     const namespace = 'node-job';
     const session = 'sess-job';
     const bucket = await createProject(node, namespace);
