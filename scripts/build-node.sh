@@ -43,16 +43,21 @@ install_module() {
 
 # runc links libseccomp through cgo. The machine has Debian's libseccomp.so.2 but no
 # development package, so the header comes from the upstream C source of the same version
-# (served by the Go module proxy as a +incompatible module) and a .pc file points cgo at
-# the system library.
+# (served by the Go module proxy as a +incompatible module). Go's build cache does not key
+# a package on what pkg-config prints, only on CGO_* variables: a .pc naming this checkout's
+# path was once replayed into another checkout's link ("cannot find -lseccomp"). So the .pc
+# is empty (libseccomp-golang's `#cgo pkg-config` only needs it to exist) and the flags go
+# through CGO_CFLAGS/CGO_LDFLAGS, which the cache hashes; the library is named by its
+# soname, from the linker's default path.
 seccomp_dev() {
   local so version dir src
   so="$(ls /usr/lib/x86_64-linux-gnu/libseccomp.so.2.* /usr/lib64/libseccomp.so.2.* 2>/dev/null | head -1)"
   [ -n "$so" ] || { log "libseccomp.so.2 not found (apt-get install libseccomp2)"; exit 1; }
   version="${so##*.so.}"
   dir="$ROOT/.cache/libseccomp-$version"
-  if [ ! -f "$dir/.ready" ]; then
-    rm -rf "$dir" && mkdir -p "$dir/include" "$dir/lib"
+  # .ready holds the layout's version: a directory of an older layout is rebuilt.
+  if [ "$(cat "$dir/.ready" 2>/dev/null)" != 2 ]; then
+    rm -rf "$dir" && mkdir -p "$dir/include"
     src="$(cd "$ROOT/scripts/node" && go mod download -json "github.com/seccomp/libseccomp@v$version+incompatible" |
       sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
     [ -f "$src/include/seccomp.h.in" ] || { log "no seccomp.h.in in libseccomp v$version"; exit 1; }
@@ -60,10 +65,9 @@ seccomp_dev() {
     sed -e "s/@VERSION_MAJOR@/$major/" -e "s/@VERSION_MINOR@/$minor/" -e "s/@VERSION_MICRO@/$micro/" \
       "$src/include/seccomp.h.in" >"$dir/include/seccomp.h"
     cp "$src/include/seccomp-syscalls.h" "$dir/include/"
-    ln -s "$so" "$dir/lib/libseccomp.so"
-    printf 'prefix=%s\nName: libseccomp\nDescription: seccomp (system library, upstream header)\nVersion: %s\nCflags: -I${prefix}/include\nLibs: -L${prefix}/lib -lseccomp\n' \
-      "$dir" "$version" >"$dir/libseccomp.pc"
-    touch "$dir/.ready"
+    printf 'Name: libseccomp\nDescription: seccomp (flags in CGO_CFLAGS/CGO_LDFLAGS)\nVersion: %s\nCflags:\nLibs:\n' \
+      "$version" >"$dir/libseccomp.pc"
+    echo 2 >"$dir/.ready"
   fi
   printf '%s' "$dir"
 }
@@ -82,7 +86,8 @@ done
 
 # Non-Kubernetes pieces first: they are small, and need no wrapper module.
 SECCOMP="$(seccomp_dev)"
-PKG_CONFIG_PATH="$SECCOMP" CGO_ENABLED=1 install_module runc "runc $RUNC_VERSION seccomp $GO_VERSION" "$BIN" \
+PKG_CONFIG_PATH="$SECCOMP" CGO_CFLAGS="-O2 -g -I$SECCOMP/include" CGO_LDFLAGS="-O2 -g -l:libseccomp.so.2" \
+  CGO_ENABLED=1 install_module runc "runc $RUNC_VERSION seccomp $GO_VERSION" "$BIN" \
   "github.com/opencontainers/runc@$RUNC_VERSION" -tags "seccomp urfave_cli_no_docs"
 
 export CGO_ENABLED=0
