@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { TRANSFER_WORKERS } from '../src/agent/runtime.js';
+import { TRANSFER_WORKERS } from '../src/agent/commands/runtime.js';
 import { benchAgent, type RunTrash } from './agent-bench.js';
 import { describeMachine, toolVersion } from './lib/machine.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';

@@ -6,7 +6,8 @@ import { registerToolCommands } from './tools/cli.js';
 import { registerWebhookCommands } from './webhook/cli.js';
 
 // One binary for both images and the user's laptop: the webhook subcommands (webhook,
-// inject, certs), the agent subcommands (hydrate, sync) and the tools (ls, get, check).
+// certs), the agent subcommands (hydrate, sync) and the tools (inject, migrate-job, ls,
+// get, check).
 // Each side registers its own commands and loads its heavy dependencies lazily, so
 // `hydrate` never loads express and `webhook` never loads the S3 SDK.
 export async function runCli(name: string): Promise<void> {

@@ -7,7 +7,7 @@ export function registerAgentCommands(program: Command): void {
     .command('hydrate')
     .description('restore the session state from S3 into the workspace (init container)')
     .action(async () => {
-      const { runHydrateCommand } = await import('./hydrate-command.js');
+      const { runHydrateCommand } = await import('./commands/hydrate-command.js');
       process.exitCode = await runHydrateCommand();
     });
 
@@ -16,7 +16,7 @@ export function registerAgentCommands(program: Command): void {
     .description('upload workspace changes to S3 every SYNC_INTERVAL seconds (sidecar)')
     .option('--once', 'run one sync cycle and exit')
     .action(async (options: { once?: boolean }) => {
-      const { runSyncCommand } = await import('./sync-command.js');
+      const { runSyncCommand } = await import('./commands/sync-command.js');
       process.exitCode = await runSyncCommand({ once: options.once === true });
     });
 
@@ -24,7 +24,7 @@ export function registerAgentCommands(program: Command): void {
     .command('sync-now')
     .description('ask the running state-sync sidecar for a sync cycle now (run in its container)')
     .action(async () => {
-      const { runSyncNow } = await import('./sync-now.js');
+      const { runSyncNow } = await import('./commands/sync-now.js');
       process.exitCode = await runSyncNow();
     });
 }

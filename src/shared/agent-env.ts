@@ -1,6 +1,6 @@
 import path from 'node:path';
 import * as z from 'zod';
-import { parseSize } from '../agent/size.js';
+import { parseSize } from './size.js';
 import { redactEndpoint } from './redact.js';
 
 /*

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { redactEndpoint } from '../shared/redact.js';
 import { VERSION } from '../shared/version.js';
-import { METADATA_KEY, type Metadata } from '../agent/metadata.js';
-import { deleteKeys, listRemote, probeAccess, readMetadata, writeMetadata, type RemoteTarget } from '../agent/remote.js';
-import { failureOf, isStoreError } from '../agent/store.js';
-import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/names.js';
-import type { S3Reason } from '../webhook/s3-settings.js';
+import { METADATA_KEY, type Metadata } from '../agent/state/metadata.js';
+import { deleteKeys, listRemote, probeAccess, readMetadata, writeMetadata, type RemoteTarget } from '../agent/state/remote.js';
+import { failureOf, isStoreError } from '../agent/store/store.js';
+import { INTEGRATION_SECRET, NON_SECRET_KEYS, STORAGE_MODE_KEY } from '../webhook/config/names.js';
+import type { S3Reason } from '../webhook/config/s3-settings.js';
 import {
   checkDnsLabel,
   decide,

@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
+// Types only: erased at build time, so the lazy imports below stay lazy.
+import type { InjectOptions } from './inject-command.js';
 
-// The tools a user runs from a laptop against a project: they read the namespace's
-// integration secret through the user's kubeconfig and load the Kubernetes client and the
-// S3 SDK only when they run.
+// The tools a user runs from a laptop: inject and migrate-job work offline on manifests,
+// exactly as the webhook would; ls, get and check read a project's integration secret
+// through the user's kubeconfig. Each loads the Kubernetes client and the S3 SDK only when
+// it runs.
 function kubeOptions(command: Command): Command {
   return command
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
@@ -10,6 +13,34 @@ function kubeOptions(command: Command): Command {
 }
 
 export function registerToolCommands(program: Command): void {
+  program
+    .command('inject')
+    .description('mutate Pod manifests offline, exactly as the webhook would (like istioctl kube-inject)')
+    .requiredOption('-f, --filename <file>', 'manifests (YAML stream or JSON); "-" reads stdin; objects without a pod pass through')
+    .option('--secret <file>', 'integration Secret manifest (without it or --secret-from-cluster the secret counts as absent)')
+    .option('--secret-from-cluster', "read each namespace's integration secret from the cluster (your kubeconfig)")
+    .option('--kubeconfig <file>', 'kubeconfig for --secret-from-cluster (default: $KUBECONFIG, then ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context for --secret-from-cluster')
+    .option('-n, --namespace <ns>', "namespace of the pods (default: each manifest's, then the secret's, then default)")
+    .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
+    .action(
+      async (options: InjectOptions) => {
+        const { runInject } = await import('./inject-command.js');
+        process.exitCode = await runInject(options);
+      },
+    );
+
+  program
+    .command('migrate-job')
+    .description("print a Job that copies a PVC session's files to S3, so its next pod uses S3")
+    .requiredOption('-f, --filename <file>', "the session's Pod manifest (kubectl get pod NAME -o yaml)")
+    .requiredOption('--secret <file>', "the namespace's integration Secret manifest")
+    .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
+    .action(async (options: { filename: string; secret: string; output: string }) => {
+      const { runMigrateJob } = await import('./migrate-job-command.js');
+      process.exitCode = await runMigrateJob(options);
+    });
+
   kubeOptions(
     program
       .command('ls')

@@ -1,11 +1,11 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncPath } from '../agent/settings.js';
-import { resolveKey } from '../agent/keys.js';
-import { forEachBounded } from '../agent/pool.js';
-import { describeFailure } from '../agent/store.js';
-import { formatBytes } from '../agent/size.js';
-import { downloadFile, WorkspaceTree } from '../agent/transfer.js';
+import { resolveKey } from '../agent/files/keys.js';
+import { forEachBounded } from '../shared/pool.js';
+import { describeFailure } from '../agent/store/store.js';
+import { formatBytes } from '../shared/size.js';
+import { downloadFile, WorkspaceTree } from '../agent/files/transfer.js';
 import { note, openProjectStore, parseSessionRef, runTool, say, UsageError, type KubeOptions } from './project.js';
 import { filesUnder, readSessionFiles, type SessionFile } from './session-files.js';
 

@@ -1,7 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { kubeConfigFound, KubeConfigError, loadKubeConfig as load, type KubeOptions } from '../shared/kube-config.js';
-import { describeError, isNotFound } from '../webhook/kube-read.js';
-import { INTEGRATION_SECRET } from '../webhook/names.js';
+import { describeError, isNotFound } from '../webhook/lookups/kube-read.js';
+import { INTEGRATION_SECRET } from '../webhook/config/names.js';
 
 // The user's side of the cluster, for commands run from a laptop (ls, get, check,
 // inject --secret-from-cluster): the kubeconfig kubectl would use, and the namespace's

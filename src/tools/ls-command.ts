@@ -1,4 +1,4 @@
-import { formatBytes } from '../agent/size.js';
+import { formatBytes } from '../shared/size.js';
 import { note, openProjectStore, parseSessionRef, runTool, say, ToolError, type KubeOptions } from './project.js';
 import { filesUnder, readSessionFiles } from './session-files.js';
 

@@ -1,11 +1,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/settings.js';
-import type { RemoteTarget } from '../agent/remote.js';
-import { createS3Client, S3Store } from '../agent/s3-store.js';
-import { INTEGRATION_SECRET } from '../webhook/names.js';
-import { decideS3, type S3Decision } from '../webhook/s3-settings.js';
+import type { RemoteTarget } from '../agent/state/remote.js';
+import { createS3Client, S3Store } from '../agent/store/sdk-store.js';
+import { INTEGRATION_SECRET } from '../webhook/config/names.js';
+import { decideS3, type S3Decision } from '../webhook/config/s3-settings.js';
 import { redactUrlCredentials } from '../shared/redact.js';
-import { summarizeSecret } from '../webhook/secret-summary.js';
+import { summarizeSecret } from '../webhook/config/secret-summary.js';
 import { loadKubeConfig, readIntegrationSecret, ToolError, UsageError, type KubeOptions } from './kube.js';
 
 export { loadKubeConfig, ToolError, UsageError, type KubeOptions } from './kube.js';

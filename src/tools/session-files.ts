@@ -1,7 +1,7 @@
-import { unsafeKeyReason } from '../agent/keys.js';
-import type { FileEntry, Metadata } from '../agent/metadata.js';
-import { listRemote, readMetadata, type RemoteTarget } from '../agent/remote.js';
-import { failureOf } from '../agent/store.js';
+import { unsafeKeyReason } from '../agent/files/keys.js';
+import type { FileEntry, Metadata } from '../agent/state/metadata.js';
+import { listRemote, readMetadata, type RemoteTarget } from '../agent/state/remote.js';
+import { failureOf } from '../agent/store/store.js';
 import { ToolError } from './project.js';
 
 export interface SessionFile {

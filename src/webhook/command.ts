@@ -1,11 +1,11 @@
 import { createLogger } from '../shared/logger.js';
 import { CertConfigError, loadCertConfig } from './ca/config.js';
 import type { CertificateManager } from './ca/manager.js';
-import { NO_CLAIMS } from './claim-source.js';
-import { ConfigError, loadConfig } from './config.js';
-import { createMetrics } from './metrics.js';
-import { ManifestError, ManifestSecretSource, type SecretSource } from './secret-source.js';
-import { startWebhookServer } from './server.js';
+import { NO_CLAIMS } from './lookups/claim-source.js';
+import { ConfigError, loadConfig } from './config/config.js';
+import { createMetrics } from './server/metrics.js';
+import { ManifestError, ManifestSecretSource, type SecretSource } from './lookups/secret-source.js';
+import { startWebhookServer } from './server/server.js';
 
 export interface WebhookCommandOptions {
   secretFiles: string[];
@@ -58,7 +58,7 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
   }
 
   if (secrets === undefined) {
-    const { KubeSecretSource } = await import('./kube-secret-source.js');
+    const { KubeSecretSource } = await import('./lookups/kube-secret-source.js');
     const kube = new KubeSecretSource({
       logger,
       getTimeoutMs: config.server.secretGetTimeoutMs,
@@ -73,7 +73,7 @@ export async function runWebhook(options: WebhookCommandOptions): Promise<void> 
   const claims =
     options.secretFiles.length > 0
       ? NO_CLAIMS
-      : new (await import('./kube-claim-source.js')).KubeClaimSource({
+      : new (await import('./lookups/kube-claim-source.js')).KubeClaimSource({
           getTimeoutMs: config.server.secretGetTimeoutMs,
           getsPerSecond: config.server.secretGetPerSecond,
         });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import { createBucket } from '../support/minio.js';
-import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
 
 const minio = inject('minio');
 const ISO = '\\[\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\]';

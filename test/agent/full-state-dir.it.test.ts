@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, newPod, runCli, startCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, newPod, runCli, startCli, uniqueSession, type Pod } from './support/helpers.js';
 
 // Issue 21 case 6: when the local record cannot be written (AGENT_STATE_DIR full), the
 // cycle still writes metadata.json from the record in memory, reports the failure and

@@ -3,10 +3,10 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { partialPaths } from '../../src/agent/partial-names.js';
+import { partialPaths } from '../../src/agent/files/partial-names.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, getText, newPod, runCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, getText, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
 
 // Rule 9: every upload carries a checksum the server verifies, the manifest holds each
 // file's hash, and every restored file is checked against it before it takes its name.

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket, rootClient, startMinio, type MinioServer } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getText, listKeys, newPod, runCli, startCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, getText, listKeys, newPod, runCli, startCli, uniqueSession, type Pod } from './support/helpers.js';
 
 const sharedMinio = inject('minio');
 

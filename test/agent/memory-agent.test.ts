@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
-import { partialPaths } from '../../src/agent/partial-names.js';
-import { MEMORY_PREFIX, newMemoryPod, removeMemoryPods, type MemoryPod } from './memory-pod.js';
-import { MemoryStore, storeError } from './memory-store.js';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate/hydrate.js';
+import { partialPaths } from '../../src/agent/files/partial-names.js';
+import { MEMORY_PREFIX, newMemoryPod, removeMemoryPods, type MemoryPod } from './support/memory-pod.js';
+import { MemoryStore, storeError } from './support/memory-store.js';
 
 // The whole agent (hydrate, sync, refresh) over the in-memory store: the decisions the
 // MinIO tier proves against a real server, here in milliseconds and with faults on demand.

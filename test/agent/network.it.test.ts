@@ -9,7 +9,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueCertificate } from '../../src/webhook/ca/pki.js';
 import { startMinio, type MinioServer } from '../support/minio.js';
-import { ensureBuilt, listKeys, runCli, uniqueSession } from './helpers.js';
+import { ensureBuilt, listKeys, runCli, uniqueSession } from './support/helpers.js';
 
 const DAY_MS = 86_400_000;
 

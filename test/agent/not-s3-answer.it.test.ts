@@ -2,12 +2,12 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AgentStore } from '../../src/agent/agent-store.js';
+import { AgentStore } from '../../src/agent/store/s3-store.js';
 import { loadSettings } from '../../src/agent/settings.js';
-import { failureOf } from '../../src/agent/store.js';
+import { failureOf } from '../../src/agent/store/store.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, caught, ensureBuilt, getMetadata, listKeys, newPod, runCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, caught, ensureBuilt, getMetadata, listKeys, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
 
 // Rule 10: a 2xx that is not an S3 answer (an HTML page, a 200 without an ETag, without a
 // ListBucketResult or a DeleteResult) is an error, never "empty", "stored" or "deleted".

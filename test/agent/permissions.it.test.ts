@@ -2,9 +2,9 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate/hydrate.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, listKeys, newPod, uniqueSession, type Pod } from './support/helpers.js';
 import { perProjectPolicy, seedIamPolicy } from '../support/policies.js';
 
 const minio = inject('minio');

@@ -1,10 +1,10 @@
 import { appendFile, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { BUNDLE_KEY } from '../../src/agent/bundle-format.js';
+import { BUNDLE_KEY } from '../../src/agent/bundle/bundle-format.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, getMetadata, listKeys, newPod, recordRequests, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, getMetadata, listKeys, newPod, recordRequests, uniqueSession, type Pod } from './support/helpers.js';
 
 const minio = inject('minio');
 const SYNC_PATHS = '.claude,artifacts,uploads,file-uploads';

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket } from '../support/minio.js';
-import { agentEnv, newPod, recordRequests, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, newPod, recordRequests, uniqueSession, type Pod } from './support/helpers.js';
 
 const minio = inject('minio');
 

@@ -3,12 +3,12 @@ import { chmod, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
-import { partialPaths } from '../../src/agent/partial-names.js';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate/hydrate.js';
+import { partialPaths } from '../../src/agent/files/partial-names.js';
 import { VERSION } from '../../src/shared/version.js';
 import { createBucket, rootClient } from '../support/minio.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
-import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, getMetadata, listKeys, newPod, uniqueSession, type Pod } from './support/helpers.js';
 
 const minio = inject('minio');
 

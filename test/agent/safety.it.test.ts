@@ -5,8 +5,8 @@ import path from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, listKeys, newPod, startCli, uniqueSession, type Pod } from './helpers.js';
-import { connectionRefused } from './faulty-store.js';
+import { agentEnv, ensureBuilt, getMetadata, listKeys, newPod, startCli, uniqueSession, type Pod } from './support/helpers.js';
+import { connectionRefused } from './support/faulty-store.js';
 import { allowAllBut } from '../support/policies.js';
 import { startAwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 

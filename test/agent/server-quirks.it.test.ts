@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { createBucket } from '../support/minio.js';
-import { agentEnv, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, listKeys, newPod, uniqueSession, type Pod } from './support/helpers.js';
 
 // The S3 servers users run differ where MinIO cannot show it: the proxy in front of the
 // real MinIO plays each of them, and the agent must work against all.

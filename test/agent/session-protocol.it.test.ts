@@ -1,11 +1,11 @@
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { LEASE_KEY } from '../../src/agent/lease.js';
-import { StoreError } from '../../src/agent/store.js';
+import { LEASE_KEY } from '../../src/agent/state/lease.js';
+import { StoreError } from '../../src/agent/store/store.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { perProjectPolicy, seedIamPolicy } from '../support/policies.js';
-import { agentEnv, ensureBuilt, getMetadata, getText, listKeys, newPod, runCli, startCli, uniqueSession, type Pod, type RunningCli } from './helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, getText, listKeys, newPod, runCli, startCli, uniqueSession, type Pod, type RunningCli } from './support/helpers.js';
 
 const minio = inject('minio');
 

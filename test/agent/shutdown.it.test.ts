@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLE_KEY } from '../../src/agent/bundle-format.js';
+import { BUNDLE_KEY } from '../../src/agent/bundle/bundle-format.js';
 import { createBucket, rootClient, startMinio, type MinioServer } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getText, newPod, runCli, startCli, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, ensureBuilt, getText, newPod, runCli, startCli, uniqueSession, type Pod } from './support/helpers.js';
 
 describe('the final sync gets its whole budget (built CLI, own MinIO)', () => {
   let minio: MinioServer;

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate.js';
+import { FRESH_SESSION_MESSAGE } from '../../src/agent/hydrate/hydrate.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
 import { platformSync } from '../support/rclone.js';
-import { agentEnv, getText, listKeys, newPod, uniqueSession, type Pod } from './helpers.js';
+import { agentEnv, getText, listKeys, newPod, uniqueSession, type Pod } from './support/helpers.js';
 import { perProjectPolicy } from '../support/policies.js';
 
 const minio = inject('minio');

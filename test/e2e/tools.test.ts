@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { agentEnv, newPod } from '../agent/helpers.js';
+import { agentEnv, newPod } from '../agent/support/helpers.js';
 import { createNamespace, integrationSecret, kubectlOk, ROOT, serviceAccountKubeconfig, toYaml } from '../support/cluster-client.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { freePort } from '../support/free-port.js';

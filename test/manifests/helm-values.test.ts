@@ -8,11 +8,11 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { createLogger } from '../../src/shared/logger.js';
-import { generateServingCertificates } from '../../src/webhook/certs.js';
-import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
-import { createMetrics } from '../../src/webhook/metrics.js';
-import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
-import { startWebhookServer } from '../../src/webhook/server.js';
+import { generateServingCertificates } from '../../src/webhook/ca/certs.js';
+import { NO_CLAIMS } from '../../src/webhook/lookups/claim-source.js';
+import { createMetrics } from '../../src/webhook/server/metrics.js';
+import { ManifestSecretSource } from '../../src/webhook/lookups/secret-source.js';
+import { startWebhookServer } from '../../src/webhook/server/server.js';
 import { defaultConfig } from '../webhook/fixtures.js';
 import { helmTemplate } from '../support/helm.js';
 

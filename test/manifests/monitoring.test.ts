@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { SyncMetrics } from '../../src/agent/metrics.js';
-import { createMetrics } from '../../src/webhook/metrics.js';
+import { SyncMetrics } from '../../src/agent/commands/metrics.js';
+import { createMetrics } from '../../src/webhook/server/metrics.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROMTOOL = path.join(ROOT, '.cache/bin/promtool');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, backoffCeilingMs } from '../../src/shared/backoff.js';
-import { HYDRATE_BACKOFF } from '../../src/agent/hydrate.js';
-import { SYNC_BACKOFF } from '../../src/agent/loop.js';
+import { HYDRATE_BACKOFF } from '../../src/agent/hydrate/hydrate.js';
+import { SYNC_BACKOFF } from '../../src/agent/sync/loop.js';
 
 const policy = { baseMs: 1_000, capMs: 300_000 };
 

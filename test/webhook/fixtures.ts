@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { loadConfig, type WebhookConfig } from '../../src/webhook/config.js';
-import { parseSecretManifests } from '../../src/webhook/secret-source.js';
-import { summarizeSecret, type SecretSummary } from '../../src/webhook/secret-summary.js';
+import { loadConfig, type WebhookConfig } from '../../src/webhook/config/config.js';
+import { parseSecretManifests } from '../../src/webhook/lookups/secret-source.js';
+import { summarizeSecret, type SecretSummary } from '../../src/webhook/config/secret-summary.js';
 
 export const fixturePath = (relative: string) => new URL(`../fixtures/${relative}`, import.meta.url).pathname;
 

@@ -1,12 +1,12 @@
-import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
+import { NO_CLAIMS } from '../../src/webhook/lookups/claim-source.js';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { mutate } from '../../src/webhook/mutate.js';
-import { reviewAdmission, reviewJson } from '../../src/webhook/review.js';
-import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/secret-source.js';
-import { decideS3 } from '../../src/webhook/s3-settings.js';
+import { mutate } from '../../src/webhook/mutation/mutate.js';
+import { reviewAdmission, reviewJson } from '../../src/webhook/admission/review.js';
+import { ManifestSecretSource, parseSecretManifests } from '../../src/webhook/lookups/secret-source.js';
+import { decideS3 } from '../../src/webhook/config/s3-settings.js';
 import { defaultConfig, fixturePath, loadPod, loadSecretSummary, readFixture } from './fixtures.js';
 
 // Golden files are reviewed like code. test/fixtures/golden/index.yaml says what each one

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/webhook/config.js';
+import { loadConfig } from '../../src/webhook/config/config.js';
 
 const manifest = (name: string) => parse(readFileSync(new URL(`../../manifests/base/${name}`, import.meta.url), 'utf8'));
 

@@ -5,11 +5,11 @@ import { loadSettings } from '../../src/agent/settings.js';
 import { createAgentLog } from '../../src/agent/log.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { redactEndpoint } from '../../src/shared/redact.js';
-import { createApp } from '../../src/webhook/app.js';
-import { createMetrics } from '../../src/webhook/metrics.js';
-import { ManifestSecretSource } from '../../src/webhook/secret-source.js';
+import { createApp } from '../../src/webhook/server/app.js';
+import { createMetrics } from '../../src/webhook/server/metrics.js';
+import { ManifestSecretSource } from '../../src/webhook/lookups/secret-source.js';
 import { defaultConfig, loadReview } from './fixtures.js';
-import { NO_CLAIMS } from '../../src/webhook/claim-source.js';
+import { NO_CLAIMS } from '../../src/webhook/lookups/claim-source.js';
 
 const KEY = 'AKIAREDACTME7Q';
 const SECRET = 'sup3r-s3cret-v4lue';

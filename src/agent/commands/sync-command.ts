@@ -1,0 +1,92 @@
+import { setMaxListeners } from 'node:events';
+import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
+import { readLastSuccess, writeLastSuccess } from './last-success.js';
+import { createAgentLog } from '../log.js';
+import { runSyncLoop } from '../sync/loop.js';
+import type { SyncMetrics } from './metrics.js';
+import { announceSidecar } from './sync-now.js';
+import { Syncer, type CycleResult } from '../sync/sync.js';
+import { VERSION } from '../../shared/version.js';
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+// `sync --once` beside the sidecar waits for the sidecar's cycle to finish; a cycle
+// uploading a large backlog can take minutes.
+const ONCE_LOCK_WAIT_MS = 5 * 60_000;
+// The liveness threshold: this many intervals without a successful cycle, and never less
+// than UNHEALTHY_MIN_SECONDS, so a short S3 blip on a fast interval does not restart it.
+const UNHEALTHY_INTERVALS = 5;
+const UNHEALTHY_MIN_SECONDS = 300;
+// The release is one small conditional PUT, sent after the final sync's budget.
+const RELEASE_TIMEOUT_MS = 5_000;
+
+export async function runSyncCommand(
+  options: { once: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const log = createAgentLog();
+  const runtime = loadRuntime(env, log);
+  if (!runtime) return 2;
+  const syncer = new Syncer({
+    settings: runtime.settings,
+    target: runtime.target,
+    log,
+    workers: TRANSFER_WORKERS,
+    lockWaitMs: options.once ? ONCE_LOCK_WAIT_MS : undefined,
+  });
+  try {
+    if (options.once) {
+      const signal = new AbortController().signal;
+      setMaxListeners(0, signal);
+      const result = await syncer.cycle(signal, { final: true });
+      return result.ok ? 0 : 1;
+    }
+    const { settings } = runtime;
+    let metrics: SyncMetrics | undefined;
+    if (settings.metricsPort > 0) {
+      // prom-client is loaded only where metrics are served (~130 modules of start-up).
+      const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
+      metrics = new SyncMetrics({
+        lastSuccessMs: await readLastSuccess(settings.stateDir),
+        session: settings.session,
+        intervalSeconds: settings.syncIntervalSeconds,
+        version: VERSION,
+        unhealthyAfterSeconds: Math.max(UNHEALTHY_MIN_SECONDS, UNHEALTHY_INTERVALS * settings.syncIntervalSeconds),
+      });
+      try {
+        await serveSyncMetrics(metrics, settings.metricsPort);
+      } catch (error) {
+        // Metrics are a signal, not the job: a taken port must not stop the syncing.
+        log.warn(`cannot serve metrics on port ${settings.metricsPort}: ${(error as Error).message}`);
+      }
+    }
+    const cycle = async (signal: AbortSignal, final: boolean): Promise<CycleResult> => {
+      metrics?.cycleStarted();
+      const started = performance.now();
+      const result = await syncer.cycle(signal, { final }).catch((error: unknown) => {
+        metrics?.record({ ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, skipped: 0, durationSeconds: (performance.now() - started) / 1000 });
+        throw error;
+      });
+      metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
+      if (metrics && result.ok) {
+        await writeLastSuccess(settings.stateDir, Date.now()).catch((error: unknown) => {
+          log.warn(`cannot record the last successful sync in ${settings.stateDir}: ${(error as Error).message}`);
+        });
+      }
+      return result;
+    };
+    const unannounce = await announceSidecar(settings.stateDir);
+    const ok = await runSyncLoop({
+      intervalSeconds: settings.syncIntervalSeconds,
+      finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
+      log,
+      cycle,
+      abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
+    }).finally(unannounce);
+    // Whatever the final sync managed, this pod writes nothing more: its successor,
+    // waiting for the session, may start now rather than after the grace period.
+    await syncer.release(AbortSignal.timeout(RELEASE_TIMEOUT_MS));
+    return ok ? 0 : 1;
+  } finally {
+    runtime.close();
+  }
+}
