@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { kubectl, kubectlOk, ROOT } from '../support/cluster-client.js';
 import { agentImageOf } from '../support/agent-image.js';
 import { lockCluster } from '../support/cluster-lock.js';
@@ -14,6 +17,52 @@ const run = promisify(execFile);
 
 function helm(args: string[]) {
   return run(HELM, ['--kubeconfig', cluster.kubeconfigPath, ...args]);
+}
+
+// This API server has no Job controller or kubelet: `helm uninstall` would wait for the
+// pre-delete Job forever, so the tests run its container's script as a process (below)
+// and uninstall with --no-hooks.
+const uninstall = (release: string, namespace: string) => helm(['uninstall', release, '-n', namespace, '--no-hooks']);
+
+type HookObject = {
+  kind: string;
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec?: { template: { spec: { serviceAccountName: string; containers: Array<{ command: string[]; args: string[]; env: Array<{ name: string; value: string }> }> } } };
+};
+
+/**
+ * The chart's pre-delete hook as Helm would run it: its ServiceAccount and RBAC created,
+ * then the Job's container run as a process with a token of that ServiceAccount (and the
+ * cluster's CA, as the projected volume gives it), against this API server.
+ */
+async function runUninstallHook(release: string, namespace: string): Promise<{ code: number; output: string }> {
+  const { stdout } = await helm(['get', 'hooks', release, '-n', namespace]);
+  const hooks = parseAllDocuments(stdout)
+    .map((doc) => doc.toJS() as HookObject | null)
+    .filter((object): object is HookObject => object?.metadata.annotations?.['helm.sh/hook'] === 'pre-delete');
+  const job = hooks.find((object) => object.kind === 'Job')!;
+  const rbac = hooks.filter((object) => object.kind !== 'Job');
+  await kubectlOk(cluster, ['apply', '-n', namespace, '-f', '-'], rbac.map((object) => JSON.stringify(object)).join('\n'));
+  const pod = job.spec!.template.spec;
+  const token = (await kubectlOk(cluster, ['create', 'token', pod.serviceAccountName, '-n', namespace])).trim();
+  const container = pod.containers[0]!;
+  const env = Object.fromEntries(container.env.map(({ name, value }) => [name, value]));
+  const tokenDir = await mkdtemp(path.join(tmpdir(), 'uninstall-hook-'));
+  try {
+    await writeFile(path.join(tokenDir, 'token'), token);
+    await copyFile(cluster.serverCaPath, path.join(tokenDir, 'ca.crt'));
+    const server = new URL(cluster.server);
+    const [, ...nodeArgs] = [...container.command, ...container.args];
+    const result = await run(process.execPath, nodeArgs, {
+      env: { ...env, TOKEN_DIR: tokenDir, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
+    }).then(
+      ({ stdout: out, stderr }) => ({ code: 0, output: out + stderr }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? 1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
+    );
+    return result;
+  } finally {
+    await rm(tokenDir, { recursive: true, force: true });
+  }
 }
 
 // The cluster-scoped objects both installs name the same: the other e2e files apply the
@@ -35,7 +84,8 @@ describe('helm install on a real API server', () => {
   });
 
   afterAll(async () => {
-    await helm(['uninstall', 'session-storage', '-n', NAMESPACE]).catch(() => undefined);
+    await uninstall('session-storage', NAMESPACE).catch(() => undefined);
+    await kubectl(cluster, ['delete', '--ignore-not-found', 'clusterrole/session-storage-uninstall', 'clusterrolebinding/session-storage-uninstall']);
     await unlock?.();
   });
 
@@ -65,7 +115,7 @@ describe('helm install on a real API server', () => {
     const canReadOther = await kubectl(cluster, ['auth', 'can-i', 'get', 'secret/other', '-n', 'project-x', as]);
     expect(canReadOther.stdout.trim()).toBe('no');
 
-    await helm(['uninstall', 'session-storage', '-n', NAMESPACE]);
+    await uninstall('session-storage', NAMESPACE);
     const gone = await kubectl(cluster, ['get', '--ignore-not-found', '-o', 'name', ...SHARED]);
     expect(gone.stdout.trim()).toBe('');
   });
@@ -79,7 +129,28 @@ describe('helm install on a real API server', () => {
       expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
       await kubectlOk(cluster, ['get', 'deployment', 'session-storage-webhook', '-n', created]);
     } finally {
-      await helm(['uninstall', 'session-storage-ns', '-n', 'default']).catch(() => undefined);
+      await uninstall('session-storage-ns', 'default').catch(() => undefined);
     }
+  });
+  it('helm uninstall: the pre-delete hook removes the webhook configuration first, with RBAC for that one object only', async () => {
+    await helm(['install', 'session-storage', CHART, '-n', NAMESPACE, '--create-namespace']);
+    const as = `--as=system:serviceaccount:${NAMESPACE}:session-storage-uninstall`;
+
+    const first = await runUninstallHook('session-storage', NAMESPACE);
+    expect(first.output).toContain('MutatingWebhookConfiguration ambient-session-storage deleted');
+    expect(first.code).toBe(0);
+    // Admission is off while the webhook's Service and Deployment still stand: nothing is
+    // refused in between.
+    const left = await kubectl(cluster, ['get', '--ignore-not-found', '-o', 'name', 'mutatingwebhookconfiguration/ambient-session-storage']);
+    expect(left.stdout.trim()).toBe('');
+    await kubectlOk(cluster, ['get', 'service/session-storage-webhook', 'deployment/session-storage-webhook', '-n', NAMESPACE]);
+    expect((await kubectl(cluster, ['auth', 'can-i', 'delete', 'mutatingwebhookconfiguration/other', as])).stdout.trim()).toBe('no');
+    expect((await kubectl(cluster, ['auth', 'can-i', 'delete', 'service/session-storage-webhook', '-n', NAMESPACE, as])).stdout.trim()).toBe('no');
+
+    // A second uninstall attempt (the first one failed later on) still passes the hook.
+    const again = await runUninstallHook('session-storage', NAMESPACE);
+    expect(again.output).toContain('was already gone');
+    expect(again.code).toBe(0);
+    await uninstall('session-storage', NAMESPACE);
   });
 });

@@ -60,6 +60,7 @@ describe('values.schema.json', () => {
     ['image.pullPolicy=Sometimes', /pullPolicy/],
     ['webhook.timeoutSeconds=60', /timeoutSeconds/],
     ['serviceMonitor.enable=true', /enable/],
+    ['uninstallHook.enabled=sometimes', /enabled/],
   ])('refuses --set %s', async (set, message) => {
     expect(await refused(set)).toMatch(message);
   });
@@ -198,6 +199,38 @@ describe('chart values', () => {
     expect(on.get('ConfigMap/session-storage-dashboard')?.data['grafana-dashboard.json']).toBe(
       readFileSync(path.join(ROOT, 'manifests/monitoring/grafana-dashboard.json'), 'utf8').trimEnd(),
     );
+  });
+});
+
+describe('helm uninstall', () => {
+  it('a pre-delete hook removes the webhook configuration before anything else goes, with rights on that object only', async () => {
+    const rendered = await render('nodeSelector.pool=system', 'imagePullSecrets[0].name=mirror');
+    const hooks = [...rendered.values()].filter((object) => object.metadata.annotations?.['helm.sh/hook'] === 'pre-delete');
+    expect(hooks.map((object) => `${object.kind}/${object.metadata.name}`).sort()).toEqual([
+      'ClusterRole/session-storage-uninstall',
+      'ClusterRoleBinding/session-storage-uninstall',
+      'Job/session-storage-uninstall',
+      'ServiceAccount/session-storage-uninstall',
+    ]);
+    const weight = (object: Obj) => Number(object.metadata.annotations?.['helm.sh/hook-weight']);
+    const job = rendered.get('Job/session-storage-uninstall')!;
+    for (const object of hooks) if (object !== job) expect(weight(object), object.kind).toBeLessThan(weight(job));
+    expect(rendered.get('ClusterRole/session-storage-uninstall')!.rules).toEqual([
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['ambient-session-storage'], verbs: ['delete'] },
+    ]);
+    const pod = job.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('session-storage-uninstall');
+    expect(rendered.get('ServiceAccount/session-storage-uninstall')!.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.containers[0].image).toBe(deployment(rendered).spec.template.spec.containers[0].image);
+    expect(pod.nodeSelector).toEqual({ pool: 'system' });
+    expect(pod.imagePullSecrets).toEqual([{ name: 'mirror' }]);
+  });
+
+  it('uninstallHook.enabled=false renders no hook', async () => {
+    const rendered = await render('uninstallHook.enabled=false');
+    expect([...rendered.keys()].filter((key) => key.includes('uninstall'))).toEqual([]);
   });
 });
 

@@ -20,8 +20,9 @@ const HELM_LABELS = ['app.kubernetes.io/instance', 'app.kubernetes.io/managed-by
 function byObject(yaml: string): Map<string, Doc> {
   const objects = new Map<string, Doc>();
   for (const doc of parseAllDocuments(yaml)) {
-    const object = doc.toJS() as Doc | null;
-    if (!object) continue;
+    const object = doc.toJS() as (Doc & { metadata: { annotations?: Record<string, string> } }) | null;
+    // Hooks (`helm test`'s pod, the uninstall Job) run around an install; they are no part of it.
+    if (!object || object.metadata.annotations?.['helm.sh/hook']) continue;
     for (const label of HELM_LABELS) delete object.metadata.labels?.[label];
     objects.set(`${object.kind}/${object.metadata.name}`, object);
   }

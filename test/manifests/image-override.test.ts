@@ -40,7 +40,13 @@ function split(yaml: string) {
   // `helm test`'s pod runs the same image.
   const testPod = all.get('Pod/session-storage-test-admission') as { spec: { containers: Array<{ image: string }> } } | undefined;
   if (testPod) testPod.spec.containers[0]!.image = '<image>';
-  return { images, rest: all };
+  // So does the chart's uninstall hook.
+  const hookPod = (all.get('Job/session-storage-uninstall') as { spec: { template: { spec: { containers: Array<{ image: string }> } } } } | undefined)
+    ?.spec.template.spec;
+  if (!hookPod) return { images, rest: all };
+  const uninstall = hookPod.containers[0]!.image;
+  hookPod.containers[0]!.image = '<image>';
+  return { images: { ...images, uninstall }, rest: all };
 }
 
 async function kustomizeOverlay(lines: string[]): Promise<string> {
@@ -82,7 +88,7 @@ describe('overriding the image', () => {
     const mirrored = split(
       await helmTemplate(['--set', 'image.repository=registry.example.com/mirror/session-storage', '--set', 'image.tag=9.9.9']),
     );
-    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR });
+    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR, uninstall: MIRROR });
     expect(mirrored.rest).toEqual(base.rest);
   });
 });
