@@ -15,7 +15,7 @@ import {
 } from './bundle-format.js';
 import { resolveKey } from '../files/keys.js';
 import type { AgentLog } from '../log.js';
-import { isRemoteOnly, type FileMap } from '../state/metadata.js';
+import { isRemoteOnly, sameFile, type FileMap } from '../state/metadata.js';
 import { listRemote, type RemoteTarget } from '../state/remote.js';
 import type { AgentSettings } from '../settings.js';
 import { formatBytes } from '../../shared/size.js';
@@ -76,7 +76,7 @@ async function readAsRecorded(candidate: Candidate): Promise<Buffer | undefined>
   }
   try {
     const info = await handle.stat();
-    if (!info.isFile() || info.size !== candidate.facts.size || Math.abs(info.mtimeMs - candidate.facts.mtimeMs) >= 1) return undefined;
+    if (!info.isFile() || !sameFile(candidate.facts, info)) return undefined;
     const bytes = await handle.readFile();
     return bytes.length === candidate.facts.size ? bytes : undefined;
   } catch {
@@ -145,6 +145,44 @@ function packed(pack: tar.Pack, header: ReturnType<typeof entryHeader>, content:
   return new Promise<void>((resolve, reject) => pack.entry(header, content, (error) => (error ? reject(error) : resolve())));
 }
 
+interface Filled {
+  written: number;
+  bytes: number;
+  // Cut short by the fill's time.
+  truncated: boolean;
+}
+
+// Packs the planned entries until `fillUntil`, then closes the tar. A file changed since
+// the record keeps its place as filler, as the length is announced.
+async function fill(pack: tar.Pack, entries: readonly Candidate[], fillUntil: number): Promise<Filled> {
+  const filled: Filled = { written: 0, bytes: 0, truncated: false };
+  for (let start = 0; start < entries.length; start += READ_AHEAD) {
+    if (performance.now() > fillUntil) {
+      filled.truncated = true;
+      break;
+    }
+    // The listing's parse and each batch's file buffers are garbage by now, promoted
+    // under --max-semi-space-size=1: collected on the way (rate-limited), they do not
+    // pile up on top of the record for the whole fill.
+    streamedThrough();
+    const batch = entries.slice(start, start + READ_AHEAD);
+    const contents = await Promise.all(batch.map(readAsRecorded));
+    for (const [index, candidate] of batch.entries()) {
+      const content = contents[index];
+      if (content === undefined || !matchesObject(candidate, content)) {
+        const filler = fillerHeader(candidate.length);
+        await packed(pack, filler, Buffer.alloc(filler.size));
+        continue;
+      }
+      await packed(pack, entryHeader(candidate.facts), content);
+      filled.written += 1;
+      filled.bytes += content.length;
+    }
+  }
+  pack.finalize();
+  return filled;
+}
+
 /**
  * Writes the restore bundle from the final sync's record, within `timeLimitMs`: files
  * are added for FILL_SHARE of it and the tar closed early (truncated) when that runs out;
@@ -164,54 +202,26 @@ export async function writeBundle(
     return undefined;
   }
   const started = performance.now();
-  const fillUntil = started + timeLimitMs * FILL_SHARE;
   const limited = AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(timeLimitMs))]);
-  let written = 0;
-  let bytes = 0;
-  let truncated = false;
   const pack = tar.pack();
+  let plan: { entries: Candidate[]; truncated: boolean };
+  let filled: Filled;
   try {
-    const plan = planned(await candidatesOf(context, files, limited));
-    truncated = plan.truncated;
+    plan = planned(await candidatesOf(context, files, limited));
     const length = bundleLength(plan.entries.map((candidate) => candidate.length));
     // One streamed PUT of a length known up front: no part buffers, whatever the size.
     const upload = target.store.put(target.prefix + BUNDLE_KEY, Readable.from(announced(pack as AsyncIterable<Buffer>, length)), { contentLength: length }, limited);
     // A failed upload stops the producer too: it would wait for a reader forever.
     upload.catch(() => pack.destroy());
-    const fill = async (): Promise<void> => {
-      for (let start = 0; start < plan.entries.length; start += READ_AHEAD) {
-        if (performance.now() > fillUntil) {
-          truncated = true;
-          break;
-        }
-        // The listing's parse and each batch's file buffers are garbage by now, promoted
-        // under --max-semi-space-size=1: collected on the way (rate-limited), they do not
-        // pile up on top of the record for the whole fill.
-        streamedThrough();
-        const batch = plan.entries.slice(start, start + READ_AHEAD);
-        const contents = await Promise.all(batch.map(readAsRecorded));
-        for (const [index, candidate] of batch.entries()) {
-          const content = contents[index];
-          if (content === undefined || !matchesObject(candidate, content)) {
-            // Changed since the record: its place is kept, as the length is announced.
-            const filler = fillerHeader(candidate.length);
-            await packed(pack, filler, Buffer.alloc(filler.size));
-            continue;
-          }
-          await packed(pack, entryHeader(candidate.facts), content);
-          written += 1;
-          bytes += content.length;
-        }
-      }
-      pack.finalize();
-    };
-    await Promise.all([fill(), upload]);
+    [filled] = await Promise.all([fill(pack, plan.entries, started + timeLimitMs * FILL_SHARE), upload]);
   } catch (error) {
     pack.destroy();
     const why = limited.aborted && !signal.aborted ? `it did not fit in ${(timeLimitMs / 1000).toFixed(1)}s` : describeFailure(error);
     log.warn(`restore bundle not written (${why}): the next pod restores file by file`);
     return undefined;
   }
+  const { written, bytes } = filled;
+  const truncated = plan.truncated || filled.truncated;
   const seconds = (performance.now() - started) / 1000;
   log.info(
     `Restore bundle written: ${written} files, ${formatBytes(bytes)}${truncated ? ' (truncated: the rest restores file by file)' : ''}, ${seconds.toFixed(2)}s`,

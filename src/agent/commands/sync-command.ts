@@ -1,7 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { readLastSuccess, writeLastSuccess } from './last-success.js';
-import { createAgentLog } from '../log.js';
+import { createAgentLog, type AgentLog } from '../log.js';
+import type { AgentSettings } from '../settings.js';
 import { runSyncLoop } from '../sync/loop.js';
 import type { SyncMetrics } from './metrics.js';
 import { announceSidecar } from './sync-now.js';
@@ -26,8 +27,9 @@ export async function runSyncCommand(
   const log = createAgentLog();
   const runtime = loadRuntime(env, log);
   if (!runtime) return 2;
+  const { settings } = runtime;
   const syncer = new Syncer({
-    settings: runtime.settings,
+    settings,
     target: runtime.target,
     log,
     workers: TRANSFER_WORKERS,
@@ -40,46 +42,13 @@ export async function runSyncCommand(
       const result = await syncer.cycle(signal, { final: true });
       return result.ok ? 0 : 1;
     }
-    const { settings } = runtime;
-    let metrics: SyncMetrics | undefined;
-    if (settings.metricsPort > 0) {
-      // prom-client is loaded only where metrics are served (~130 modules of start-up).
-      const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
-      metrics = new SyncMetrics({
-        lastSuccessMs: await readLastSuccess(settings.stateDir),
-        session: settings.session,
-        intervalSeconds: settings.syncIntervalSeconds,
-        version: VERSION,
-        unhealthyAfterSeconds: Math.max(UNHEALTHY_MIN_SECONDS, UNHEALTHY_INTERVALS * settings.syncIntervalSeconds),
-      });
-      try {
-        await serveSyncMetrics(metrics, settings.metricsPort);
-      } catch (error) {
-        // Metrics are a signal, not the job: a taken port must not stop the syncing.
-        log.warn(`cannot serve metrics on port ${settings.metricsPort}: ${(error as Error).message}`);
-      }
-    }
-    const cycle = async (signal: AbortSignal, final: boolean): Promise<CycleResult> => {
-      metrics?.cycleStarted();
-      const started = performance.now();
-      const result = await syncer.cycle(signal, { final }).catch((error: unknown) => {
-        metrics?.record({ ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, skipped: 0, durationSeconds: (performance.now() - started) / 1000 });
-        throw error;
-      });
-      metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
-      if (metrics && result.ok) {
-        await writeLastSuccess(settings.stateDir, Date.now()).catch((error: unknown) => {
-          log.warn(`cannot record the last successful sync in ${settings.stateDir}: ${(error as Error).message}`);
-        });
-      }
-      return result;
-    };
+    const metrics = await serveMetrics(settings, log);
     const unannounce = await announceSidecar(settings.stateDir);
     const ok = await runSyncLoop({
       intervalSeconds: settings.syncIntervalSeconds,
       finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
       log,
-      cycle,
+      cycle: measuredCycle(syncer, metrics, settings, log),
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
     }).finally(unannounce);
     // Whatever the final sync managed, this pod writes nothing more: its successor,
@@ -89,4 +58,44 @@ export async function runSyncCommand(
   } finally {
     runtime.close();
   }
+}
+
+// The sidecar's /metrics and /healthz, where METRICS_PORT asks for them.
+async function serveMetrics(settings: AgentSettings, log: AgentLog): Promise<SyncMetrics | undefined> {
+  if (settings.metricsPort <= 0) return undefined;
+  // prom-client is loaded only where metrics are served: it weighs on every start-up.
+  const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
+  const metrics = new SyncMetrics({
+    lastSuccessMs: await readLastSuccess(settings.stateDir),
+    session: settings.session,
+    intervalSeconds: settings.syncIntervalSeconds,
+    version: VERSION,
+    unhealthyAfterSeconds: Math.max(UNHEALTHY_MIN_SECONDS, UNHEALTHY_INTERVALS * settings.syncIntervalSeconds),
+  });
+  try {
+    await serveSyncMetrics(metrics, settings.metricsPort);
+  } catch (error) {
+    // Metrics are a signal, not the job: a taken port must not stop the syncing.
+    log.warn(`cannot serve metrics on port ${settings.metricsPort}: ${(error as Error).message}`);
+  }
+  return metrics;
+}
+
+// A cycle of the loop, timed and counted in the metrics; a success is kept across restarts.
+function measuredCycle(syncer: Syncer, metrics: SyncMetrics | undefined, settings: AgentSettings, log: AgentLog) {
+  return async (signal: AbortSignal, final: boolean): Promise<CycleResult> => {
+    metrics?.cycleStarted();
+    const started = performance.now();
+    const result = await syncer.cycle(signal, { final }).catch((error: unknown) => {
+      metrics?.record({ ok: false, uploaded: 0, uploadedBytes: 0, deleted: 0, skipped: 0, durationSeconds: (performance.now() - started) / 1000 });
+      throw error;
+    });
+    metrics?.record({ ...result, durationSeconds: (performance.now() - started) / 1000 });
+    if (metrics && result.ok) {
+      await writeLastSuccess(settings.stateDir, Date.now()).catch((error: unknown) => {
+        log.warn(`cannot record the last successful sync in ${settings.stateDir}: ${(error as Error).message}`);
+      });
+    }
+    return result;
+  };
 }

@@ -7,14 +7,15 @@ import type { LocalFileMap } from '../files/walk.js';
 
 /*
  * What a sync cycle decides, as pure functions of what it knows: the walk, the record of
- * what is in S3, a listing where one was made, the clock. sync.ts runs the I/O around them;
- * the data-safety guards live here, where a table of cases can check every one of them.
+ * what is in S3, a listing where one was made, the clock. The cycle's phases (sync.ts and
+ * the modules it calls) run the I/O around them; the data-safety guards live here, where
+ * a table of cases can check every one of them.
  */
 
 export interface UploadPlan {
   // Keys of the changed or new files within the budget, to upload, smallest first (ties
-  // by key). Keys, not files: a cold upload of 100,000 files held as many file objects
-  // with their paths for its whole length.
+  // by key). Keys, not files: a cold upload would hold a file object with its path for
+  // every file for its whole length.
   uploads: string[];
   // Files within the budget, by key (refresh uploads their local copy again if needed):
   // the walk's own map when nothing is skipped, the usual case, rather than a copy of it.
@@ -124,7 +125,7 @@ export function planAdoption(known: FileMap, listed: ReadonlyMap<string, number>
 
 // Invariant 7: the objects past `maxAgeMs` since their last write, oldest first (unknown
 // ages, of objects written by other tools, count as oldest), at most `limit`.
-// Only the due entries are collected: a copy of every entry was ~10 MiB at 100,000 files.
+// Only the due entries are collected: a copy of every entry weighs on a large record.
 export function planRefreshes(known: FileMap, now: number, maxAgeMs: number, limit: number): Array<[string, FileEntry]> {
   const due: Array<[string, FileEntry]> = [];
   for (const [key, entry] of known) if (now - (entry.uploadedAt ?? 0) >= maxAgeMs) due.push([key, entry]);
