@@ -4,8 +4,8 @@ import type { InjectOptions } from './inject-command.js';
 
 // The tools a user runs from a laptop: inject and migrate-job work offline on manifests,
 // exactly as the webhook would; ls, get and check read a project's integration secret
-// through the user's kubeconfig. Each loads the Kubernetes client and the S3 SDK only when
-// it runs.
+// through the user's kubeconfig. Each loads the Kubernetes client and the S3 store only
+// when it runs.
 function kubeOptions(command: Command): Command {
   return command
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
