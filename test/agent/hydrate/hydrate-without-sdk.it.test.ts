@@ -9,13 +9,14 @@ const minio = inject('minio');
 
 // Loaded with --import: any load of the AWS SDK fails, so a command that needs it fails.
 // The CLI is a bundle (scripts/build.mjs): the SDK is inside a chunk, which esbuild marks
-// with the path of each module it holds.
+// with the path of each module it holds, relative to the checkout ("// node_modules/..."),
+// or through a link to another checkout's ("// ../main/node_modules/...").
 const GUARD = `import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(\`
 export async function load(url, context, next) {
   const loaded = await next(url, context);
   const source = String(loaded.source);
-  if (source.includes('// node_modules/@aws-sdk/') || source.includes('// node_modules/@smithy/')) throw new Error('SDK imported: ' + url);
+  if (/^\\\\/\\\\/ (\\\\S*\\\\/)?node_modules\\\\/@(aws-sdk|smithy)\\\\//m.test(source)) throw new Error('SDK imported: ' + url);
   return loaded;
 }\`));
 `;
