@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-// The agent commands load the S3 SDK only when they run, so the webhook side of the
+// The agent commands load the S3 store only when they run, so the webhook side of the
 // shared binary never pays for it.
 export function registerAgentCommands(program: Command): void {
   program

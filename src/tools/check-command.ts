@@ -119,15 +119,32 @@ function finish(out: Report, namespace: string): number {
   return 0;
 }
 
+// What each step of the probe shares: the probe object, the report, and how a failed
+// step is reported with its fix.
+interface ProbeContext {
+  target: RemoteTarget;
+  namespace: string;
+  // s3://BUCKET/PREFIX/metadata.json, the probe object.
+  where: string;
+  out: Report;
+  signal(): AbortSignal;
+  fail(what: string, action: string, error: unknown): void;
+}
+
 async function probe(store: ProjectStore, namespace: string, out: Report): Promise<void> {
   const { settings } = store;
   // Not a DNS label, so never a session's prefix.
   const target: RemoteTarget = { ...store.target, prefix: `${namespace}/.session-storage-check-${randomBytes(4).toString('hex')}/` };
-  const where = `s3://${target.store.bucket}/${target.prefix}${METADATA_KEY}`;
-  const signal = () => AbortSignal.timeout(PROBE_TIMEOUT_MS);
-  const fail = (what: string, action: string, error: unknown) => {
-    const failure = failureOf(error);
-    out.line('FAIL', `${what}: ${failure.kind} (${failure.detail})`, fixFor(failure.kind, error, action, settings.endpoint, `${target.store.bucket}/${namespace}/*`));
+  const context: ProbeContext = {
+    target,
+    namespace,
+    where: `s3://${target.store.bucket}/${target.prefix}${METADATA_KEY}`,
+    out,
+    signal: () => AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    fail: (what, action, error) => {
+      const failure = failureOf(error);
+      out.line('FAIL', `${what}: ${failure.kind} (${failure.detail})`, fixFor(failure.kind, error, action, settings.endpoint, `${target.store.bucket}/${namespace}/*`));
+    },
   };
   const metadata: Metadata = {
     lastSync: new Date().toISOString(),
@@ -136,16 +153,26 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
     pathsSynced: 0,
     agentVersion: VERSION,
   };
+  // Nothing else can work when the first write does not; the cause is the same.
+  if (!(await writeProbe(context, metadata))) return;
+  await readBack(context, metadata);
+  const listed = await listNamespace(context);
+  await readMissing(context, listed);
+  await deleteProbe(context);
+}
 
+async function writeProbe({ target, where, out, signal, fail }: ProbeContext, metadata: Metadata): Promise<boolean> {
   try {
     await writeMetadata(target, metadata, signal());
     out.line('ok', `write ${where} (s3:PutObject)`);
+    return true;
   } catch (error) {
-    // Nothing else can work when the first write does not; the cause is the same.
     fail(`write ${where}`, 's3:PutObject', error);
-    return;
+    return false;
   }
+}
 
+async function readBack({ target, out, signal, fail }: ProbeContext, metadata: Metadata): Promise<void> {
   try {
     const read = await readMetadata(target, signal());
     if (read.kind === 'found' && read.metadata.lastSync === metadata.lastSync) out.line('ok', 'read it back (s3:GetObject)');
@@ -153,28 +180,34 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
   } catch (error) {
     fail('read it back', 's3:GetObject', error);
   }
+}
 
-  let listed = false;
+// Whether the namespace's objects may be listed.
+async function listNamespace({ target, namespace, out, signal, fail }: ProbeContext): Promise<boolean> {
   try {
     const listing = await listRemote({ ...target, prefix: `${namespace}/` }, signal());
-    listed = listing.kind === 'listed';
-    if (listed) out.line('ok', `list s3://${target.store.bucket}/${namespace}/ (s3:ListBucket)`);
-    else {
-      out.line(
-        'warn',
-        `list s3://${target.store.bucket}/${namespace}/: access denied. Sessions hydrate and sync from the manifest in metadata.json; state written by the platform's own sync (no manifest) cannot be restored, and \`ls\` needs the manifest`,
-        LIST_FIX,
-      );
+    if (listing.kind === 'listed') {
+      out.line('ok', `list s3://${target.store.bucket}/${namespace}/ (s3:ListBucket)`);
+      return true;
     }
+    out.line(
+      'warn',
+      `list s3://${target.store.bucket}/${namespace}/: access denied. Sessions hydrate and sync from the manifest in metadata.json; state written by the platform's own sync (no manifest) cannot be restored, and \`ls\` needs the manifest`,
+      LIST_FIX,
+    );
   } catch (error) {
     fail(`list s3://${target.store.bucket}/${namespace}/`, 's3:ListBucket', error);
   }
+  return false;
+}
 
-  // A new session's hydrate reads a metadata.json that does not exist yet. Without
-  // s3:ListBucket, AWS answers 403 instead of 404 and hydrate must fail rather than start
-  // fresh over state it cannot see: only a server that says "missing" lets it start.
+// A new session's hydrate reads a metadata.json that does not exist yet. Without
+// s3:ListBucket, AWS answers 403 instead of 404 and hydrate must fail rather than start
+// fresh over state it cannot see: only a server that says "missing" lets it start.
+async function readMissing({ target, out, signal, fail }: ProbeContext, listed: boolean): Promise<void> {
+  const missingTarget = { ...target, prefix: `${target.prefix}missing/` };
   try {
-    const missing = await readMetadata({ ...target, prefix: `${target.prefix}missing/` }, signal());
+    const missing = await readMetadata(missingTarget, signal());
     if (missing.kind === 'missing') out.line('ok', 'read a missing object: answered "not found" (a new session starts fresh)');
     else out.line('FAIL', `read a missing object: got ${missing.kind}`, 'the bucket answers for objects that were never written: check the endpoint');
   } catch (error) {
@@ -183,11 +216,11 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
       // Hydrate's own test (remote.ts probeAccess): a 403 where these credentials may read
       // what they write means "missing" (AWS hides it from callers without s3:ListBucket),
       // and a new session starts fresh; only a policy that refuses the probe fails it.
-      const probe = await probeAccess({ ...target, prefix: `${target.prefix}missing/` }, signal()).catch((probeError: unknown) => ({ kind: 'error' as const, error: probeError }));
-      if (probe.kind === 'readable') {
+      const access = await probeAccess(missingTarget, signal()).catch((probeError: unknown) => ({ kind: 'error' as const, error: probeError }));
+      if (access.kind === 'readable') {
         out.line('ok', 'read a missing object: access denied without s3:ListBucket; an object written and read back there shows the 403 means "not found" (a new session starts fresh, as hydrate decides)');
       } else {
-        out.line('FAIL', `read a missing object: access denied, and hydrate's probe (write, read back) was refused too: a new session fails to hydrate (${failureOf(probe.error).detail})`, LIST_FIX);
+        out.line('FAIL', `read a missing object: access denied, and hydrate's probe (write, read back) was refused too: a new session fails to hydrate (${failureOf(access.error).detail})`, LIST_FIX);
       }
     } else if (failure.kind === 'access denied' && !listed) {
       out.line('FAIL', 'read a missing object: access denied, so hydrate of a new session fails (the server hides "not found" from callers without s3:ListBucket)', LIST_FIX);
@@ -195,7 +228,9 @@ async function probe(store: ProjectStore, namespace: string, out: Report): Promi
       fail('read a missing object', 's3:GetObject', error);
     }
   }
+}
 
+async function deleteProbe({ target, namespace, where, out, signal, fail }: ProbeContext): Promise<void> {
   try {
     const result = await deleteKeys(target, [METADATA_KEY], signal());
     if (result.failed.length === 0) out.line('ok', 'delete the probe object (s3:DeleteObject)');

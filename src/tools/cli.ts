@@ -4,8 +4,8 @@ import type { InjectOptions } from './inject-command.js';
 
 // The tools a user runs from a laptop: inject and migrate-job work offline on manifests,
 // exactly as the webhook would; ls, get and check read a project's integration secret
-// through the user's kubeconfig. Each loads the Kubernetes client and the S3 SDK only when
-// it runs.
+// through the user's kubeconfig. Each loads the Kubernetes client and the S3 store only
+// when it runs.
 function kubeOptions(command: Command): Command {
   return command
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
@@ -13,6 +13,12 @@ function kubeOptions(command: Command): Command {
 }
 
 export function registerToolCommands(program: Command): void {
+  registerManifestTools(program);
+  registerSessionTools(program);
+}
+
+// Offline: manifests in, manifests out.
+function registerManifestTools(program: Command): void {
   program
     .command('inject')
     .description('mutate Pod manifests offline, exactly as the webhook would (like istioctl kube-inject)')
@@ -40,7 +46,10 @@ export function registerToolCommands(program: Command): void {
       const { runMigrateJob } = await import('./migrate-job-command.js');
       process.exitCode = await runMigrateJob(options);
     });
+}
 
+// A project's secret through the user's kubeconfig, then S3.
+function registerSessionTools(program: Command): void {
   kubeOptions(
     program
       .command('ls')

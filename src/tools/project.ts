@@ -1,7 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadSettings, sessionPrefix, SettingsError, type AgentSettings } from '../agent/settings.js';
 import type { RemoteTarget } from '../agent/state/remote.js';
-import { createS3Client, S3Store } from '../agent/store/sdk-store.js';
+import { AgentStore } from '../agent/store/s3-store.js';
 import { INTEGRATION_SECRET } from '../webhook/config/names.js';
 import { decideS3, type S3Decision } from '../webhook/config/s3-settings.js';
 import { redactUrlCredentials } from '../shared/redact.js';
@@ -11,8 +11,8 @@ import { loadKubeConfig, readIntegrationSecret, ToolError, UsageError, type Kube
 export { loadKubeConfig, ToolError, UsageError, type KubeOptions } from './kube.js';
 
 // What the user-facing tools (ls, get, check) share: the namespace's integration secret
-// read through the user's kubeconfig, the webhook's decision on it, and an S3 client built
-// the way the agent builds its own, so a tool sees what a session pod would see.
+// read through the user's kubeconfig, the webhook's decision on it, and the session pods'
+// own S3 adapter, so a tool sends the requests a session pod sends and sees what it sees.
 
 // Every credential a tool has seen. Whatever reaches the terminal passes through redact():
 // error texts come from servers and libraries, and a tool never prints a credential, nor
@@ -87,7 +87,7 @@ export interface ProjectStore {
   close(): void;
 }
 
-// The agent's own settings and client from the env the webhook gives it; the session is
+// The agent's own settings and store from the env the webhook gives it; the session is
 // any DNS label when the tool is not about one session.
 export function openStore(values: Record<string, string>, namespace: string, session: string, workers: number): ProjectStore {
   let settings: AgentSettings;
@@ -108,11 +108,11 @@ export function openStore(values: Record<string, string>, namespace: string, ses
     if (error instanceof SettingsError) throw new ToolError(`the agent would refuse these settings: ${error.message}`);
     throw error;
   }
-  const client = createS3Client(settings, workers);
+  const store = new AgentStore(settings, workers);
   return {
     settings,
-    target: { store: new S3Store(client, settings.bucket, settings), prefix: sessionPrefix(settings) },
-    close: () => client.destroy(),
+    target: { store, prefix: sessionPrefix(settings) },
+    close: () => store.close(),
   };
 }
 

@@ -99,7 +99,7 @@ describe('S3 over TLS with an internal CA, through a proxy', () => {
     await writeFile(path.join(env.WORKSPACE_DIR, 'artifacts/b.txt'), 'b');
     expect(await runCli(['sync', '--once'], env)).toMatchObject({ code: 0 });
     await rm(path.join(env.WORKSPACE_DIR, 'artifacts/b.txt'));
-    // The deletion goes through the SDK's client: its sockets take the proxy and the CA too.
+    // The deletion goes through the lean client too, on the same sockets.
     const synced = await runCli(['sync', '--once'], env);
     expect(synced.code).toBe(0);
     expect(synced.stdout).toContain('1 deleted');

@@ -354,78 +354,119 @@ export async function downloadFile(request: DownloadRequest, tree: WorkspaceTree
   }
 }
 
+// The time and mode a restored file gets: the object's own, else the manifest's, else the
+// upload's time; an x-amz-meta-mtime that could not be used is reported with what was.
+function attributesOf(request: DownloadRequest, response: ObjectRead): { attributes: FileAttributes; unusableMtime?: Downloaded['unusableMtime'] } {
+  const metaMtime = response.metadata.mtime;
+  const parsedMtime = parseMtime(metaMtime);
+  // Manifest entries learned from a listing have no time at all.
+  const knownMtime = request.known && !isRemoteOnly(request.known) ? request.known.mtimeMs : undefined;
+  const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
+  const known = request.known?.mode;
+  const mode = parseMode(response.metadata.mode) ?? (known === undefined ? undefined : known & 0o777);
+  const attributes = { mtimeMs, mode };
+  if (parsedMtime !== undefined || metaMtime === undefined) return { attributes };
+  return { attributes, unusableMtime: { value: metaMtime, used: knownMtime === undefined ? 'upload' : 'manifest' } };
+}
+
+interface Written {
+  size: number;
+  sha256: string;
+}
+
+// A small object, read whole into memory and written in one go.
+async function writeSmall(request: DownloadRequest, tree: WorkspaceTree, response: ObjectRead, attributes: FileAttributes): Promise<Written> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await response.bytes();
+  } catch (error) {
+    // A body left unread would hold its keep-alive socket for good.
+    response.discard();
+    throw error;
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  verify(request, response, bytes.length, sha256);
+  await writeWholeFile(tree, request.relativePath, bytes, attributes);
+  streamedThrough();
+  return { size: bytes.length, sha256 };
+}
+
+// The ETag of the version a new partial file holds, beside it: a later attempt continues
+// only that version.
+async function keepEtag(partial: PartialPaths, offset: number, etag: string | undefined): Promise<void> {
+  if (offset > 0) return;
+  if (etag) {
+    const file = await createFresh(partial.etag, 0o600);
+    await file.writeFile(etag).finally(() => file.close());
+  } else {
+    await removeName(partial.etag);
+  }
+}
+
+// Written through the handle (not a stream that owns it) so chmod and utimes below apply
+// to this very file.
+async function fillPartial(
+  handle: FileHandle,
+  request: DownloadRequest,
+  response: ObjectRead,
+  offset: number,
+  hash: Hash,
+  attributes: FileAttributes,
+): Promise<Written> {
+  for await (const chunk of response.body) {
+    if (request.signal.aborted) throw request.signal.reason;
+    hash.update(chunk);
+    await handle.write(chunk);
+    streamedThrough();
+  }
+  const size = (await handle.stat()).size;
+  const expected = totalSize(response, offset);
+  if (expected !== undefined && size !== expected) {
+    throw new Error(`incomplete download of ${request.objectKey}: ${size} of ${expected} bytes`);
+  }
+  const sha256 = hash.digest('hex');
+  verify(request, response, size, sha256);
+  if (attributes.mode !== undefined) await handle.chmod(attributes.mode);
+  await handle.utimes(new Date(), fileTime(attributes.mtimeMs));
+  return { size, sha256 };
+}
+
+// A large object (or the rest of one), streamed into its partial file, which takes the
+// final name once whole and verified.
+async function writeStreamed(request: DownloadRequest, localPath: string, response: ObjectRead, offset: number, attributes: FileAttributes): Promise<Written> {
+  const partial = partialPaths(localPath);
+  let written: Written;
+  try {
+    const hash = offset > 0 ? await hashPartial(partial.data, offset) : createHash('sha256');
+    const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
+    try {
+      await keepEtag(partial, offset, response.etag);
+      written = await fillPartial(handle, request, response, offset, hash, attributes);
+    } finally {
+      await handle.close();
+    }
+    await rename(partial.data, localPath);
+  } catch (error) {
+    response.discard();
+    // Wrong bytes are never continued.
+    if (error instanceof IntegrityError) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
+    throw error;
+  }
+  await removeName(partial.etag);
+  return written;
+}
+
 async function downloadOnce(request: DownloadRequest, tree: WorkspaceTree, mayResume: boolean): Promise<Downloaded> {
   const dir = path.dirname(request.relativePath);
   await tree.ensureDir(dir);
   const localPath = path.join(tree.root, request.relativePath);
   const resume = !mayResume || tree.isNew(dir) ? undefined : await resumePoint(partialPaths(localPath));
   const { response, offset } = await fetchObject(request, resume);
-
-  const metaMtime = response.metadata.mtime;
-  const parsedMtime = parseMtime(metaMtime);
-  // Manifest entries learned from a listing have no time at all.
-  const knownMtime = request.known && !isRemoteOnly(request.known) ? request.known.mtimeMs : undefined;
-  const fallback = knownMtime === undefined ? 'upload' : 'manifest';
-  const mtimeMs = parsedMtime ?? knownMtime ?? response.lastModified?.getTime() ?? Date.now();
-  const known = request.known?.mode;
-  const mode = parseMode(response.metadata.mode) ?? (known === undefined ? undefined : known & 0o777);
-  let size: number;
-  let sha256: string;
-  if (offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await response.bytes();
-    } catch (error) {
-      // A body left unread would hold its keep-alive socket for good.
-      response.discard();
-      throw error;
-    }
-    size = bytes.length;
-    sha256 = createHash('sha256').update(bytes).digest('hex');
-    verify(request, response, size, sha256);
-    await writeWholeFile(tree, request.relativePath, bytes, { mtimeMs, mode });
-    streamedThrough();
-  } else {
-    const partial = partialPaths(localPath);
-    try {
-      const hash = offset > 0 ? await hashPartial(partial.data, offset) : createHash('sha256');
-      const handle = offset > 0 ? await open(partial.data, APPEND) : await createFresh(partial.data, 0o666);
-      try {
-        if (offset === 0 && response.etag) {
-          const etag = await createFresh(partial.etag, 0o600);
-          await etag.writeFile(response.etag).finally(() => etag.close());
-        } else if (offset === 0) {
-          await removeName(partial.etag);
-        }
-        // Written through the handle (not a stream that owns it) so chmod and utimes below
-        // apply to this very file.
-        for await (const chunk of response.body) {
-          if (request.signal.aborted) throw request.signal.reason;
-          hash.update(chunk);
-          await handle.write(chunk);
-          streamedThrough();
-        }
-        size = (await handle.stat()).size;
-        const expected = totalSize(response, offset);
-        if (expected !== undefined && size !== expected) {
-          throw new Error(`incomplete download of ${request.objectKey}: ${size} of ${expected} bytes`);
-        }
-        sha256 = hash.digest('hex');
-        verify(request, response, size, sha256);
-        if (mode !== undefined) await handle.chmod(mode);
-        await handle.utimes(new Date(), fileTime(mtimeMs));
-      } finally {
-        await handle.close();
-      }
-      await rename(partial.data, localPath);
-    } catch (error) {
-      response.discard();
-      // Wrong bytes are never continued.
-      if (error instanceof IntegrityError) await Promise.all([removeName(partial.data), removeName(partial.etag)]);
-      throw error;
-    }
-    await removeName(partial.etag);
-  }
-  const entry = { size, mtimeMs, mode, sha256 };
-  return parsedMtime === undefined && metaMtime !== undefined ? { entry, unusableMtime: { value: metaMtime, used: fallback } } : { entry };
+  const { attributes, unusableMtime } = attributesOf(request, response);
+  const { size, sha256 } =
+    offset === 0 && (response.contentLength ?? Infinity) < SMALL_OBJECT
+      ? await writeSmall(request, tree, response, attributes)
+      : await writeStreamed(request, localPath, response, offset, attributes);
+  const entry = { size, mtimeMs: attributes.mtimeMs, mode: attributes.mode, sha256 };
+  return unusableMtime === undefined ? { entry } : { entry, unusableMtime };
 }

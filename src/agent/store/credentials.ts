@@ -3,7 +3,7 @@ import type { CredentialMode } from '../../shared/agent-env.js';
 /*
  * The one credential chain behind every request the agent sends: the lean signer
  * (s3-endpoint.ts, which signs synchronously and so reads `current()`) and the SDK client
- * (s3-store.ts, which calls `get()`). Keys from the secret, with a session token when they
+ * (sdk-writes.ts, which calls `get()`). Keys from the secret, with a session token when they
  * are temporary; or, in `workload-identity` mode, what the pod's identity provides: a web
  * identity token (IRSA: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, exchanged at STS) or
  * EKS Pod Identity's container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI + its token

@@ -3,12 +3,16 @@ import { createRequire } from 'node:module';
 import aws4 from 'aws4';
 import { CredentialSource, type CredentialSettings } from './credentials.js';
 import { socketPoolOptions } from './http-agent.js';
+import { S3ResponseError } from './s3-errors.js';
 import type { AgentSettings } from '../settings.js';
 
 /*
- * Where the agent's own S3 requests (s3-put.ts, s3-get.ts) go: the endpoint parsed once,
- * SigV4 signing by aws4, and one keep-alive socket pool sized to the transfer pool, with
- * the SDK client's timeouts (s3-store.ts), so PutObject and GetObject share sockets.
+ * The one configuration of the agent's S3 requests: the endpoint parsed once, path or
+ * virtual-host addressing, the region (followed where AWS redirects), SigV4 signing by
+ * aws4 with the credential chain of credentials.ts, timeouts, the one retry, and one
+ * keep-alive socket pool sized to the transfer pool. The lean requests (s3-get.ts,
+ * s3-put.ts, s3-delete.ts) are made here; the SDK client of the calls only it makes
+ * (sdk-writes.ts) is built from the same settings and shares the socket pool.
  */
 
 const require = createRequire(import.meta.url);
@@ -16,9 +20,10 @@ const require = createRequire(import.meta.url);
 export type EndpointSettings = Pick<AgentSettings, 'endpoint' | 'region' | 'bucket'> & CredentialSettings;
 
 // A socket that takes this long to connect, or a request idle this long, fails.
-const CONNECT_TIMEOUT_MS = 5_000;
-const IDLE_TIMEOUT_MS = 60_000;
-// One more attempt after a server error or a dropped socket (the SDK's maxAttempts 2).
+export const CONNECT_TIMEOUT_MS = 5_000;
+export const IDLE_TIMEOUT_MS = 60_000;
+// One more attempt after a server error or a dropped socket.
+export const MAX_ATTEMPTS = 2;
 const RETRY_DELAY_MS = 100;
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 
@@ -36,18 +41,7 @@ function virtualHostable(bucket: string): boolean {
   return /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
 }
 
-// A failure as the SDK reports one (code, status, message), so s3-errors.ts classifies
-// both paths alike.
-export class S3ResponseError extends Error {
-  constructor(
-    readonly Code: string,
-    message: string,
-    readonly $metadata: { httpStatusCode: number },
-  ) {
-    super(message);
-    this.name = Code;
-  }
-}
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
 
 export function retryable(error: unknown): boolean {
   // A redirect to the bucket's region: the endpoint has taken the region from its header,
@@ -83,7 +77,10 @@ function abortOn(signal: AbortSignal, request: ClientRequest): void {
 }
 
 export class S3Endpoint {
-  private readonly secure: boolean;
+  readonly url: string;
+  readonly secure: boolean;
+  // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
+  readonly pathStyle: boolean;
   private readonly host: string;
   private readonly basePath: string;
   private readonly address: { protocol: string; hostname: string; port: string };
@@ -95,23 +92,29 @@ export class S3Endpoint {
   constructor(
     private readonly settings: EndpointSettings,
     workers: number,
-    // Shared with the SDK client (agent-store.ts); ready before each request is made.
+    // Shared with the SDK client (sdk-writes.ts); ready before each request is made.
     private readonly credentials = new CredentialSource(settings),
   ) {
     const url = new URL(settings.endpoint);
+    this.url = settings.endpoint;
     this.secure = url.protocol === 'https:';
     this.address = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port };
     this.agentOptions = socketPoolOptions(workers);
     const endpointPath = url.pathname.replace(/\/+$/, '');
-    // Custom endpoints (MinIO, Ceph, ...) are addressed by path, AWS by host name.
-    if (url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket)) {
-      this.host = `${settings.bucket}.${url.host}`;
-      this.basePath = `${endpointPath}/`;
-    } else {
-      this.host = url.host;
-      this.basePath = `${endpointPath}/${encodeKey(settings.bucket)}/`;
-    }
+    this.pathStyle = !(url.hostname.endsWith('amazonaws.com') && virtualHostable(settings.bucket));
+    this.host = this.pathStyle ? url.host : `${settings.bucket}.${url.host}`;
+    this.basePath = this.pathStyle ? `${endpointPath}/${encodeKey(settings.bucket)}/` : `${endpointPath}/`;
     this.region = settings.region;
+  }
+
+  /** The region requests are signed for: S3_REGION, or the bucket's once AWS named it. */
+  get currentRegion(): string {
+    return this.region;
+  }
+
+  /** The keep-alive socket pool, which the SDK client's requests share. */
+  socketPool(): Agent {
+    return this.connect().agent;
   }
 
   /** The request path of an object. */
@@ -128,7 +131,7 @@ export class S3Endpoint {
    * A signed request, sent when the caller ends it. A socket that does not connect in
    * time, or a request idle too long, is destroyed with a TimeoutError naming `what`.
    */
-  request(method: 'GET' | 'HEAD' | 'PUT', path: string, headers: Record<string, string | number>, signal: AbortSignal, what: string): ClientRequest {
+  request(method: Method, path: string, headers: Record<string, string | number>, signal: AbortSignal, what: string): ClientRequest {
     const transport = this.connect();
     const signed = aws4.sign(
       { host: this.host, path, method, service: 's3', region: this.region, headers: { Host: this.host, ...headers } },

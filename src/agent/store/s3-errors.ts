@@ -1,10 +1,38 @@
-import { S3ResponseError } from './s3-endpoint.js';
 import { isRegionError, regionFailure } from './region.js';
+import { parseXml } from './s3-xml.js';
 import { StoreError, type Failure, type StoreErrorKind } from './store.js';
 
-// S3 failures, whether thrown by the SDK (s3-store.ts) or read from a response of the
-// agent's own PutObject (s3-put.ts), mapped onto the StoreError the agent decides on.
-// Kept free of SDK imports so a cycle that sends no request never loads the SDK.
+// S3 failures, whether thrown by the SDK (multipart and copy, sdk-writes.ts) or read from
+// the answers of the agent's own requests (s3-get.ts, s3-put.ts, s3-delete.ts), mapped onto
+// the StoreError the agent decides on. Kept free of SDK imports so a cycle that sends no
+// multipart upload or copy never loads the SDK.
+
+// A failure as the SDK reports one (code, status, message), so both clients' failures are
+// classified alike.
+export class S3ResponseError extends Error {
+  constructor(
+    readonly Code: string,
+    message: string,
+    readonly $metadata: { httpStatusCode: number },
+  ) {
+    super(message);
+    this.name = Code;
+  }
+}
+
+// What a body-less failure is named: a read's as the SDK names it (404 NotFound, else its
+// number; a HEAD's 403 stays unnamed, which refresh reads as the operator's words), a
+// write's as S3 names the refusals callers decide on.
+const WRITE_CODES: Record<number, string> = { 403: 'AccessDenied', 404: 'NotFound', 412: 'PreconditionFailed' };
+
+/** The one reading of a failed answer of the agent's own requests: the body's Code and Message. */
+export function responseError(method: string, status: number, text: string, what: string): S3ResponseError {
+  const error = (parseXml(text) as { Error?: { Code?: unknown; Message?: unknown } } | undefined)?.Error;
+  const named = typeof error?.Code === 'string' && error.Code !== '' ? error.Code : undefined;
+  const fallback = method === 'GET' || method === 'HEAD' ? (status === 404 ? 'NotFound' : String(status)) : (WRITE_CODES[status] ?? `HTTP${status}`);
+  const message = typeof error?.Message === 'string' && error.Message !== '' ? error.Message : `${what}: HTTP ${status}`;
+  return new S3ResponseError(named ?? fallback, message, { httpStatusCode: status });
+}
 
 interface ErrorLike {
   name?: unknown;

@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { XMLParser } from 'fast-xml-parser';
-import { beforeRetry, retryable, S3ResponseError, type S3Endpoint } from './s3-endpoint.js';
+import type { S3Endpoint } from './s3-endpoint.js';
 import { wholeObjectSha256 } from '../../shared/checksum.js';
 import { notS3Answer, toStoreError } from './s3-errors.js';
+import { readText, send } from './s3-request.js';
+import { parseXml } from './s3-xml.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead } from './store.js';
 import { streamedThrough } from '../../shared/gc-pacing.js';
 
@@ -11,22 +12,9 @@ import { streamedThrough } from '../../shared/gc-pacing.js';
  * requests on keep-alive sockets, as s3-put.ts does for PutObject. A restore is one GET per
  * object; through the SDK each cost ~1.5 ms of CPU (a middleware stack per command,
  * endpoint rules per request) and loading the SDK some 35 MiB of heap, which made a
- * crashed pod's restore of 10,000 small files slower than s5cmd's. Errors are thrown as
- * the SDK threw them (code, status, message), so s3-errors.ts classifies them the same.
+ * crashed pod's restore of 10,000 small files slower than s5cmd's. Errors are read as the
+ * SDK read them (code, status, message), so s3-errors.ts classifies them the same.
  */
-
-// Configured as the SDK's own parser reads S3's answers: text kept verbatim (a key may be
-// " 007" or "true"), XML's entities and character references decoded, each listed object
-// an element of Contents even when a page holds one.
-const xml = new XMLParser({
-  ignoreAttributes: true,
-  ignoreDeclaration: true,
-  parseTagValue: false,
-  trimValues: false,
-  processEntities: true,
-  htmlEntities: true,
-  isArray: (_name, jpath) => jpath === 'ListBucketResult.Contents',
-});
 
 interface ListPage {
   ListBucketResult?: {
@@ -39,29 +27,6 @@ interface ListPage {
 // RFC 3986 for a query value, as SigV4 canonicalises it.
 function encodeQuery(value: string): string {
   return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-function readText(response: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    response.on('data', (chunk: Buffer) => chunks.push(chunk));
-    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    response.once('error', reject);
-  });
-}
-
-// The SDK's reading of a failure: the body's Code and Message; without a body (a HEAD) a
-// 404 is NotFound and any other status is named by its number.
-function responseError(status: number, text: string, what: string): S3ResponseError {
-  let parsed: { Error?: { Code?: unknown; Message?: unknown } } = {};
-  try {
-    if (text.trim() !== '') parsed = xml.parse(text) as typeof parsed;
-  } catch {
-    // Not XML (a proxy's page): the status says it.
-  }
-  const code = typeof parsed.Error?.Code === 'string' && parsed.Error.Code !== '' ? parsed.Error.Code : status === 404 ? 'NotFound' : String(status);
-  const message = typeof parsed.Error?.Message === 'string' && parsed.Error.Message !== '' ? parsed.Error.Message : `${what}: HTTP ${status}`;
-  return new S3ResponseError(code, message, { httpStatusCode: status });
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -136,13 +101,7 @@ async function listPage(response: IncomingMessage, prefix: string): Promise<NonN
   } catch (error) {
     throw toStoreError(error);
   }
-  let page: ListPage | undefined;
-  try {
-    page = xml.parse(text) as ListPage;
-  } catch {
-    page = undefined;
-  }
-  const result = page?.ListBucketResult;
+  const result = (parseXml(text) as ListPage | undefined)?.ListBucketResult;
   if (typeof result === 'object' && result !== null) return result;
   const status = response.statusCode ?? 0;
   throw toStoreError(notS3Answer(`ListObjectsV2 of ${prefix}: HTTP ${status} without a ListBucketResult (${describeBody(text)})`, status));
@@ -223,31 +182,7 @@ export class ObjectReader {
     return objects;
   }
 
-  // A success's response, its body unread; a failure thrown as a StoreError after one more
-  // attempt where the SDK would have made one.
-  private async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<IncomingMessage> {
-    try {
-      return await this.attempt(method, path, headers, signal, what);
-    } catch (error) {
-      if (signal.aborted || !retryable(error)) throw toStoreError(error);
-      await beforeRetry();
-      try {
-        return await this.attempt(method, path, headers, signal, what);
-      } catch (again) {
-        throw toStoreError(again);
-      }
-    }
-  }
-
-  private async attempt(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<IncomingMessage> {
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = this.endpoint.request(method, path, headers, signal, what);
-      request.once('response', resolve);
-      request.once('error', reject);
-      request.end();
-    });
-    const status = response.statusCode ?? 0;
-    if (status >= 200 && status < 300) return response;
-    throw responseError(status, await readText(response), what);
+  private request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<IncomingMessage> {
+    return send(this.endpoint, { method, path, headers, what }, signal);
   }
 }

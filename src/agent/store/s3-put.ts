@@ -3,9 +3,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { hashFileHead, hexToBase64, sha256Hex } from '../../shared/checksum.js';
 import { contentTypeFor } from './content-type.js';
-import { beforeRetry, retryable, S3ResponseError, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
-import { notS3Answer, toStoreError } from './s3-errors.js';
-import type { AgentSettings } from '../settings.js';
+import { beforeRetry, retryable, type EndpointSettings, type S3Endpoint } from './s3-endpoint.js';
+import { notS3Answer, responseError, S3ResponseError, toStoreError } from './s3-errors.js';
+import { encryptionHeaders, type EncryptionSettings } from './encryption.js';
+import { readText } from './s3-request.js';
 import { streamedThrough } from '../../shared/gc-pacing.js';
 import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, type PutResult } from './store.js';
 
@@ -14,27 +15,20 @@ import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, 
  * Sync's hot path is one PutObject per changed file; through the SDK each one allocated
  * some 250 KB (a middleware stack built per command, endpoint rules evaluated per request),
  * which at 10,000 files kept ~200 MiB of garbage in the heap, and loading the SDK cost
- * ~0.2 s of every start. Everything else (copy, delete, multipart) stays with the SDK
- * (s3-store.ts), loaded only when a cycle needs it; GET, HEAD and list are s3-get.ts's.
+ * ~0.2 s of every start. Multipart uploads and copies stay with the SDK (sdk-writes.ts),
+ * loaded only when a cycle needs them; GET, HEAD and list are s3-get.ts's.
  */
 
-export type PutSettings = EndpointSettings & Pick<AgentSettings, 'sse' | 'sseKmsKeyId'>;
+export type PutSettings = EndpointSettings & EncryptionSettings;
 
 // A file body is read into one buffer of this size, reused for the whole file.
 const FILE_CHUNK = 256 * 1024;
 
-function xmlField(xml: string, name: string): string | undefined {
-  return new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
-}
-
-// The body of a success is empty and only drained (the socket goes back to the pool); an
-// error's is a small XML document.
-function readBody(response: IncomingMessage, keep: boolean): Promise<string> {
+// The body of a success is empty and only drained: the socket goes back to the pool.
+function drain(response: IncomingMessage): Promise<void> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    if (keep) response.on('data', (chunk: Buffer) => chunks.push(chunk));
-    else response.resume();
-    response.once('end', () => resolve(keep ? Buffer.concat(chunks).toString('utf8') : ''));
+    response.resume();
+    response.once('end', resolve);
     response.once('error', reject);
   });
 }
@@ -44,13 +38,9 @@ export class ObjectPut {
 
   constructor(
     private readonly endpoint: S3Endpoint,
-    settings: Pick<PutSettings, 'sse' | 'sseKmsKeyId'>,
+    settings: EncryptionSettings,
   ) {
-    this.encryption = {};
-    if (settings.sse !== undefined) {
-      this.encryption['x-amz-server-side-encryption'] = settings.sse;
-      if (settings.sseKmsKeyId !== undefined) this.encryption['x-amz-server-side-encryption-aws-kms-key-id'] = settings.sseKmsKeyId;
-    }
+    this.encryption = encryptionHeaders(settings);
   }
 
   // A stream body needs options.contentLength. A buffer or a file is sent once more after
@@ -129,24 +119,19 @@ export class ObjectPut {
       }
     });
     const status = response.statusCode ?? 0;
-    const ok = status >= 200 && status < 300;
-    const text = await readBody(response, !ok);
-    if (ok) {
-      const etag = response.headers.etag;
-      // Every S3 server names what it stored; a 2xx without an ETag came from something
-      // else (a proxy's page, a captive portal) and stored nothing (rule 10).
-      if (typeof etag !== 'string' || etag === '') throw notS3Answer(`PutObject of ${key}: HTTP ${status} without an ETag`, status);
-      // A server that names the checksum it stored names the one it was sent.
-      const stored = response.headers['x-amz-checksum-sha256'];
-      const sent = headers['x-amz-checksum-sha256'];
-      if (typeof stored === 'string' && sent !== undefined && stored !== sent) {
-        throw new S3ResponseError('BadDigest', `PutObject of ${key}: stored checksum ${stored}, sent ${String(sent)}`, { httpStatusCode: status });
-      }
-      return etag;
+    if (status < 200 || status >= 300) throw responseError('PUT', status, await readText(response), `PutObject of ${key}`);
+    await drain(response);
+    const etag = response.headers.etag;
+    // Every S3 server names what it stored; a 2xx without an ETag came from something
+    // else (a proxy's page, a captive portal) and stored nothing (rule 10).
+    if (typeof etag !== 'string' || etag === '') throw notS3Answer(`PutObject of ${key}: HTTP ${status} without an ETag`, status);
+    // A server that names the checksum it stored names the one it was sent.
+    const stored = response.headers['x-amz-checksum-sha256'];
+    const sent = headers['x-amz-checksum-sha256'];
+    if (typeof stored === 'string' && sent !== undefined && stored !== sent) {
+      throw new S3ResponseError('BadDigest', `PutObject of ${key}: stored checksum ${stored}, sent ${String(sent)}`, { httpStatusCode: status });
     }
-    const code =
-      xmlField(text, 'Code') ?? (status === 403 ? 'AccessDenied' : status === 404 ? 'NotFound' : status === 412 ? 'PreconditionFailed' : `HTTP${status}`);
-    throw new S3ResponseError(code, xmlField(text, 'Message') ?? `PutObject of ${key}: HTTP ${status}`, { httpStatusCode: status });
+    return etag;
   }
 }
 

@@ -1,47 +1,50 @@
 import type { Readable } from 'node:stream';
 import { CredentialSource } from './credentials.js';
 import { S3Endpoint } from './s3-endpoint.js';
+import { ObjectDeleter } from './s3-delete.js';
 import { ObjectReader } from './s3-get.js';
 import { ObjectPut } from './s3-put.js';
 import { toStoreError } from './s3-errors.js';
-import type { S3Store } from './sdk-store.js';
+import type { SdkWrites } from './sdk-writes.js';
 import type { AgentSettings } from '../settings.js';
 import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, PutBody, PutOptions, PutResult } from './store.js';
 
 /*
- * The agent's store: PutObject, sync's one request per changed file, goes through the
- * lean client (s3-put.ts), and GET, HEAD and list, a restore's requests, through the lean
- * reader (s3-get.ts); the rare calls (multipart, copy, delete) go through the SDK adapter,
- * loaded on the first of them. A restore or a cycle without them never loads the SDK
- * (~0.2 s and ~35 MiB of every start).
+ * The S3 adapter of the agent and of the user tools: PUT, GET, HEAD, list and deletes go
+ * through the lean client (s3-put.ts, s3-get.ts, s3-delete.ts over s3-endpoint.ts); the two
+ * calls only the SDK makes, multipart upload and copy, through sdk-writes.ts, loaded on
+ * the first of them. A restore or a cycle without them never loads the SDK (~0.2 s and
+ * ~35 MiB of every start).
  */
 export class AgentStore implements ObjectStore {
   readonly bucket: string;
-  // One socket pool for the lean requests, sized to the transfer pool.
+  // One configuration and one socket pool, sized to the transfer pool, for both clients.
   private readonly endpoint: S3Endpoint;
   private readonly putter: ObjectPut;
   private readonly reader: ObjectReader;
-  private sdk: Promise<{ store: S3Store; close: () => void }> | undefined;
+  private readonly deleter: ObjectDeleter;
+  private sdk: Promise<{ writes: SdkWrites; close: () => void }> | undefined;
   // One credential chain for both clients; the lean ones sign with what `ready` fetched.
   private readonly credentials: CredentialSource;
 
   constructor(
     private readonly settings: AgentSettings,
-    private readonly workers: number,
+    workers: number,
   ) {
     this.bucket = settings.bucket;
     this.credentials = new CredentialSource(settings);
     this.endpoint = new S3Endpoint(settings, workers, this.credentials);
     this.putter = new ObjectPut(this.endpoint, settings);
     this.reader = new ObjectReader(this.endpoint);
+    this.deleter = new ObjectDeleter(this.endpoint);
   }
 
-  private async sdkStore(): Promise<S3Store> {
-    this.sdk ??= import('./sdk-store.js').then(({ createS3Client, S3Store }) => {
-      const client = createS3Client(this.settings, this.workers, this.credentials);
-      return { store: new S3Store(client, this.settings.bucket, this.settings), close: () => client.destroy() };
+  private async sdkWrites(): Promise<SdkWrites> {
+    this.sdk ??= import('./sdk-writes.js').then(({ createSdkClient, SdkWrites }) => {
+      const client = createSdkClient(this.endpoint, this.credentials);
+      return { writes: new SdkWrites(client, this.settings.bucket, this.settings), close: () => client.destroy() };
     });
-    return (await this.sdk).store;
+    return (await this.sdk).writes;
   }
 
   async put(key: string, body: PutBody, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
@@ -60,19 +63,21 @@ export class AgentStore implements ObjectStore {
   }
 
   async putMultipart(key: string, body: Readable, options: PutOptions, signal: AbortSignal): Promise<PutResult> {
-    return (await this.sdkStore()).putMultipart(key, body, options, signal);
+    return (await this.sdkWrites()).putMultipart(key, body, options, signal);
   }
 
   async copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void> {
-    return (await this.sdkStore()).copyOnto(key, info, signal);
+    return (await this.sdkWrites()).copyOnto(key, info, signal);
   }
 
   async delete(key: string, signal: AbortSignal): Promise<void> {
-    return (await this.sdkStore()).delete(key, signal);
+    await this.ready();
+    return this.deleter.delete(key, signal);
   }
 
   async deleteMany(keys: readonly string[], signal: AbortSignal): Promise<{ failed: Set<string> }> {
-    return (await this.sdkStore()).deleteMany(keys, signal);
+    await this.ready();
+    return this.deleter.deleteMany(keys, signal);
   }
 
   async list(prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
@@ -90,7 +95,7 @@ export class AgentStore implements ObjectStore {
     }
   }
 
-  // Releases the sockets of all three clients.
+  // Releases the socket pool both clients share.
   close(): void {
     this.endpoint.close();
     void this.sdk?.then(({ close }) => close());

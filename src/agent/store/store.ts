@@ -3,9 +3,9 @@ import type { FsPath } from '../../shared/fs-path.js';
 
 /*
  * The agent's storage port: the few object-store calls hydrate, sync, refresh and the user
- * tools make. The S3 adapter (s3-store.ts) turns whatever the SDK or the socket throws into
- * a StoreError, so the agent's decisions never read SDK error shapes and the unit tier can
- * run them against an in-memory store.
+ * tools make. The S3 adapter (s3-store.ts) turns whatever S3, the SDK or the socket throws
+ * into a StoreError, so the agent's decisions never read SDK error shapes and the unit tier
+ * can run them against an in-memory store.
  */
 
 // What a caller decides on. `credentials`: the server rejects the keys outright, as

@@ -9,20 +9,21 @@ const minio = inject('minio');
 
 // Loaded with --import: any load of the AWS SDK fails, so a command that needs it fails.
 // The CLI is a bundle (scripts/build.mjs): the SDK is inside a chunk, which esbuild marks
-// with the path of each module it holds.
+// with the path of each module it holds, relative to the checkout ("// node_modules/..."),
+// or through a link to another checkout's ("// ../main/node_modules/...").
 const GUARD = `import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(\`
 export async function load(url, context, next) {
   const loaded = await next(url, context);
   const source = String(loaded.source);
-  if (source.includes('// node_modules/@aws-sdk/') || source.includes('// node_modules/@smithy/')) throw new Error('SDK imported: ' + url);
+  if (/^\\\\/\\\\/ (\\\\S*\\\\/)?node_modules\\\\/@(aws-sdk|smithy)\\\\//m.test(source)) throw new Error('SDK imported: ' + url);
   return loaded;
 }\`));
 `;
 
 // A restore sends only GET and list requests, which go without the SDK: a crashed pod's
 // successor, and every empty session's first start, never pays for loading it. Nor does
-// a final sync that uploads files under 64 MiB and writes the restore bundle.
+// a final sync that uploads files under 64 MiB, deletes, and writes the restore bundle.
 describe('hydrate and the final sync without the AWS SDK (built CLI)', () => {
   let bucket: string;
   let guardDir: string;
@@ -74,7 +75,7 @@ describe('hydrate and the final sync without the AWS SDK (built CLI)', () => {
     expect(empty.code, empty.stdout + empty.stderr).toBe(0);
   });
 
-  it('the guard does stop a command that needs the SDK (a deletion)', async () => {
+  it('propagates a deletion without the SDK too', async () => {
     const owner = await pod(uniqueSession());
     // A pod that hydrated may propagate deletions.
     expect(await owner.hydrate()).toBe(true);
@@ -83,6 +84,17 @@ describe('hydrate and the final sync without the AWS SDK (built CLI)', () => {
     await writeFile(path.join(owner.workspace, 'artifacts', 'kept.md'), 'y');
     await owner.sync();
     await unlink(path.join(owner.workspace, 'artifacts', 'gone.md'));
+    const run = await runCli(['sync', '--once'], { ...owner.env, NODE_OPTIONS: nodeOptions });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('1 deleted');
+  });
+
+  it('the guard does stop a command that needs the SDK (a multipart upload)', async () => {
+    const owner = await pod(uniqueSession());
+    expect(await owner.hydrate()).toBe(true);
+    await mkdir(path.join(owner.workspace, 'artifacts'), { recursive: true });
+    // At the multipart threshold (transfer.ts), a file goes up in parts, through the SDK.
+    await writeFile(path.join(owner.workspace, 'artifacts', 'large.bin'), Buffer.alloc(64 * 2 ** 20, 1));
     const run = await runCli(['sync', '--once'], { ...owner.env, NODE_OPTIONS: nodeOptions });
     expect(run.stdout + run.stderr).toContain('SDK imported');
   });

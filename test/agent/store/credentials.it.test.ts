@@ -47,7 +47,7 @@ describe('credentials other than long-lived keys', () => {
     await mkdir(path.join(pod.workspace, 'artifacts'), { recursive: true });
     await writeFile(path.join(pod.workspace, 'artifacts/a.txt'), 'a');
     await writeFile(path.join(pod.workspace, 'artifacts/b.txt'), 'b');
-    // PutObject through the lean client, DeleteObjects through the SDK: both sign with the token.
+    // PutObject and DeleteObjects through the lean client: both sign with the token.
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 2 });
     await rm(path.join(pod.workspace, 'artifacts/b.txt'));
     expect(await pod.sync()).toMatchObject({ ok: true, deleted: 1 });

@@ -49,8 +49,13 @@ describe('S3_REGION that is not the bucket region', () => {
     await writeFile(path.join(pod.workspace, 'artifacts/b.txt'), 'b');
     expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 2 });
     await rm(path.join(pod.workspace, 'artifacts/b.txt'));
-    // DeleteObjects goes through the SDK.
     expect(await pod.sync()).toMatchObject({ ok: true, deleted: 1 });
     expect((await listKeys(pod.client, bucket, `project-a/${pod.settings.session}/`)).filter(agentData)).toEqual(['artifacts/a.txt', 'metadata.json']);
+    // CopyObject (a refresh) goes through the SDK.
+    const key = `project-a/${pod.settings.session}/artifacts/a.txt`;
+    const signal = new AbortController().signal;
+    const before = await pod.store.head(key, signal);
+    await pod.store.copyOnto(key, before, signal);
+    expect((await pod.store.head(key, signal)).metadata).toEqual(before.metadata);
   });
 });

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { classifyS3Error } from '../../../src/agent/store/s3-errors.js';
-import { S3Store } from '../../../src/agent/store/sdk-store.js';
-import { StoreError } from '../../../src/agent/store/store.js';
+import { S3Endpoint } from '../../../src/agent/store/s3-endpoint.js';
+import { ObjectPut } from '../../../src/agent/store/s3-put.js';
+import { SdkWrites } from '../../../src/agent/store/sdk-writes.js';
+import { StoreError, type ObjectInfo } from '../../../src/agent/store/store.js';
 
 function s3Error(name: string, status: number) {
   return Object.assign(new Error(`${name} message`), { name, $metadata: { httpStatusCode: status } });
@@ -31,10 +33,11 @@ describe('S3 error classification', () => {
   });
 
   // The adapter hands callers a StoreError: the kind they decide on, the operator's words.
+  // The lean client's failures are read into the SDK's shape first (s3-get.test.ts).
   async function thrownBy(error: unknown): Promise<StoreError> {
     const client = { send: () => Promise.reject(error) } as unknown as S3Client;
-    const store = new S3Store(client, 'bucket', {});
-    return store.head('key', new AbortController().signal).then(
+    const info: ObjectInfo = { size: 1, etag: '"e"', metadata: {}, headers: {} };
+    return new SdkWrites(client, 'bucket', {}).copyOnto('key', info, new AbortController().signal).then(
       () => expect.unreachable(),
       (thrown: unknown) => {
         expect(thrown).toBeInstanceOf(StoreError);
@@ -64,6 +67,18 @@ describe('S3 error classification', () => {
   it('leaves an error reading a local file as it is: sync tells a file it cannot read from a store it cannot reach', async () => {
     const local = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', syscall: 'open', path: '/workspace/x' });
     const client = { send: () => Promise.reject(local) } as unknown as S3Client;
-    await expect(new S3Store(client, 'bucket', {}).put('k', 'x', {}, new AbortController().signal)).rejects.toBe(local);
+    const info: ObjectInfo = { size: 1, etag: '"e"', metadata: {}, headers: {} };
+    await expect(new SdkWrites(client, 'bucket', {}).copyOnto('k', info, new AbortController().signal)).rejects.toBe(local);
+    // The lean PutObject opens a file body before any request: a file gone since the walk
+    // fails with its own error.
+    const settings = { endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: 'bucket', accessKeyId: 'a', secretAccessKey: 'b' };
+    const endpoint = new S3Endpoint(settings, 1);
+    try {
+      const gone = await new ObjectPut(endpoint, {}).put('k', { file: '/nonexistent/session-storage-file', size: 3 }, {}, new AbortController().signal).catch((error: unknown) => error);
+      expect(gone).not.toBeInstanceOf(StoreError);
+      expect(gone).toMatchObject({ code: 'ENOENT', syscall: 'open' });
+    } finally {
+      endpoint.close();
+    }
   });
 });

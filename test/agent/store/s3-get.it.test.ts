@@ -2,13 +2,12 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { S3Endpoint, type EndpointSettings } from '../../../src/agent/store/s3-endpoint.js';
 import { ObjectReader } from '../../../src/agent/store/s3-get.js';
-import { createS3Client, S3Store } from '../../../src/agent/store/sdk-store.js';
-import type { AgentSettings } from '../../../src/agent/settings.js';
-import { failureOf, StoreError, type ObjectRead, type ObjectStore } from '../../../src/agent/store/store.js';
+import { failureOf, StoreError, type ObjectRead } from '../../../src/agent/store/store.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../../support/aws-semantics-proxy.js';
 import { addUser, createBucket, rootClient } from '../../support/minio.js';
 import { perProjectPolicy } from '../../support/policies.js';
 import { caught } from '../support/helpers.js';
+import { SdkReader, sdkClientFor } from '../support/sdk-reader.js';
 
 const minio = inject('minio');
 const signal = new AbortController().signal;
@@ -49,13 +48,14 @@ async function readAll(read: ObjectRead): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-// Each read is compared with the SDK adapter's answer to the same request: the lean path
-// must restore exactly what the SDK did, and fail with the same words.
+// Each read is compared with the SDK's answer to the same request, mapped as the adapter
+// maps failures: the lean path must restore exactly what the SDK did, and fail with the
+// same words.
 describe('GET, HEAD and list without the SDK (s3-get.ts)', () => {
   let bucket: string;
   let root: S3Client;
   let sdkClient: S3Client;
-  let sdk: ObjectStore;
+  let sdk: SdkReader;
   const endpoints: S3Endpoint[] = [];
   const reader = (settings: EndpointSettings) => {
     const endpoint = new S3Endpoint(settings, 8);
@@ -67,8 +67,8 @@ describe('GET, HEAD and list without the SDK (s3-get.ts)', () => {
   beforeAll(async () => {
     bucket = await createBucket(minio, 'get');
     root = rootClient(minio);
-    sdkClient = createS3Client(settingsFor(bucket) as AgentSettings, 8);
-    sdk = new S3Store(sdkClient, bucket, {});
+    sdkClient = sdkClientFor(settingsFor(bucket), 8);
+    sdk = new SdkReader(sdkClient, bucket);
     for (const name of ODD_NAMES) {
       const key = `ns/odd/${name}`;
       try {
@@ -169,8 +169,8 @@ describe('GET, HEAD and list without the SDK (s3-get.ts)', () => {
 
     it('gets 403 for a missing key, classified as the SDK adapter classifies it', async () => {
       const settings = settingsFor(bucket, { endpoint: proxy.endpoint, accessKeyId: credentials.accessKey, secretAccessKey: credentials.secretKey });
-      const sdkDenied = createS3Client(settings as AgentSettings, 2);
-      const theirs = new S3Store(sdkDenied, bucket, {});
+      const sdkDenied = sdkClientFor(settings, 2);
+      const theirs = new SdkReader(sdkDenied, bucket);
       try {
         const lean = reader(settings);
         const get = await caught(lean.get('project-a/none/metadata.json', {}, signal));

@@ -9,7 +9,9 @@ import { loadSettings, sessionPrefix, type AgentSettings } from '../../../src/ag
 import { hydrate } from '../../../src/agent/hydrate/hydrate.js';
 import type { AgentLog } from '../../../src/agent/log.js';
 import { AgentStore } from '../../../src/agent/store/s3-store.js';
-import { createS3Client } from '../../../src/agent/store/sdk-store.js';
+import { CredentialSource } from '../../../src/agent/store/credentials.js';
+import { S3Endpoint } from '../../../src/agent/store/s3-endpoint.js';
+import { createSdkClient } from '../../../src/agent/store/sdk-writes.js';
 import { Syncer, type CycleResult, type SyncContext } from '../../../src/agent/sync/sync.js';
 import type { Metadata } from '../../../src/agent/state/metadata.js';
 import { LEASE_KEY } from '../../../src/agent/state/lease.js';
@@ -93,7 +95,8 @@ export async function newPod(
   const stateDir = await mkdtemp(path.join(tmpdir(), 'state-'));
   const fullEnv = { WORKSPACE_DIR: workspace, AGENT_STATE_DIR: stateDir, ...env };
   const settings = loadSettings(fullEnv);
-  const client = createS3Client(settings, 16);
+  const credentials = new CredentialSource(settings);
+  const client = createSdkClient(new S3Endpoint(settings, 16, credentials), credentials);
   const log = captureLog();
   const faults = new FaultyStore(new AgentStore(settings, 16));
   const store = new RecordingStore(faults);
