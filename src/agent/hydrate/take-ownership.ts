@@ -7,6 +7,7 @@ import {
   waitVerdict,
   writeLease,
   type LeaseBody,
+  type LeaseRead,
   type PodIdentity,
   type Watch,
 } from '../state/lease.js';
@@ -50,88 +51,120 @@ const NO_SUCH_ETAG = '"00000000000000000000000000000000"';
  */
 export async function takeOwnership(context: OwnershipContext, signal: AbortSignal): Promise<Owned> {
   const owned = await attemptOwnership(context, Date.now(), signal);
-  const conditional = await honoursConditions(context, owned, signal);
-  return { ...owned, conditional };
+  const ignored = await ignoredConditions(context, owned.body, signal);
+  // The lease's ETag is then the last probe's.
+  return ignored === undefined ? { ...owned, conditional: true } : { ...owned, etag: ignored, conditional: false };
 }
 
+type Taken = Omit<Owned, 'conditional' | 'waitedMs'>;
+
 async function attemptOwnership(context: OwnershipContext, started: number, signal: AbortSignal): Promise<Omit<Owned, 'conditional'>> {
-  const { target, settings, identity, log } = context;
-  let watch: Watch | undefined;
-  let reported = 0;
+  let waiting: Waiting | undefined;
   for (;;) {
     if (signal.aborted) throw signal.reason;
-    const read = await readLease(target, signal);
+    const read = await readLease(context.target, signal);
     const now = Date.now();
-    if (read.kind === 'missing' || read.kind === 'unknown') {
-      const body = activeLease(identity, settings, undefined);
-      const etag = await writeLease(target, body, { ifNoneMatch: '*' }, signal);
-      if (etag !== undefined) return { etag, body, from: 'new', waitedMs: now - started };
-      if (read.kind === 'unknown') {
-        // It exists (the create was refused as a duplicate), yet reading it was denied.
-        throw new StoreError('access-denied', {
-          kind: 'access denied',
-          detail: `reading ${target.prefix}${LEASE_KEY} was refused: grant s3:GetObject on arn:aws:s3:::${target.store.bucket}/${target.prefix}*`,
-        });
-      }
+    if (read.kind !== 'found') {
+      const taken = await takeUnheld(context, read, signal);
+      if (taken) return { ...taken, waitedMs: now - started };
       continue;
     }
-    if (read.kind === 'invalid') {
-      log.warn(`${logName(target.prefix + LEASE_KEY)} is unreadable (${read.reason}): taking the session over`);
-      const body = activeLease(identity, settings, undefined);
-      const etag = await writeLease(target, body, { ifMatch: read.etag }, signal);
-      if (etag !== undefined) return { etag, body, from: 'unreadable', waitedMs: now - started };
+    const judged = judge(context, read.body, read.etag, waiting, now);
+    waiting = judged.waiting;
+    if (judged.verdict === 'wait') {
+      // A few reads within even a short grace period.
+      await sleep(context.pollMs ?? Math.min(POLL_MS, read.body.graceSeconds * 250), signal);
       continue;
     }
-    const { body: held, etag: heldEtag } = read;
-    const from = held.owner === identity.uid ? 'self' : held.state === 'released' ? 'released' : undefined;
-    let verdict: Owned['from'] | undefined = from;
-    if (verdict === undefined) {
-      if (watch === undefined) {
-        watch = { etag: heldEtag, firstSeenMs: now, changedMs: now };
-        log.info(`Waiting for ${describeOwner(held)} to release the session (its final sync; at most ${held.graceSeconds}s, or ${held.ttlSeconds}s of silence)`);
-        reported = now;
-      } else if (watch.etag !== heldEtag) {
-        watch = { ...watch, etag: heldEtag, changedMs: now };
-      }
-      const waited = waitVerdict(held, watch, now);
-      if (waited === 'wait') {
-        if (now - reported >= REPORT_EVERY_MS) {
-          log.detail(`still waiting for ${describeOwner(held)} (${Math.round((now - watch.firstSeenMs) / 1000)}s)`);
-          reported = now;
-        }
-        // A few reads within even a short grace period.
-        await sleep(context.pollMs ?? Math.min(POLL_MS, held.graceSeconds * 250), signal);
-        continue;
-      }
-      verdict = waited;
-    }
-    // The generation goes on; files a superseded pod left for the owner stay listed.
-    const body: LeaseBody = { ...activeLease(identity, settings, held.generation), ...(held.adopt ? { adopt: held.adopt } : {}) };
-    const etag = await writeLease(target, body, { ifMatch: heldEtag }, signal);
-    if (etag === undefined) continue;
-    if (verdict === 'silent') {
-      log.warn(`${describeOwner(held)} held the session but went silent for ${held.ttlSeconds}s (crashed or lost): taking it over`);
-    } else if (verdict === 'outlived') {
-      log.warn(`${describeOwner(held)} still holds the session after ${held.graceSeconds}s (its grace period): taking it over; it can no longer delete objects or replace metadata.json`);
-    } else if (verdict === 'released') {
-      log.detail(`took the session over from ${describeOwner(held)}, which released it`);
-    }
-    return { etag, body, from: verdict, previous: held, waitedMs: now - started };
+    const taken = await takeOver(context, read.body, read.etag, judged.verdict, signal);
+    if (taken) return { ...taken, waitedMs: now - started };
   }
+}
+
+// A lease no pod holds (missing, or unreadable), created or replaced; undefined when
+// another pod's write came first.
+async function takeUnheld(context: OwnershipContext, read: Exclude<LeaseRead, { kind: 'found' }> | { kind: 'unknown' }, signal: AbortSignal): Promise<Taken | undefined> {
+  const { target, settings, identity, log } = context;
+  const body = activeLease(identity, settings, undefined);
+  if (read.kind === 'invalid') {
+    log.warn(`${logName(target.prefix + LEASE_KEY)} is unreadable (${read.reason}): taking the session over`);
+    const etag = await writeLease(target, body, { ifMatch: read.etag }, signal);
+    return etag === undefined ? undefined : { etag, body, from: 'unreadable' };
+  }
+  const etag = await writeLease(target, body, { ifNoneMatch: '*' }, signal);
+  if (etag !== undefined) return { etag, body, from: 'new' };
+  if (read.kind === 'unknown') {
+    // It exists (the create was refused as a duplicate), yet reading it was denied.
+    throw new StoreError('access-denied', {
+      kind: 'access denied',
+      detail: `reading ${target.prefix}${LEASE_KEY} was refused: grant s3:GetObject on arn:aws:s3:::${target.store.bucket}/${target.prefix}*`,
+    });
+  }
+  return undefined;
+}
+
+// A pod waiting for another owner: what it saw of the lease, and when it last said so.
+interface Waiting {
+  watch: Watch;
+  reported: number;
+}
+
+// Whether the lease another pod holds is this pod's to take now, and why; or 'wait'.
+function judge(
+  context: OwnershipContext,
+  held: LeaseBody,
+  etag: string,
+  waiting: Waiting | undefined,
+  now: number,
+): { verdict: Owned['from'] | 'wait'; waiting: Waiting | undefined } {
+  const { identity, log } = context;
+  if (held.owner === identity.uid) return { verdict: 'self', waiting };
+  if (held.state === 'released') return { verdict: 'released', waiting };
+  let next: Waiting;
+  if (waiting === undefined) {
+    log.info(`Waiting for ${describeOwner(held)} to release the session (its final sync; at most ${held.graceSeconds}s, or ${held.ttlSeconds}s of silence)`);
+    next = { watch: { etag, firstSeenMs: now, changedMs: now }, reported: now };
+  } else {
+    next = waiting.watch.etag === etag ? waiting : { ...waiting, watch: { ...waiting.watch, etag, changedMs: now } };
+  }
+  const verdict = waitVerdict(held, next.watch, now);
+  if (verdict === 'wait' && now - next.reported >= REPORT_EVERY_MS) {
+    log.detail(`still waiting for ${describeOwner(held)} (${Math.round((now - next.watch.firstSeenMs) / 1000)}s)`);
+    next = { ...next, reported: now };
+  }
+  return { verdict, waiting: next };
+}
+
+// The held lease, taken over with a write conditioned on the ETag read; undefined when
+// another pod's write came first.
+async function takeOver(context: OwnershipContext, held: LeaseBody, heldEtag: string, verdict: Owned['from'], signal: AbortSignal): Promise<Taken | undefined> {
+  const { target, settings, identity, log } = context;
+  // The generation goes on; files a superseded pod left for the owner stay listed.
+  const body: LeaseBody = { ...activeLease(identity, settings, held.generation), ...(held.adopt ? { adopt: held.adopt } : {}) };
+  const etag = await writeLease(target, body, { ifMatch: heldEtag }, signal);
+  if (etag === undefined) return undefined;
+  if (verdict === 'silent') {
+    log.warn(`${describeOwner(held)} held the session but went silent for ${held.ttlSeconds}s (crashed or lost): taking it over`);
+  } else if (verdict === 'outlived') {
+    log.warn(`${describeOwner(held)} still holds the session after ${held.graceSeconds}s (its grace period): taking it over; it can no longer delete objects or replace metadata.json`);
+  } else if (verdict === 'released') {
+    log.detail(`took the session over from ${describeOwner(held)}, which released it`);
+  }
+  return { etag, body, from: verdict, previous: held };
 }
 
 let warnedUnconditional = false;
 
 // A store that ignores If-Match or If-None-Match lets two pods both believe they own the
 // session: that is logged once per process, and the protocol goes on as well as it can.
-// Both probes rewrite the lease with the body it already has.
-async function honoursConditions(context: OwnershipContext, owned: Omit<Owned, 'conditional'>, signal: AbortSignal): Promise<boolean> {
+// Both probes rewrite the lease with the body it already has: the ETag of the last write
+// a store let through, or undefined where it honours both.
+async function ignoredConditions(context: OwnershipContext, body: LeaseBody, signal: AbortSignal): Promise<string | undefined> {
   const { target, log } = context;
-  const ignoredMatch = await writeLease(target, owned.body, { ifMatch: NO_SUCH_ETAG }, signal);
-  const ignoredNone = await writeLease(target, owned.body, { ifNoneMatch: '*' }, signal);
+  const ignoredMatch = await writeLease(target, body, { ifMatch: NO_SUCH_ETAG }, signal);
+  const ignoredNone = await writeLease(target, body, { ifNoneMatch: '*' }, signal);
   const ignored = ignoredNone ?? ignoredMatch;
-  if (ignored === undefined) return true;
-  owned.etag = ignored;
+  if (ignored === undefined) return undefined;
   if (!warnedUnconditional) {
     warnedUnconditional = true;
     const which = [ignoredMatch !== undefined ? 'If-Match' : undefined, ignoredNone !== undefined ? 'If-None-Match' : undefined].filter(Boolean).join(' and ');
@@ -139,5 +172,5 @@ async function honoursConditions(context: OwnershipContext, owned: Omit<Owned, '
       `this S3 endpoint ignores conditional writes (${which}): two pods of one session can both act as its owner, so overlapping pods are not protected (see the README's "Data safety")`,
     );
   }
-  return false;
+  return ignored;
 }
