@@ -5,7 +5,6 @@ import {
   bucketProblem,
   DEFAULT_REGION,
   endpointProblem,
-  isDnsLabel,
   parseCredentialMode,
   parseEncryption,
   regionProblem,
@@ -16,6 +15,7 @@ import {
   type Encryption,
   type SyncPath,
 } from '../shared/agent-env.js';
+import { isDnsLabel } from '../shared/dns-label.js';
 
 export { DEFAULT_EXCLUDE, parseSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 

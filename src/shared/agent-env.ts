@@ -30,7 +30,6 @@ export const DEFAULT_EXCLUDE = 'repos/**,node_modules/**,.venv/**,__pycache__/**
 // beyond any sensible interval or budget.
 const MAX_SECONDS = 86_400;
 const PATH_NAME = /^[^/\\\0]+$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function parseSyncPaths(text: string): SyncPath[] {
   const entries = text
@@ -222,10 +221,6 @@ export function parseCredentialMode(text: string | undefined): CredentialMode {
     throw new SettingsError(`S3_CREDENTIALS must be ${CREDENTIAL_MODES.map((m) => `"${m}"`).join(' or ')} (got "${mode}")`);
   }
   return mode as CredentialMode;
-}
-
-export function isDnsLabel(value: string): boolean {
-  return DNS_LABEL.test(value);
 }
 
 // The S3 connection values. The webhook checks them in the namespace's secret before it

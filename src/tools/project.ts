@@ -4,6 +4,7 @@ import type { RemoteTarget } from '../agent/state/remote.js';
 import { createS3Client, S3Store } from '../agent/store/sdk-store.js';
 import { INTEGRATION_SECRET } from '../webhook/config/names.js';
 import { decideS3, type S3Decision } from '../webhook/config/s3-settings.js';
+import { isDnsLabel } from '../shared/dns-label.js';
 import { redactUrlCredentials } from '../shared/redact.js';
 import { summarizeSecret } from '../webhook/config/secret-summary.js';
 import { loadKubeConfig, readIntegrationSecret, ToolError, UsageError, type KubeOptions } from './kube.js';
@@ -42,10 +43,8 @@ export async function runTool(action: () => Promise<number>): Promise<number> {
   }
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 export function checkDnsLabel(what: string, value: string): string {
-  if (!DNS_LABEL.test(value)) throw new UsageError(`${what} "${value}" is not a DNS label (lowercase letters, digits and "-")`);
+  if (!isDnsLabel(value)) throw new UsageError(`${what} "${value}" is not a DNS label (lowercase letters, digits and "-")`);
   return value;
 }
 

@@ -1,4 +1,5 @@
 import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import { isDnsLabel } from '../../shared/dns-label.js';
 import type { MutationConfig } from '../config/config.js';
 import type { S3Decision } from '../config/s3-settings.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
@@ -30,8 +31,6 @@ export type MutationResult =
 const SHARED_PROCESS_NAMESPACE =
   "shareProcessNamespace: true would expose the project's S3 keys in state-sync's environment to the runner: remove it";
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 /** Decides what kind of pod this is, before anything is looked up for it. */
 export function classify(pod: V1Pod): Classification {
   const labels = pod.metadata?.labels ?? {};
@@ -44,7 +43,7 @@ export function classify(pod: V1Pod): Classification {
   if (isAlreadyMutated(pod)) return { kind: 'reinvocation' };
   const platform = findPlatformAgents(pod, injectedContainers(pod));
   if (platform.length > 0) return { kind: 'already-managed', containers: platform };
-  if (session.length > 63 || !DNS_LABEL.test(session)) {
+  if (!isDnsLabel(session)) {
     return {
       kind: 'invalid-session',
       message:
