@@ -6,13 +6,12 @@ import type { InjectOptions } from './inject-command.js';
 // exactly as the webhook would; ls, get and check read a project's integration secret
 // through the user's kubeconfig. Each loads the Kubernetes client and the S3 SDK only when
 // it runs.
-function kubeOptions(command: Command): Command {
-  return command
-    .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
-    .option('--context <name>', 'kubeconfig context to use');
+export function registerToolCommands(program: Command): void {
+  registerManifestCommands(program);
+  registerSessionCommands(program);
 }
 
-export function registerToolCommands(program: Command): void {
+function registerManifestCommands(program: Command): void {
   program
     .command('inject')
     .description('mutate Pod manifests offline, exactly as the webhook would (like istioctl kube-inject)')
@@ -40,7 +39,9 @@ export function registerToolCommands(program: Command): void {
       const { runMigrateJob } = await import('./migrate-job-command.js');
       process.exitCode = await runMigrateJob(options);
     });
+}
 
+function registerSessionCommands(program: Command): void {
   kubeOptions(
     program
       .command('ls')
@@ -74,4 +75,10 @@ export function registerToolCommands(program: Command): void {
     const { runCheck } = await import('./check-command.js');
     process.exitCode = await runCheck(namespace, options);
   });
+}
+
+function kubeOptions(command: Command): Command {
+  return command
+    .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context to use');
 }
