@@ -43,7 +43,7 @@ export async function runSyncCommand(
     const { settings } = runtime;
     let metrics: SyncMetrics | undefined;
     if (settings.metricsPort > 0) {
-      // prom-client is loaded only where metrics are served (~130 modules of start-up).
+      // prom-client is loaded only where metrics are served (its start-up cost: docs/BENCHMARKS.md).
       const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
       metrics = new SyncMetrics({
         lastSuccessMs: await readLastSuccess(settings.stateDir),

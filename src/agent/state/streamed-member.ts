@@ -14,8 +14,8 @@ const BATCH_BYTES = 64 * 1024;
  * without holding the document or that object at once: the member's own members are
  * handed to `onBatch` a few hundred at a time, each batch an object JSON.parse made, and
  * the rest of the document is returned as its JSON text with the member as `{}`.
- * Reading a 100,000-file record whole (its text, and the object JSON.parse built of it)
- * was ~35 MiB at once, the peak of a cycle that changed nothing.
+ * Reading a large record whole (its text, and the object JSON.parse built of it) was the
+ * peak of a cycle that changed nothing (docs/BENCHMARKS.md).
  * The bytes are only split here, at the commas between members; JSON.parse of the pieces
  * and of the rest checks the syntax, so a document JSON.parse rejects is rejected here
  * too (a SyntaxError). UTF-8 multibyte sequences hold no ASCII bytes, so the bytes this

@@ -50,7 +50,7 @@ export interface AgentSpecs {
 export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
   const { config } = input;
   // A factory rather than one object cloned twice: each container gets its own fresh
-  // objects, and building them is far cheaper than structuredClone.
+  // objects, and building them costs far less than structuredClone (docs/BENCHMARKS.md).
   const container = (name: string, args: string[]): V1Container => ({
     name,
     image: config.agentImage,
