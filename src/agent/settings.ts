@@ -1,11 +1,11 @@
 import path from 'node:path';
 import * as z from 'zod';
 import {
+  AGENT_ENV,
   AGENT_STATE_DIR,
   bucketProblem,
   DEFAULT_REGION,
   endpointProblem,
-  isDnsLabel,
   parseCredentialMode,
   parseEncryption,
   regionProblem,
@@ -16,6 +16,7 @@ import {
   type Encryption,
   type SyncPath,
 } from '../shared/agent-env.js';
+import { isDnsLabel } from '../shared/dns-label.js';
 
 export { DEFAULT_EXCLUDE, parseSyncPaths, SettingsError, type SyncPath } from '../shared/agent-env.js';
 
@@ -60,9 +61,9 @@ const checked = (name: string, problem: (value: string) => string | undefined) =
   });
 
 const schema = z.object({
-  S3_ENDPOINT: checked('S3_ENDPOINT', endpointProblem),
-  S3_BUCKET: checked('S3_BUCKET', bucketProblem),
-  S3_REGION: z
+  [AGENT_ENV.S3_ENDPOINT]: checked(AGENT_ENV.S3_ENDPOINT, endpointProblem),
+  [AGENT_ENV.S3_BUCKET]: checked(AGENT_ENV.S3_BUCKET, bucketProblem),
+  [AGENT_ENV.S3_REGION]: z
     .string()
     .trim()
     .optional()
@@ -70,42 +71,42 @@ const schema = z.object({
       const message = value ? regionProblem(value) : undefined;
       if (message !== undefined) ctx.addIssue({ code: 'custom', message });
     }),
-  S3_CREDENTIALS: z.string().optional(),
-  AWS_ACCESS_KEY_ID: z.string().trim().optional(),
-  AWS_SECRET_ACCESS_KEY: z.string().trim().optional(),
-  AWS_SESSION_TOKEN: z.string().trim().optional(),
-  S3_STS_ENDPOINT: z
+  [AGENT_ENV.S3_CREDENTIALS]: z.string().optional(),
+  [AGENT_ENV.AWS_ACCESS_KEY_ID]: z.string().trim().optional(),
+  [AGENT_ENV.AWS_SECRET_ACCESS_KEY]: z.string().trim().optional(),
+  [AGENT_ENV.AWS_SESSION_TOKEN]: z.string().trim().optional(),
+  [AGENT_ENV.S3_STS_ENDPOINT]: z
     .string()
     .trim()
     .optional()
     .superRefine((value, ctx) => {
-      const message = value ? endpointProblem(value)?.replace('S3_ENDPOINT', 'S3_STS_ENDPOINT') : undefined;
+      const message = value ? endpointProblem(value)?.replace(AGENT_ENV.S3_ENDPOINT, AGENT_ENV.S3_STS_ENDPOINT) : undefined;
       if (message !== undefined) ctx.addIssue({ code: 'custom', message });
     }),
-  NAMESPACE: required('NAMESPACE').refine(isDnsLabel, 'NAMESPACE must be a DNS label'),
-  SESSION_NAME: required('SESSION_NAME').refine(isDnsLabel, 'SESSION_NAME must be a DNS label'),
-  WORKSPACE_DIR: z.string().trim().optional(),
-  SYNC_PATHS: tuningField('SYNC_PATHS'),
-  SYNC_EXCLUDE: tuningField('SYNC_EXCLUDE'),
-  SYNC_INTERVAL: tuningField('SYNC_INTERVAL'),
-  MAX_SYNC_SIZE: tuningField('MAX_SYNC_SIZE'),
-  HYDRATE_TIMEOUT_SECONDS: tuningField('HYDRATE_TIMEOUT_SECONDS'),
-  FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
-  REFRESH_AFTER_DAYS: tuningField('REFRESH_AFTER_DAYS'),
-  SYNC_METRICS_PORT: tuningField('SYNC_METRICS_PORT'),
-  LEASE_TTL_SECONDS: tuningField('LEASE_TTL_SECONDS'),
-  TERMINATION_GRACE_SECONDS: tuningField('TERMINATION_GRACE_SECONDS'),
-  POD_UID: z.string().trim().optional(),
-  POD_NAME: z.string().trim().optional(),
-  AGENT_STATE_DIR: z.string().trim().optional(),
-  S3_SSE: z.string().optional(),
-  S3_SSE_KMS_KEY_ID: z.string().optional(),
+  [AGENT_ENV.NAMESPACE]: required(AGENT_ENV.NAMESPACE).refine(isDnsLabel, 'NAMESPACE must be a DNS label'),
+  [AGENT_ENV.SESSION_NAME]: required(AGENT_ENV.SESSION_NAME).refine(isDnsLabel, 'SESSION_NAME must be a DNS label'),
+  [AGENT_ENV.WORKSPACE_DIR]: z.string().trim().optional(),
+  [AGENT_ENV.SYNC_PATHS]: tuningField(AGENT_ENV.SYNC_PATHS),
+  [AGENT_ENV.SYNC_EXCLUDE]: tuningField(AGENT_ENV.SYNC_EXCLUDE),
+  [AGENT_ENV.SYNC_INTERVAL]: tuningField(AGENT_ENV.SYNC_INTERVAL),
+  [AGENT_ENV.MAX_SYNC_SIZE]: tuningField(AGENT_ENV.MAX_SYNC_SIZE),
+  [AGENT_ENV.HYDRATE_TIMEOUT_SECONDS]: tuningField(AGENT_ENV.HYDRATE_TIMEOUT_SECONDS),
+  [AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS]: tuningField(AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS),
+  [AGENT_ENV.REFRESH_AFTER_DAYS]: tuningField(AGENT_ENV.REFRESH_AFTER_DAYS),
+  [AGENT_ENV.SYNC_METRICS_PORT]: tuningField(AGENT_ENV.SYNC_METRICS_PORT),
+  [AGENT_ENV.LEASE_TTL_SECONDS]: tuningField(AGENT_ENV.LEASE_TTL_SECONDS),
+  [AGENT_ENV.TERMINATION_GRACE_SECONDS]: tuningField(AGENT_ENV.TERMINATION_GRACE_SECONDS),
+  [AGENT_ENV.POD_UID]: z.string().trim().optional(),
+  [AGENT_ENV.POD_NAME]: z.string().trim().optional(),
+  [AGENT_ENV.AGENT_STATE_DIR]: z.string().trim().optional(),
+  [AGENT_ENV.S3_SSE]: z.string().optional(),
+  [AGENT_ENV.S3_SSE_KMS_KEY_ID]: z.string().optional(),
 }).transform((values, ctx) => {
   try {
     const credentialMode = parseCredentialMode(values.S3_CREDENTIALS);
     // Keys are what the `keys` mode is; the other mode never reads them.
     if (credentialMode === 'keys') {
-      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
+      for (const name of [AGENT_ENV.AWS_ACCESS_KEY_ID, AGENT_ENV.AWS_SECRET_ACCESS_KEY]) {
         if (!values[name]) throw new SettingsError(`${name} is required (or S3_CREDENTIALS=workload-identity)`);
       }
     }

@@ -18,6 +18,45 @@ export interface SyncPath {
   localDir: string;
 }
 
+/**
+ * The name of every variable the webhook sets in the injected containers, each one the
+ * agent (or Node, for the network ones) reads: both sides name them through this object.
+ */
+export const AGENT_ENV = {
+  S3_ENDPOINT: 'S3_ENDPOINT',
+  S3_BUCKET: 'S3_BUCKET',
+  S3_REGION: 'S3_REGION',
+  S3_CREDENTIALS: 'S3_CREDENTIALS',
+  AWS_ACCESS_KEY_ID: 'AWS_ACCESS_KEY_ID',
+  AWS_SECRET_ACCESS_KEY: 'AWS_SECRET_ACCESS_KEY',
+  AWS_SESSION_TOKEN: 'AWS_SESSION_TOKEN',
+  S3_STS_ENDPOINT: 'S3_STS_ENDPOINT',
+  AWS_ROLE_ARN: 'AWS_ROLE_ARN',
+  AWS_WEB_IDENTITY_TOKEN_FILE: 'AWS_WEB_IDENTITY_TOKEN_FILE',
+  S3_SSE: 'S3_SSE',
+  S3_SSE_KMS_KEY_ID: 'S3_SSE_KMS_KEY_ID',
+  NAMESPACE: 'NAMESPACE',
+  SESSION_NAME: 'SESSION_NAME',
+  POD_UID: 'POD_UID',
+  POD_NAME: 'POD_NAME',
+  WORKSPACE_DIR: 'WORKSPACE_DIR',
+  AGENT_STATE_DIR: 'AGENT_STATE_DIR',
+  SYNC_PATHS: 'SYNC_PATHS',
+  SYNC_EXCLUDE: 'SYNC_EXCLUDE',
+  SYNC_INTERVAL: 'SYNC_INTERVAL',
+  MAX_SYNC_SIZE: 'MAX_SYNC_SIZE',
+  HYDRATE_TIMEOUT_SECONDS: 'HYDRATE_TIMEOUT_SECONDS',
+  FINAL_SYNC_TIMEOUT_SECONDS: 'FINAL_SYNC_TIMEOUT_SECONDS',
+  REFRESH_AFTER_DAYS: 'REFRESH_AFTER_DAYS',
+  SYNC_METRICS_PORT: 'SYNC_METRICS_PORT',
+  LEASE_TTL_SECONDS: 'LEASE_TTL_SECONDS',
+  TERMINATION_GRACE_SECONDS: 'TERMINATION_GRACE_SECONDS',
+  NODE_EXTRA_CA_CERTS: 'NODE_EXTRA_CA_CERTS',
+  HTTPS_PROXY: 'HTTPS_PROXY',
+  HTTP_PROXY: 'HTTP_PROXY',
+  NO_PROXY: 'NO_PROXY',
+} as const;
+
 export const WORKSPACE_DIR = '/workspace';
 export const AGENT_STATE_DIR = '/var/lib/session-storage';
 export const DEFAULT_REGION = 'us-east-1';
@@ -30,7 +69,6 @@ export const DEFAULT_EXCLUDE = 'repos/**,node_modules/**,.venv/**,__pycache__/**
 // beyond any sensible interval or budget.
 const MAX_SECONDS = 86_400;
 const PATH_NAME = /^[^/\\\0]+$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function parseSyncPaths(text: string): SyncPath[] {
   const entries = text
@@ -129,23 +167,23 @@ function port(text: string): number {
 
 /** The agent's tuning: what an operator may set on the webhook, which passes it on. */
 export const AGENT_TUNING = {
-  SYNC_PATHS: { fallback: DEFAULT_SYNC_PATHS, parse: parseSyncPaths },
-  SYNC_EXCLUDE: { fallback: DEFAULT_EXCLUDE, parse: parseList },
-  SYNC_INTERVAL: { fallback: '60', parse: seconds('SYNC_INTERVAL') },
-  MAX_SYNC_SIZE: { fallback: '1Gi', parse: size },
-  HYDRATE_TIMEOUT_SECONDS: { fallback: '120', parse: seconds('HYDRATE_TIMEOUT_SECONDS') },
-  FINAL_SYNC_TIMEOUT_SECONDS: { fallback: '45', parse: seconds('FINAL_SYNC_TIMEOUT_SECONDS') },
-  REFRESH_AFTER_DAYS: { fallback: '7', parse: days },
+  [AGENT_ENV.SYNC_PATHS]: { fallback: DEFAULT_SYNC_PATHS, parse: parseSyncPaths },
+  [AGENT_ENV.SYNC_EXCLUDE]: { fallback: DEFAULT_EXCLUDE, parse: parseList },
+  [AGENT_ENV.SYNC_INTERVAL]: { fallback: '60', parse: seconds(AGENT_ENV.SYNC_INTERVAL) },
+  [AGENT_ENV.MAX_SYNC_SIZE]: { fallback: '1Gi', parse: size },
+  [AGENT_ENV.HYDRATE_TIMEOUT_SECONDS]: { fallback: '120', parse: seconds(AGENT_ENV.HYDRATE_TIMEOUT_SECONDS) },
+  [AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS]: { fallback: '45', parse: seconds(AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS) },
+  [AGENT_ENV.REFRESH_AFTER_DAYS]: { fallback: '7', parse: days },
   // state-sync's /metrics and /healthz; the agent serves nothing unless given a port, the
   // webhook gives it one (see the webhook's SYNC_METRICS_PORT).
-  SYNC_METRICS_PORT: { fallback: '0', parse: port },
+  [AGENT_ENV.SYNC_METRICS_PORT]: { fallback: '0', parse: port },
   // How long a session's owner pod may go without renewing its ownership before a new pod
   // takes the session over as after a crash (docs/HOW-IT-WORKS.md, "One session, many pods").
-  LEASE_TTL_SECONDS: { fallback: '300', parse: seconds('LEASE_TTL_SECONDS') },
+  [AGENT_ENV.LEASE_TTL_SECONDS]: { fallback: '300', parse: seconds(AGENT_ENV.LEASE_TTL_SECONDS) },
   // The pod's terminationGracePeriodSeconds, as the webhook set it: how long a new pod of
   // the session waits for this one's final sync at most. Kubernetes' default 30 s plus the
   // default final-sync budget and margin when the webhook did not say.
-  TERMINATION_GRACE_SECONDS: { fallback: '90', parse: graceSeconds },
+  [AGENT_ENV.TERMINATION_GRACE_SECONDS]: { fallback: '90', parse: graceSeconds },
 } as const;
 
 export type AgentTuningName = keyof typeof AGENT_TUNING;
@@ -172,7 +210,7 @@ export function tuningField<K extends AgentTuningName>(name: K) {
     .string()
     .optional()
     .transform((text, ctx): AgentTuning[K] => {
-      const unset = text === undefined || (text.trim() === '' && name !== 'SYNC_EXCLUDE');
+      const unset = text === undefined || (text.trim() === '' && name !== AGENT_ENV.SYNC_EXCLUDE);
       const effective = unset ? setting.fallback : text;
       const problem = tuningProblem(name, effective);
       if (problem !== undefined) {
@@ -222,10 +260,6 @@ export function parseCredentialMode(text: string | undefined): CredentialMode {
     throw new SettingsError(`S3_CREDENTIALS must be ${CREDENTIAL_MODES.map((m) => `"${m}"`).join(' or ')} (got "${mode}")`);
   }
   return mode as CredentialMode;
-}
-
-export function isDnsLabel(value: string): boolean {
-  return DNS_LABEL.test(value);
 }
 
 // The S3 connection values. The webhook checks them in the namespace's secret before it

@@ -6,11 +6,11 @@ import { runInNewContext } from 'node:vm';
  * A restore streams hundreds of MiB through fresh Buffers (one per socket read) and makes
  * a few objects per request. They die at once, but V8 frees them only when a generation
  * fills or external memory has grown by some 64 MiB, and buffers still being written when
- * a scavenge runs are promoted and then wait for a full GC. A crashed pod's restore of
- * 10,000 × 4 KiB + 10 × 32 MiB peaked at ~175 MiB RSS with a minor GC every 8 MiB
- * streamed, and at ~125 MiB (live heap: 24 MiB) with a full GC at most every
- * MIN_INTERVAL_MS while data streams. The interval grows with the time a collection takes,
- * so a large heap spends at most 1/TIME_SHARE of the restore collecting.
+ * a scavenge runs are promoted and then wait for a full GC. A full GC at most every
+ * MIN_INTERVAL_MS while data streams lowers a crashed pod's restore's peak RSS below what
+ * a minor GC every few MiB streamed gave (docs/BENCHMARKS.md). The interval grows with
+ * the time a collection takes, so a large heap spends at most 1/TIME_SHARE of the restore
+ * collecting.
  * The gc function comes from V8's own flag; where it is unavailable this does nothing.
  */
 const MIN_INTERVAL_MS = 250;

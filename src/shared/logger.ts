@@ -30,7 +30,7 @@ export function createLogger(
     // Credential fields, and a URL's userinfo wherever it turns up (an endpoint in a
     // denial, an error message quoting a URL): the line keeps the URL without it. One walk
     // that copies only what it changes, instead of pino's redact paths, which cost a
-    // decision line four times its own formatting.
+    // decision line far more than its own formatting (docs/BENCHMARKS.md).
     formatters: { log: (object: Record<string, unknown>) => cleaned(object) as Record<string, unknown> },
     // Errors reach the line through this serializer, after the formatter above.
     serializers: { err: (error: Error) => cleaned({ ...pino.stdSerializers.err(error) }) },

@@ -4,6 +4,8 @@ import type { RemoteTarget } from '../agent/state/remote.js';
 import { AgentStore } from '../agent/store/s3-store.js';
 import { INTEGRATION_SECRET } from '../webhook/config/names.js';
 import { decideS3, type S3Decision } from '../webhook/config/s3-settings.js';
+import { AGENT_ENV } from '../shared/agent-env.js';
+import { isDnsLabel } from '../shared/dns-label.js';
 import { redactUrlCredentials } from '../shared/redact.js';
 import { summarizeSecret } from '../webhook/config/secret-summary.js';
 import { loadKubeConfig, readIntegrationSecret, ToolError, UsageError, type KubeOptions } from './kube.js';
@@ -42,10 +44,8 @@ export async function runTool(action: () => Promise<number>): Promise<number> {
   }
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 export function checkDnsLabel(what: string, value: string): string {
-  if (!DNS_LABEL.test(value)) throw new UsageError(`${what} "${value}" is not a DNS label (lowercase letters, digits and "-")`);
+  if (!isDnsLabel(value)) throw new UsageError(`${what} "${value}" is not a DNS label (lowercase letters, digits and "-")`);
   return value;
 }
 
@@ -93,16 +93,16 @@ export function openStore(values: Record<string, string>, namespace: string, ses
   let settings: AgentSettings;
   try {
     settings = loadSettings({
-      S3_ENDPOINT: values.S3_ENDPOINT,
-      S3_BUCKET: values.S3_BUCKET,
-      S3_REGION: values.S3_REGION,
-      AWS_ACCESS_KEY_ID: values.S3_ACCESS_KEY,
-      AWS_SECRET_ACCESS_KEY: values.S3_SECRET_KEY,
-      NAMESPACE: namespace,
-      SESSION_NAME: session,
+      [AGENT_ENV.S3_ENDPOINT]: values.S3_ENDPOINT,
+      [AGENT_ENV.S3_BUCKET]: values.S3_BUCKET,
+      [AGENT_ENV.S3_REGION]: values.S3_REGION,
+      [AGENT_ENV.AWS_ACCESS_KEY_ID]: values.S3_ACCESS_KEY,
+      [AGENT_ENV.AWS_SECRET_ACCESS_KEY]: values.S3_SECRET_KEY,
+      [AGENT_ENV.NAMESPACE]: namespace,
+      [AGENT_ENV.SESSION_NAME]: session,
       // A bucket policy may require them: `check` writes as the agent would.
-      S3_SSE: values.S3_SSE,
-      S3_SSE_KMS_KEY_ID: values.S3_SSE_KMS_KEY_ID,
+      [AGENT_ENV.S3_SSE]: values.S3_SSE,
+      [AGENT_ENV.S3_SSE_KMS_KEY_ID]: values.S3_SSE_KMS_KEY_ID,
     });
   } catch (error) {
     if (error instanceof SettingsError) throw new ToolError(`the agent would refuse these settings: ${error.message}`);

@@ -128,7 +128,8 @@ export class SyncMetrics {
 }
 
 // Prometheus and the kubelet's probe need a connection or two each; idle sockets beyond
-// these are closed, so no client can grow the sidecar's memory with them (each costs ~12 KiB).
+// these are closed, so no client can grow the sidecar's memory with them (what one costs:
+// docs/BENCHMARKS.md).
 const SYNC_METRICS_LIMITS = { max: 32, perSource: 8 };
 const SYNC_METRICS_TIMEOUTS = { headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000 };
 

@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { AGENT_ENV, AGENT_STATE_DIR } from '../../shared/agent-env.js';
 
 // `session-storage sync-now`, run beside the sidecar (kubectl exec POD -c state-sync):
 // asks the running `sync` loop for a cycle with SIGUSR1 instead of running a second
@@ -7,9 +8,8 @@ import path from 'node:path';
 // SIGUSR1 would open Node's inspector in the sidecar, so sync-now signals only a process
 // that announced itself.
 const PID_FILE = 'state-sync.pid';
-const DEFAULT_STATE_DIR = '/var/lib/session-storage';
 
-const stateDirOf = (env: NodeJS.ProcessEnv) => path.resolve(env.AGENT_STATE_DIR?.trim() || DEFAULT_STATE_DIR);
+const stateDirOf = (env: NodeJS.ProcessEnv) => path.resolve(env[AGENT_ENV.AGENT_STATE_DIR]?.trim() || AGENT_STATE_DIR);
 
 /**
  * Called by the sync command around its loop; the returned function removes the

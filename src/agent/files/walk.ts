@@ -26,8 +26,8 @@ export interface LocalFileMap extends Pick<ReadonlyMap<string, LocalFile>, 'size
 
 /**
  * The files a walk found, kept compactly: their stat in a FileTable, their path derived
- * from the key and the sync path's root, and a LocalFile made only when asked for one. A
- * Map of LocalFile objects with their absolute paths held ~25 MiB at 100,000 files.
+ * from the key and the sync path's root, and a LocalFile made only when asked for one: a
+ * Map of LocalFile objects with their absolute paths held far more (docs/BENCHMARKS.md).
  */
 export class LocalFiles implements LocalFileMap {
   private readonly stats = new FileTable();
@@ -171,8 +171,8 @@ function displayPath(target: FsPath): string {
 
 // Each directory is listed and its entries stat'ed with the synchronous calls, and the
 // event loop gets a turn between directories (signals, metrics). Awaiting a promise per
-// lstat cost ~18 µs a file in promise and thread-pool hand-offs (0.2 s of a 10,000-file
-// no-change cycle); a synchronous lstat of a cached inode costs ~2 µs.
+// lstat cost far more than a synchronous lstat of a cached inode, in promise and
+// thread-pool hand-offs: a large part of a no-change cycle (docs/BENCHMARKS.md).
 async function walkDir(
   dir: FsPath,
   relativeDir: string,

@@ -7,12 +7,12 @@ const REMOTE = 2;
 
 /**
  * A FileMap kept in columns: one slot per key, the entry's numbers in typed arrays. A Map of
- * entry objects cost a ~60-byte object and two boxed doubles per file (~20 MiB live at
- * 100,000 files, and as much again promoted as garbage when the map was rebuilt); here a
- * file is its key string, a Map slot and 32 bytes of numbers. Entries are materialised on
+ * entry objects cost an object and two boxed doubles per file, and as much again promoted
+ * as garbage when the map was rebuilt (docs/BENCHMARKS.md); here a file is its key
+ * string, a Map slot and 32 bytes of numbers. Entries are materialised on
  * read, so callers get fresh objects and never mutate the table behind its back.
  * An absent `mode` or `uploadedAt` is stored as NaN, which no stat or clock gives. A
- * `sha256` is kept as its 32 bytes (a hex string would be ~80 bytes more per file); a
+ * `sha256` is kept as its 32 bytes (a hex string is 64 characters and a string header); a
  * byte of flags says whether the slot has one, and whether it is `remote`.
  */
 export class FileTable implements FileMap {

@@ -75,8 +75,8 @@ export function sameFile(a: FileEntry | undefined, b: FileEntry): boolean {
 
 /**
  * metadata.json as JSON.stringify(metadata, null, 2) writes it, with the manifest taken
- * from the record's map in key order, in pieces of about `chunk` characters: at 100,000
- * files the sorted copy, the object and the one string were ~70 MiB at once. `keys` are
+ * from the record's map in key order, in pieces of about `chunk` characters: the whole
+ * document is never held as one object and one string (docs/BENCHMARKS.md). `keys` are
  * the manifest's keys sorted, for a caller that writes the document more than once.
  */
 export function* metadataPieces(

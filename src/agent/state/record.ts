@@ -121,8 +121,8 @@ export async function writeRecord(stateDir: string, record: LocalRecord): Promis
   }
 }
 
-// Written in pieces of about this many characters: the whole text of a 100,000-file record
-// (and the object built to stringify it) were ~20 MiB at once.
+// Written in pieces of about this many characters, never as the whole text of the record
+// and the object built to stringify it at once (docs/BENCHMARKS.md).
 const WRITE_CHUNK = 256 * 1024;
 
 // The same JSON as JSON.stringify of the whole record, entry by entry.

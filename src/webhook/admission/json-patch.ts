@@ -8,8 +8,9 @@ export type PatchOperation =
  * The JSONPatch from `before` to `after`: the same operations, in the same order, as
  * fast-json-patch's `compare(before, after)`, whose walk this follows step by step.
  * `compare` deep-clones every value it puts in an operation (a JSON round trip each), and
- * that was the webhook's largest single cost; the patch is only ever serialised, so the
- * values here are the mutated pod's own objects, which serialise to the same bytes.
+ * that was the webhook's largest single cost (docs/BENCHMARKS.md); the patch is only ever
+ * serialised, so the values here are the mutated pod's own objects, which serialise to
+ * the same bytes.
  * Subtrees the mutation kept by identity are skipped without a look inside.
  */
 export function diffPatch(before: object, after: object): PatchOperation[] {

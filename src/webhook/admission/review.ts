@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as z from 'zod';
 import { admitPod, type AdmissionDeps } from './admission.js';
 import { diffPatch } from './json-patch.js';
+import type { MutationResult } from '../mutation/mutate.js';
 import { podShapeProblem } from './pod-shape.js';
 
 const reviewSchema = z.object({
@@ -41,12 +42,7 @@ export interface ReviewOutcome {
 
 /** AdmissionReview in, AdmissionReview out; throws BadReview on a malformed request. */
 export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promise<ReviewOutcome> {
-  const parsed = reviewSchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BadReview(issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid', uidOf(body));
-  }
-  const { apiVersion, request } = parsed.data;
+  const { apiVersion, request } = parseReview(body);
   // Checked before anything reads it, so a mistyped field is a 400, never a crash.
   const shapeProblem = request.object ? podShapeProblem(request.object) : undefined;
   const pod = request.object as V1Pod | null | undefined;
@@ -70,8 +66,25 @@ export async function reviewAdmission(body: unknown, deps: AdmissionDeps): Promi
     throw new BadReview('request.object: a CREATE of a Pod must carry the pod', request.uid);
   }
   if (shapeProblem !== undefined) throw new BadReview(`request.object.${shapeProblem}`, request.uid);
+  return answerFor(pod, await admitPod(pod, namespace, deps), base, reply);
+}
 
-  const result = await admitPod(pod, namespace, deps);
+function parseReview(body: unknown): z.infer<typeof reviewSchema> {
+  const parsed = reviewSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadReview(issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid', uidOf(body));
+  }
+  return parsed.data;
+}
+
+/** The review's outcome for a pod admitPod decided on: denied, allowed as it is, or patched. */
+function answerFor(
+  pod: V1Pod,
+  result: MutationResult,
+  base: Pick<ReviewOutcome, 'uid' | 'namespace' | 'podName' | 'warnings'>,
+  reply: (response: Record<string, unknown>) => unknown,
+): ReviewOutcome {
   const warnings = result.warnings.length > 0 ? { warnings: result.warnings } : {};
   if (result.outcome === 'denied') {
     return {

@@ -19,8 +19,9 @@ export interface IssueOptions {
 // behind ours still accepts a freshly issued one.
 const CLOCK_SKEW_MS = 5 * 60_000;
 
-// P-256 keys: generated in milliseconds (RSA-2048 takes long enough to matter on a
-// 2-core node renewing at start), and accepted by Go's TLS stack on the API server side.
+// P-256 keys: generated at once, where RSA-2048 takes long enough to matter on a 2-core
+// node renewing at start (docs/BENCHMARKS.md), and accepted by Go's TLS stack on the API
+// server side.
 const KEY_OPTIONS = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' } as const;
 
 function validity(now: Date, validityMs: number): { notBeforeDate: Date; notAfterDate: Date } {

@@ -8,6 +8,7 @@ import {
   type AgentTuningName,
   type SyncPath,
 } from '../../shared/agent-env.js';
+import { isDnsLabel } from '../../shared/dns-label.js';
 import { parseEnvSchema } from '../../shared/env-schema.js';
 import { AGENT_VOLUMES } from './names.js';
 import type { S3Policy } from './s3-settings.js';
@@ -113,7 +114,7 @@ const schema = z.object({
   SIDECAR_MODE: z.enum(['native', 'legacy']).default('native'),
   STATE_VOLUME: z
     .string()
-    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a volume name (DNS label)')
+    .refine(isDnsLabel, 'must be a volume name (DNS label)')
     .refine((name) => !AGENT_VOLUMES.includes(name), 'is the name of a volume the webhook adds')
     .default('workspace'),
   EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),

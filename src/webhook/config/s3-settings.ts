@@ -69,7 +69,13 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
   if (summary.kind === 'error') {
     return failure(policy.onSecretError, 'secret-error', MESSAGES.readError(summary.reason));
   }
-  const { present, values } = summary;
+  return notAskedFor(summary, policy) ?? configured(summary, policy);
+}
+
+type PresentSummary = Extract<SecretSummary, { kind: 'present' }>;
+
+/** The decision when the project has not asked for S3 (or said so in a way that cannot be read). */
+function notAskedFor({ present, values }: PresentSummary, policy: S3Policy): S3Decision | undefined {
   const mode = values[STORAGE_MODE_KEY];
   if (mode !== undefined && !(STORAGE_MODES as readonly string[]).includes(mode)) {
     return failure(
@@ -91,17 +97,17 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
     return { kind: 'ephemeral', reason: 's3-not-configured', warning: MESSAGES.absent };
   }
   const enabled = values.S3_ENABLED;
-  if (enabled !== undefined) {
-    const parsed = parseBoolean(enabled);
-    if (parsed === undefined) {
-      return failure(
-        policy.onIncomplete,
-        'invalid',
-        MESSAGES.invalid([`S3_ENABLED must be "true" or "false" (got "${enabled}")`]),
-      );
-    }
-    if (!parsed) return { kind: 'ephemeral', reason: 's3-disabled', warning: MESSAGES.disabled };
+  if (enabled === undefined) return undefined;
+  const parsed = parseBoolean(enabled);
+  if (parsed === undefined) {
+    return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid([`S3_ENABLED must be "true" or "false" (got "${enabled}")`]));
   }
+  return parsed ? undefined : { kind: 'ephemeral', reason: 's3-disabled', warning: MESSAGES.disabled };
+}
+
+/** The decision for a project that asked for S3: sync, or why its settings cannot work. */
+function configured(summary: PresentSummary, policy: S3Policy): S3Decision {
+  const { present, values } = summary;
   let credentialMode: CredentialMode;
   try {
     credentialMode = parseCredentialMode(values.S3_CREDENTIALS);
@@ -113,7 +119,23 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
   if (missing.length > 0) {
     return failure(policy.onIncomplete, 'incomplete', MESSAGES.incomplete(missing));
   }
-  const problems = [
+  const problems = settingProblems(summary, credentialMode);
+  if (problems.length > 0) {
+    return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid(problems));
+  }
+  const credentials: CredentialChoice = {
+    mode: credentialMode,
+    sessionToken: present.has('S3_SESSION_TOKEN'),
+    roleArn: values.S3_ROLE_ARN !== undefined,
+    stsEndpoint: values.S3_STS_ENDPOINT !== undefined,
+  };
+  const keysAlone = credentialMode === 'keys' && !credentials.sessionToken;
+  return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined, ...(keysAlone ? {} : { credentials }) };
+}
+
+// Every value checked, so the denial names them all at once.
+function settingProblems({ present, values }: PresentSummary, credentialMode: CredentialMode): string[] {
+  return [
     endpointProblem(values.S3_ENDPOINT ?? ''),
     bucketProblem(values.S3_BUCKET ?? ''),
     values.S3_REGION === undefined ? undefined : regionProblem(values.S3_REGION),
@@ -129,17 +151,7 @@ export function decideS3(summary: SecretSummary, policy: S3Policy): S3Decision {
       ? 'S3_SESSION_TOKEN goes with access keys, not with S3_CREDENTIALS=workload-identity'
       : undefined,
   ].filter((problem): problem is string => problem !== undefined);
-  if (problems.length > 0) {
-    return failure(policy.onIncomplete, 'invalid', MESSAGES.invalid(problems));
-  }
-  const credentials: CredentialChoice = {
-    mode: credentialMode,
-    sessionToken: present.has('S3_SESSION_TOKEN'),
-    roleArn: values.S3_ROLE_ARN !== undefined,
-    stsEndpoint: values.S3_STS_ENDPOINT !== undefined,
-  };
-  const keysAlone = credentialMode === 'keys' && !credentials.sessionToken;
-  return { kind: 'sync', reason: 's3-configured', hasRegion: values.S3_REGION !== undefined, ...(keysAlone ? {} : { credentials }) };}
+}
 
 // The agent reads these from the same secret at start and refuses a bad value: checked
 // here, a typo denies the pod with its name instead of leaving it stuck in Init.

@@ -1,6 +1,7 @@
 import type { V1Container, V1EnvVar, V1SecurityContext, V1Volume } from '@kubernetes/client-node';
 import type { MutationConfig } from '../config/config.js';
 import type { CredentialChoice } from '../config/s3-settings.js';
+import { AGENT_ENV } from '../../shared/agent-env.js';
 import {
   AGENT_STATE_DIR,
   AGENT_STATE_VOLUME,
@@ -9,6 +10,7 @@ import {
   AGENT_CA_VOLUME,
   HYDRATE_CONTAINER,
   INTEGRATION_SECRET,
+  type S3Key,
   SYNC_CONTAINER,
   WORKSPACE_DIR,
 } from '../config/names.js';
@@ -48,7 +50,7 @@ export interface AgentSpecs {
 export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
   const { config } = input;
   // A factory rather than one object cloned twice: each container gets its own fresh
-  // objects, and building them is far cheaper than structuredClone.
+  // objects, and building them costs far less than structuredClone (docs/BENCHMARKS.md).
   const container = (name: string, args: string[]): V1Container => ({
     name,
     image: config.agentImage,
@@ -76,7 +78,7 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
     sync.resources!.requests = { ...sync.resources!.requests, 'ephemeral-storage': input.reservedStorage };
   }
   if (input.metricsPort > 0) {
-    sync.env!.push({ name: 'SYNC_METRICS_PORT', value: String(input.metricsPort) });
+    sync.env!.push({ name: AGENT_ENV.SYNC_METRICS_PORT, value: String(input.metricsPort) });
     sync.ports = [{ name: SYNC_METRICS_PORT_NAME, containerPort: input.metricsPort, protocol: 'TCP' }];
     // /healthz fails once no sync cycle has succeeded for 5 intervals (at least 5 min) and
     // none is running: three failed probes restart the sidecar, which the pod's events and
@@ -126,10 +128,10 @@ const CA_DIR = '/etc/session-storage/ca';
 
 function networkEnv(network: MutationConfig['agentNetwork']): V1EnvVar[] {
   return [
-    ...(network.caConfigMap === undefined ? [] : [{ name: 'NODE_EXTRA_CA_CERTS', value: `${CA_DIR}/ca.crt` }]),
-    ...(network.httpsProxy === undefined ? [] : [{ name: 'HTTPS_PROXY', value: network.httpsProxy }]),
-    ...(network.httpProxy === undefined ? [] : [{ name: 'HTTP_PROXY', value: network.httpProxy }]),
-    ...(network.noProxy === undefined ? [] : [{ name: 'NO_PROXY', value: network.noProxy }]),
+    ...(network.caConfigMap === undefined ? [] : [{ name: AGENT_ENV.NODE_EXTRA_CA_CERTS, value: `${CA_DIR}/ca.crt` }]),
+    ...(network.httpsProxy === undefined ? [] : [{ name: AGENT_ENV.HTTPS_PROXY, value: network.httpsProxy }]),
+    ...(network.httpProxy === undefined ? [] : [{ name: AGENT_ENV.HTTP_PROXY, value: network.httpProxy }]),
+    ...(network.noProxy === undefined ? [] : [{ name: AGENT_ENV.NO_PROXY, value: network.noProxy }]),
   ];
 }
 
@@ -138,56 +140,56 @@ function credentialEnv(input: AgentSpecInput): V1EnvVar[] {
   const choice = input.credentials;
   if (choice?.mode !== 'workload-identity') {
     return [
-      secretRef('AWS_ACCESS_KEY_ID', 'S3_ACCESS_KEY'),
-      secretRef('AWS_SECRET_ACCESS_KEY', 'S3_SECRET_KEY'),
-      ...(choice?.sessionToken ? [secretRef('AWS_SESSION_TOKEN', 'S3_SESSION_TOKEN')] : []),
+      secretRef(AGENT_ENV.AWS_ACCESS_KEY_ID, 'S3_ACCESS_KEY'),
+      secretRef(AGENT_ENV.AWS_SECRET_ACCESS_KEY, 'S3_SECRET_KEY'),
+      ...(choice?.sessionToken ? [secretRef(AGENT_ENV.AWS_SESSION_TOKEN, 'S3_SESSION_TOKEN')] : []),
     ];
   }
   return [
-    { name: 'S3_CREDENTIALS', value: 'workload-identity' },
-    ...(choice.stsEndpoint ? [secretRef('S3_STS_ENDPOINT', 'S3_STS_ENDPOINT')] : []),
+    { name: AGENT_ENV.S3_CREDENTIALS, value: 'workload-identity' },
+    ...(choice.stsEndpoint ? [secretRef(AGENT_ENV.S3_STS_ENDPOINT, 'S3_STS_ENDPOINT')] : []),
     ...(choice.roleArn
-      ? [secretRef('AWS_ROLE_ARN', 'S3_ROLE_ARN'), { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${TOKEN_DIR}/token` }]
+      ? [secretRef(AGENT_ENV.AWS_ROLE_ARN, 'S3_ROLE_ARN'), { name: AGENT_ENV.AWS_WEB_IDENTITY_TOKEN_FILE, value: `${TOKEN_DIR}/token` }]
       : []),
   ];
 }
 
-function secretRef(name: string, key: string): V1EnvVar {
+function secretRef(name: string, key: S3Key): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key } } };
 }
 
 // A key the secret may lack: the container still starts, without the variable.
-function optionalSecretRef(key: string): V1EnvVar {
-  return { name: key, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key, optional: true } } };
+function optionalSecretRef(name: string, key: S3Key): V1EnvVar {
+  return { name, valueFrom: { secretKeyRef: { name: INTEGRATION_SECRET, key, optional: true } } };
 }
 
 function agentEnv(input: AgentSpecInput): V1EnvVar[] {
   const { config } = input;
   return [
-    secretRef('S3_ENDPOINT', 'S3_ENDPOINT'),
-    secretRef('S3_BUCKET', 'S3_BUCKET'),
+    secretRef(AGENT_ENV.S3_ENDPOINT, 'S3_ENDPOINT'),
+    secretRef(AGENT_ENV.S3_BUCKET, 'S3_BUCKET'),
     input.secretHasRegion
-      ? secretRef('S3_REGION', 'S3_REGION')
-      : { name: 'S3_REGION', value: config.defaultRegion },
+      ? secretRef(AGENT_ENV.S3_REGION, 'S3_REGION')
+      : { name: AGENT_ENV.S3_REGION, value: config.defaultRegion },
     ...credentialEnv(input),
     // Server-side encryption of what the agent writes; without them the bucket's default.
-    optionalSecretRef('S3_SSE'),
-    optionalSecretRef('S3_SSE_KMS_KEY_ID'),
-    { name: 'NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    optionalSecretRef(AGENT_ENV.S3_SSE, 'S3_SSE'),
+    optionalSecretRef(AGENT_ENV.S3_SSE_KMS_KEY_ID, 'S3_SSE_KMS_KEY_ID'),
+    { name: AGENT_ENV.NAMESPACE, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     // The session's owner pod is named by its UID (a recreated pod may reuse the name).
-    { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
-    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-    { name: 'SESSION_NAME', value: input.session },
-    { name: 'WORKSPACE_DIR', value: WORKSPACE_DIR },
-    { name: 'SYNC_PATHS', value: input.syncPaths },
-    { name: 'SYNC_EXCLUDE', value: config.syncExclude },
-    { name: 'SYNC_INTERVAL', value: String(config.syncInterval) },
-    { name: 'MAX_SYNC_SIZE', value: config.maxSyncSize },
-    { name: 'HYDRATE_TIMEOUT_SECONDS', value: String(config.hydrateTimeoutSeconds) },
-    { name: 'FINAL_SYNC_TIMEOUT_SECONDS', value: String(config.finalSyncTimeoutSeconds) },
-    { name: 'TERMINATION_GRACE_SECONDS', value: String(input.terminationGraceSeconds) },
-    ...(config.refreshAfterDays === undefined ? [] : [{ name: 'REFRESH_AFTER_DAYS', value: config.refreshAfterDays }]),
-    { name: 'AGENT_STATE_DIR', value: AGENT_STATE_DIR },
+    { name: AGENT_ENV.POD_UID, valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    { name: AGENT_ENV.POD_NAME, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: AGENT_ENV.SESSION_NAME, value: input.session },
+    { name: AGENT_ENV.WORKSPACE_DIR, value: WORKSPACE_DIR },
+    { name: AGENT_ENV.SYNC_PATHS, value: input.syncPaths },
+    { name: AGENT_ENV.SYNC_EXCLUDE, value: config.syncExclude },
+    { name: AGENT_ENV.SYNC_INTERVAL, value: String(config.syncInterval) },
+    { name: AGENT_ENV.MAX_SYNC_SIZE, value: config.maxSyncSize },
+    { name: AGENT_ENV.HYDRATE_TIMEOUT_SECONDS, value: String(config.hydrateTimeoutSeconds) },
+    { name: AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS, value: String(config.finalSyncTimeoutSeconds) },
+    { name: AGENT_ENV.TERMINATION_GRACE_SECONDS, value: String(input.terminationGraceSeconds) },
+    ...(config.refreshAfterDays === undefined ? [] : [{ name: AGENT_ENV.REFRESH_AFTER_DAYS, value: config.refreshAfterDays }]),
+    { name: AGENT_ENV.AGENT_STATE_DIR, value: AGENT_STATE_DIR },
     ...networkEnv(config.agentNetwork),
   ];
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { formatSyncPaths, SettingsError, type SyncPath } from '../../shared/agent-env.js';
-import { buildAgentSpecs } from './agent-containers.js';
+import { buildAgentSpecs, type AgentSpecs } from './agent-containers.js';
 import type { MutationConfig } from '../config/config.js';
 import type { CredentialChoice } from '../config/s3-settings.js';
 import {
@@ -68,22 +68,13 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     warnings.push(`runner has no non-root runAsUser: agent runs as ${who}, may miss its private files`);
   }
   const replaceable = (c: V1Container) => (c.name === HYDRATE_CONTAINER || c.name === SYNC_CONTAINER) && takenOver(c, input.earlier);
-  // Containers share the pod's network: a port the pod already uses cannot be ours too.
-  const taken = [...(spec.initContainers ?? []), ...spec.containers]
-    .filter((c) => !replaceable(c))
-    .some((c) => (c.ports ?? []).some((p) => p.containerPort === config.syncMetricsPort));
-  if (taken && config.syncMetricsPort > 0) {
+  const portTaken = metricsPortTaken(spec, config.syncMetricsPort, replaceable);
+  if (portTaken && config.syncMetricsPort > 0) {
     warnings.push(`port ${config.syncMetricsPort} is in use in the pod: state-sync serves no metrics or health`);
   }
-  // The kubelet stops a native sidecar only after the runner has exited, and both share
-  // one grace period: the runner keeps all of its own, and the final sync gets its budget
-  // plus the margin on top. Re-applied over an earlier injection, the pod's own value is
-  // the one recorded then, so the sum is not added twice.
   const podGracePeriodSeconds =
     input.earlier?.podGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS;
-  const needed = podGracePeriodSeconds + Math.ceil(config.finalSyncTimeoutSeconds) + config.gracePeriodMarginSeconds;
-  const terminationGraceSeconds = Math.max(spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, needed);
-  spec.terminationGracePeriodSeconds = terminationGraceSeconds;
+  const terminationGraceSeconds = extendGracePeriod(spec, config, podGracePeriodSeconds);
   const specs = buildAgentSpecs({
     config,
     session: input.session,
@@ -93,37 +84,66 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
     ...(input.credentials === undefined ? {} : { credentials: input.credentials }),
     runAsUser,
     runAsGroup: identity.runAsGroup,
-    metricsPort: taken ? 0 : config.syncMetricsPort,
+    metricsPort: portTaken ? 0 : config.syncMetricsPort,
     reservedStorage: input.stateVolumeSwapped && config.reserveWorkspaceStorage ? config.emptyDirSizeLimit : undefined,
     terminationGraceSeconds,
   });
+  placeAgent(spec, specs, config.sidecarMode, replaceable, warnings);
+  return { kind: 'injected', items: injectedItems(specs, config.sidecarMode), podGracePeriodSeconds };
+}
 
+// Containers share the pod's network: a port the pod already uses cannot be ours too.
+function metricsPortTaken(spec: V1PodSpec, port: number, replaceable: (c: V1Container) => boolean): boolean {
+  return [...(spec.initContainers ?? []), ...spec.containers]
+    .filter((c) => !replaceable(c))
+    .some((c) => (c.ports ?? []).some((p) => p.containerPort === port));
+}
+
+/**
+ * The kubelet stops a native sidecar only after the runner has exited, and both share
+ * one grace period: the runner keeps all of its own (`podGracePeriodSeconds`), and the
+ * final sync gets its budget plus the margin on top. Re-applied over an earlier
+ * injection, the pod's own value is the one recorded then, so the sum is not added twice.
+ * Never lowered. Returns the value set.
+ */
+function extendGracePeriod(spec: V1PodSpec, config: MutationConfig, podGracePeriodSeconds: number): number {
+  const needed = podGracePeriodSeconds + Math.ceil(config.finalSyncTimeoutSeconds) + config.gracePeriodMarginSeconds;
+  const terminationGraceSeconds = Math.max(spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, needed);
+  spec.terminationGracePeriodSeconds = terminationGraceSeconds;
+  return terminationGraceSeconds;
+}
+
+/** Puts the agent's containers and volumes in `spec`, in place of an earlier pass's. */
+function placeAgent(
+  spec: V1PodSpec,
+  specs: AgentSpecs,
+  sidecarMode: MutationConfig['sidecarMode'],
+  replaceable: (c: V1Container) => boolean,
+  warnings: string[],
+): void {
   const initContainers = (spec.initContainers ?? []).filter((c) => !replaceable(c));
   const containers = spec.containers.filter((c) => !replaceable(c));
   // After other injectors' init containers and native sidecars, so a mesh proxy sidecar
   // is already up when hydrate needs the network; before a classic mesh's redirect.
   const mesh = classicMesh(initContainers, containers);
   if (mesh.warning) warnings.push(mesh.warning);
-  const ours = config.sidecarMode === 'native' ? [specs.hydrate, specs.sync] : [specs.hydrate];
+  const ours = sidecarMode === 'native' ? [specs.hydrate, specs.sync] : [specs.hydrate];
   initContainers.splice(mesh.insertAt ?? initContainers.length, 0, ...ours);
-  if (config.sidecarMode === 'legacy') containers.push(specs.sync);
+  if (sidecarMode === 'legacy') containers.push(specs.sync);
   spec.initContainers = initContainers;
   spec.containers = containers;
 
   const volumeNames = new Set(specs.volumes.map((volume) => volume.name));
   spec.volumes = [...(spec.volumes ?? []).filter((v) => !volumeNames.has(v.name)), ...specs.volumes];
+}
 
-
-  const syncPlace = config.sidecarMode === 'native' ? 'initContainer' : 'container';
-  return {
-    kind: 'injected',
-    items: [
-      ...specs.volumes.map((volume) => `volume:${volume.name}`),
-      `initContainer:${HYDRATE_CONTAINER}`,
-      `${syncPlace}:${SYNC_CONTAINER}`,
-    ],
-    podGracePeriodSeconds,
-  };
+function injectedItems(specs: AgentSpecs, sidecarMode: MutationConfig['sidecarMode']): string[] {
+  const syncPlace = sidecarMode === 'native' ? 'initContainer' : 'container';
+  return [
+    ...specs.volumes.map((volume) => `volume:${volume.name}`),
+    `initContainer:${HYDRATE_CONTAINER}`,
+    `${syncPlace}:${SYNC_CONTAINER}`,
+  ];
 }
 
 // Istio's names. Its native mode makes istio-proxy an init container with restartPolicy

@@ -1,4 +1,5 @@
 import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import { isDnsLabel } from '../../shared/dns-label.js';
 import type { MutationConfig } from '../config/config.js';
 import type { S3Decision } from '../config/s3-settings.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
@@ -30,8 +31,6 @@ export type MutationResult =
 const SHARED_PROCESS_NAMESPACE =
   "shareProcessNamespace: true would expose the project's S3 keys in state-sync's environment to the runner: remove it";
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 /** Decides what kind of pod this is, before anything is looked up for it. */
 export function classify(pod: V1Pod): Classification {
   const labels = pod.metadata?.labels ?? {};
@@ -44,7 +43,7 @@ export function classify(pod: V1Pod): Classification {
   if (isAlreadyMutated(pod)) return { kind: 'reinvocation' };
   const platform = findPlatformAgents(pod, injectedContainers(pod));
   if (platform.length > 0) return { kind: 'already-managed', containers: platform };
-  if (session.length > 63 || !DNS_LABEL.test(session)) {
+  if (!isDnsLabel(session)) {
     return {
       kind: 'invalid-session',
       message:
@@ -61,6 +60,51 @@ export function classify(pod: V1Pod): Classification {
  */
 export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null): MutationResult {
   const classification = classify(pod);
+  if (classification.kind !== 'session') return leftAlone(pod, classification);
+  if (s3 === null) throw new Error('mutate: a session pod needs an S3 decision');
+  if (s3.kind === 'deny') return denied(s3.reason, s3.message);
+
+  const mutated = copyForMutation(pod);
+  const { spec } = mutated;
+  const warnings: string[] = [];
+  const swapped = swapClaims(spec.volumes ?? [], config.emptyDirSizeLimit);
+  const earlier = readStatus(pod);
+  const injected = swappedItems(earlier, swapped);
+  if (s3.kind === 'ephemeral') {
+    warnings.push(s3.warning);
+    return annotated(mutated, warnings, { mode: 'ephemeral', reason: s3.reason, injected, version: config.version });
+  }
+  const stateVolume = findStateVolume(spec.volumes ?? [], config.stateVolume, swapped);
+  if (stateVolume === undefined) {
+    warnings.push(`no state volume "${config.stateVolume}" in the pod: session state is ephemeral`);
+    return annotated(mutated, warnings, { mode: 'ephemeral', reason: 'no-state-volume', injected, version: config.version });
+  }
+  if (spec.shareProcessNamespace === true) {
+    // With one PID namespace, any container running as the agent's uid (the runner's, so
+    // the agent can read its 0600 files) reads state-sync's environment, keys included,
+    // from /proc/PID/environ. No uid or capability setting of ours closes that.
+    return denied('shared-process-namespace', SHARED_PROCESS_NAMESPACE);
+  }
+  const injection = injectAgent(
+    mutated,
+    {
+      config,
+      session: classification.session,
+      stateVolume,
+      secretHasRegion: s3.hasRegion,
+      ...(s3.credentials === undefined ? {} : { credentials: s3.credentials }),
+      earlier,
+      stateVolumeSwapped: injected.includes(`emptyDir:${stateVolume}`),
+    },
+    warnings,
+  );
+  if (injection.kind === 'denied') return denied(injection.reason, injection.message);
+  injected.push(...injection.items);
+  const { podGracePeriodSeconds } = injection;
+  return annotated(mutated, warnings, { mode: 'sync', reason: s3.reason, injected, version: config.version, podGracePeriodSeconds });
+}
+
+function leftAlone(pod: V1Pod, classification: Exclude<Classification, { kind: 'session' }>): MutationResult {
   switch (classification.kind) {
     case 'skip':
       return { outcome: 'allowed', reason: classification.reason, pod, warnings: [] };
@@ -70,73 +114,26 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
       return { outcome: 'allowed', reason: 'already-managed', pod, warnings: [platformAgentWarning(classification.containers)] };
     case 'invalid-session':
       return { outcome: 'denied', reason: 'invalid-session-name', message: classification.message, warnings: [] };
-    case 'session':
-      break;
   }
-  if (s3 === null) throw new Error('mutate: a session pod needs an S3 decision');
-  if (s3.kind === 'deny') return { outcome: 'denied', reason: s3.reason, message: s3.message, warnings: [] };
+}
 
-  const mutated = copyForMutation(pod);
-  const { spec } = mutated;
-  const warnings: string[] = [];
-  const injected: string[] = [];
+function denied(reason: string, message: string): MutationResult {
+  return { outcome: 'denied', reason, message, warnings: [] };
+}
 
-  const swapped = swapClaims(spec.volumes ?? [], config.emptyDirSizeLimit);
-  // Re-applied over a stale earlier injection, the claims it swapped are still ours.
-  const earlier = readStatus(pod);
+// Re-applied over a stale earlier injection, the claims it swapped are still ours.
+function swappedItems(earlier: EarlierInjection | undefined, swapped: string[]): string[] {
   const earlierClaims = earlier?.injected.filter((item) => item.startsWith('emptyDir:')) ?? [];
-  injected.push(...new Set([...earlierClaims, ...swapped.map((name) => `emptyDir:${name}`)]));
-  let podGracePeriodSeconds: number | undefined;
+  return [...new Set([...earlierClaims, ...swapped.map((name) => `emptyDir:${name}`)])];
+}
 
-  let mode: StatusAnnotation['mode'] = 'ephemeral';
-  let reason: string = s3.reason;
-  if (s3.kind === 'ephemeral') {
-    warnings.push(s3.warning);
-  } else {
-    const stateVolume = findStateVolume(spec.volumes ?? [], config.stateVolume, swapped);
-    if (stateVolume === undefined) {
-      reason = 'no-state-volume';
-      warnings.push(`no state volume "${config.stateVolume}" in the pod: session state is ephemeral`);
-    } else if (spec.shareProcessNamespace === true) {
-      // With one PID namespace, any container running as the agent's uid (the runner's, so
-      // the agent can read its 0600 files) reads state-sync's environment, keys included,
-      // from /proc/PID/environ. No uid or capability setting of ours closes that.
-      return { outcome: 'denied', reason: 'shared-process-namespace', message: SHARED_PROCESS_NAMESPACE, warnings: [] };
-    } else {
-      const injection = injectAgent(
-        mutated,
-        {
-          config,
-          session: classification.session,
-          stateVolume,
-          secretHasRegion: s3.hasRegion,
-          ...(s3.credentials === undefined ? {} : { credentials: s3.credentials }),
-          earlier,
-          stateVolumeSwapped: injected.includes(`emptyDir:${stateVolume}`),
-        },
-        warnings,
-      );
-      if (injection.kind === 'denied') {
-        return { outcome: 'denied', reason: injection.reason, message: injection.message, warnings: [] };
-      }
-      mode = 'sync';
-      injected.push(...injection.items);
-      podGracePeriodSeconds = injection.podGracePeriodSeconds;
-    }
-  }
-
-  const status: StatusAnnotation = {
-    mode,
-    reason,
-    injected,
-    version: config.version,
-    ...(podGracePeriodSeconds === undefined ? {} : { podGracePeriodSeconds }),
-  };
+/** The mutated pod with its status annotation (and, given an agent, the monitoring label). */
+function annotated(mutated: V1Pod, warnings: string[], status: StatusAnnotation): MutationResult {
   const metadata = (mutated.metadata ??= {});
   metadata.annotations = { ...metadata.annotations, [STATUS_ANNOTATION]: JSON.stringify(status) };
   // What the PodMonitor of manifests/monitoring selects: pods with a state-sync to scrape.
-  if (mode === 'sync') metadata.labels = { ...metadata.labels, [SYNC_LABEL]: 'enabled' };
-  return { outcome: 'patched', reason, pod: mutated, warnings, status };
+  if (status.mode === 'sync') metadata.labels = { ...metadata.labels, [SYNC_LABEL]: 'enabled' };
+  return { outcome: 'patched', reason: status.reason, pod: mutated, warnings, status };
 }
 
 // Copies only the objects mutate writes to; everything else stays shared with the input,

@@ -16,23 +16,43 @@ export interface AppOptions {
 
 /** The admission surface: POST /mutate, /healthz, /readyz. Transport only. */
 export function createApp(options: AppOptions): express.Express {
-  const { deps, metrics, logger } = options;
   const app = express();
   app.disable('x-powered-by');
 
   addHealth(app, options.ready);
 
-  const reject = (res: Response, code: number, reason: string, message: string, started: bigint, uid?: string) => {
-    metrics.reviews.inc({ outcome: 'rejected', reason });
-    metrics.latency.observe({ outcome: 'rejected' }, seconds(started));
-    logger.warn({ outcome: 'rejected', reason, code, ...(uid === undefined ? {} : { uid }) }, message);
-    res.status(code).type('text/plain').send(`${message}\n`);
-  };
-
+  const answers = new ReviewAnswers(options);
   const parseJson = express.json({ limit: options.bodyLimit, strict: true, type: () => true });
-  const answer = async (body: unknown, res: Response, started: bigint) => {
+  app.post('/mutate', (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.locals.started = started;
+    const answered = (body: unknown) => answers.answer(body, res, started).catch(next);
+    if (isPlainJson(req)) {
+      readReviewBody(req, options.bodyLimit).then(answered, next);
+      return;
+    }
+    if (!req.is('application/json')) {
+      const type = req.get('content-type') ?? '';
+      answers.reject(res, 415, 'unsupported-media-type', `unsupported content type "${type}": expected application/json`, started);
+      return;
+    }
+    // The content type was checked just above; `type` skips body-parser parsing it again.
+    parseJson(req, res, (error?: unknown) => (error ? next(error) : void answered(req.body)));
+  });
+
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => answers.failed(error, res, next));
+
+  return app;
+}
+
+/** Every answer /mutate gives: the review's, a rejection, or an internal error; each counted and logged. */
+class ReviewAnswers {
+  constructor(private readonly options: AppOptions) {}
+
+  async answer(body: unknown, res: Response, started: bigint): Promise<void> {
+    const { metrics, logger } = this.options;
     try {
-      const review = await reviewAdmission(body, deps);
+      const review = await reviewAdmission(body, this.options.deps);
       metrics.reviews.inc({ outcome: review.outcome, reason: review.reason });
       metrics.latency.observe({ outcome: review.outcome }, seconds(started));
       logger.info(
@@ -55,32 +75,23 @@ export function createApp(options: AppOptions): express.Express {
       res.end(json);
     } catch (error) {
       if (error instanceof BadReview) {
-        reject(res, 400, 'malformed-review', error.message, started, error.uid);
+        this.reject(res, 400, 'malformed-review', error.message, started, error.uid);
         return;
       }
       throw error;
     }
-  };
+  }
 
-  app.post('/mutate', (req, res, next) => {
-    const started = process.hrtime.bigint();
-    res.locals.started = started;
-    const answered = (body: unknown) => answer(body, res, started).catch(next);
-    if (isPlainJson(req)) {
-      readReviewBody(req, options.bodyLimit).then(answered, next);
-      return;
-    }
-    if (!req.is('application/json')) {
-      const type = req.get('content-type') ?? '';
-      reject(res, 415, 'unsupported-media-type', `unsupported content type "${type}": expected application/json`, started);
-      return;
-    }
-    // The content type was checked just above; `type` skips body-parser parsing it again.
-    parseJson(req, res, (error?: unknown) => (error ? next(error) : void answered(req.body)));
-  });
+  reject(res: Response, code: number, reason: string, message: string, started: bigint, uid?: string): void {
+    const { metrics, logger } = this.options;
+    metrics.reviews.inc({ outcome: 'rejected', reason });
+    metrics.latency.observe({ outcome: 'rejected' }, seconds(started));
+    logger.warn({ outcome: 'rejected', reason, code, ...(uid === undefined ? {} : { uid }) }, message);
+    res.status(code).type('text/plain').send(`${message}\n`);
+  }
 
   // body-parser's errors carry the HTTP status they stand for.
-  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+  failed(error: unknown, res: Response, next: NextFunction): void {
     if (res.headersSent) {
       next(error);
       return;
@@ -88,19 +99,17 @@ export function createApp(options: AppOptions): express.Express {
     const started = (res.locals.started as bigint | undefined) ?? process.hrtime.bigint();
     const parserError = error as { type?: string; status?: number; limit?: number };
     if (parserError.type === 'entity.too.large') {
-      reject(res, 413, 'too-large', `request body exceeds the ${options.bodyLimit} limit`, started);
+      this.reject(res, 413, 'too-large', `request body exceeds the ${this.options.bodyLimit} limit`, started);
     } else if (parserError.type === 'entity.parse.failed') {
-      reject(res, 400, 'malformed-review', 'malformed AdmissionReview: body is not valid JSON', started);
+      this.reject(res, 400, 'malformed-review', 'malformed AdmissionReview: body is not valid JSON', started);
     } else if (parserError.status !== undefined && parserError.status >= 400 && parserError.status < 500) {
-      reject(res, parserError.status, 'bad-request', (error as Error).message, started);
+      this.reject(res, parserError.status, 'bad-request', (error as Error).message, started);
     } else {
-      logger.error({ err: error }, 'unexpected error answering a review');
-      metrics.reviews.inc({ outcome: 'rejected', reason: 'internal-error' });
+      this.options.logger.error({ err: error }, 'unexpected error answering a review');
+      this.options.metrics.reviews.inc({ outcome: 'rejected', reason: 'internal-error' });
       res.status(500).type('text/plain').send('internal error\n');
     }
-  });
-
-  return app;
+  }
 }
 
 function seconds(started: bigint): number {

@@ -62,14 +62,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   });
   const ready = () => !draining && tls.loaded() && deps.secrets.ready();
   const app = createApp({ deps, metrics: options.metrics, logger, bodyLimit: config.bodyLimit, ready });
-  // Slow or idle clients cannot hold sockets for long, and idle ones never keep a new
-  // connection out (connection-guard.ts): the API server's calls are short and few at a time.
-  const limits = {
-    headersTimeout: config.headersTimeoutSeconds * 1000,
-    requestTimeout: config.requestTimeoutSeconds * 1000,
-    // Node checks the two timeouts above only this often (30 s by default).
-    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutSeconds * 500),
-  };
+  const limits = socketLimits(config);
   // No certificate yet is fine: handshakes fail until the files appear, and /readyz says so.
   const server = createServer({ ...TLS_POLICY, ...limits, handshakeTimeout: limits.headersTimeout }, app);
   const connectionLimits = { max: config.maxConnections, perSource: config.maxConnectionsPerSource };
@@ -94,19 +87,35 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
 
   const shutdown = async () => {
     draining = true;
-    // Endpoints controllers need a moment to stop routing to a pod that is going away.
-    await sleep(config.shutdownDelaySeconds * 1000);
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    const forced = setTimeout(() => server.closeAllConnections(), config.drainTimeoutSeconds * 1000);
-    await closed;
-    clearTimeout(forced);
-    metricsServer.closeAllConnections();
-    await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+    await drain(config, server, metricsServer);
     tls.close();
     deps.secrets.close();
   };
   return { server, port, metricsServer, metricsPort, tls, ready, shutdown };
+}
+
+// Slow or idle clients cannot hold sockets for long, and idle ones never keep a new
+// connection out (connection-guard.ts): the API server's calls are short and few at a time.
+function socketLimits(config: ServerConfig) {
+  return {
+    headersTimeout: config.headersTimeoutSeconds * 1000,
+    requestTimeout: config.requestTimeoutSeconds * 1000,
+    // Node checks the two timeouts above only this often (30 s by default).
+    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutSeconds * 500),
+  };
+}
+
+/** Stops taking connections, lets in-flight reviews finish (bounded), then closes both servers. */
+async function drain(config: ServerConfig, server: Server, metricsServer: HttpServer): Promise<void> {
+  // Endpoints controllers need a moment to stop routing to a pod that is going away.
+  await sleep(config.shutdownDelaySeconds * 1000);
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const forced = setTimeout(() => server.closeAllConnections(), config.drainTimeoutSeconds * 1000);
+  await closed;
+  clearTimeout(forced);
+  metricsServer.closeAllConnections();
+  await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
 }
 
 function listen(server: Server | HttpServer, port: number, address: string): Promise<void> {
