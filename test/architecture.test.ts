@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 // The source tree's shape, checked so it cannot drift: imports only point down, and
@@ -101,6 +102,24 @@ describe('source layout', () => {
 
   it('keeps at most ten entries at the top of src/agent', () => {
     expect(readdirSync(path.join(SRC, 'agent')).length).toBeLessThanOrEqual(10);
+  });
+
+  // A function that needs more than a screen holds more than one step; name the steps.
+  it('has no function longer than 60 lines', () => {
+    const long: string[] = [];
+    for (const file of files) {
+      const source = ts.createSourceFile(file, readFileSync(path.join(SRC, file), 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node): void => {
+        if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+          const first = source.getLineAndCharacterOfPosition(node.getStart(source)).line;
+          const last = source.getLineAndCharacterOfPosition(node.getEnd()).line;
+          if (last - first + 1 > 60) long.push(`${file}:${first + 1} (${last - first + 1} lines)`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    expect(long).toEqual([]);
   });
 
   it('names every source file in docs/ARCHITECTURE.md, under its folder', () => {
