@@ -297,9 +297,9 @@ function fillSync(fd: number, bytes: Uint8Array, attributes: FileAttributes): vo
 // directory this restore created (and recorded, see hydrate-journal.ts) it is created under
 // its final name; elsewhere written under its temporary name and renamed into place.
 // Synchronous on purpose: for a file of a few KiB the system calls take microseconds,
-// while each asynchronous one is a round trip through libuv's four threads; a restore of
-// 5,000 such files took 1.3-1.5 s this way against 2.2 s with 16 in flight through
-// fs/promises. At most SMALL_OBJECT bytes, so the event loop stalls a millisecond at worst.
+// while each asynchronous one is a round trip through libuv's four threads (measured:
+// docs/BENCHMARKS.md, "Figures behind the code"). At most SMALL_OBJECT bytes, so the
+// event loop stalls briefly at worst.
 export async function writeWholeFile(tree: WorkspaceTree, relativePath: string, bytes: Uint8Array, attributes: FileAttributes): Promise<void> {
   const localPath = path.join(tree.root, relativePath);
   const mode = attributes.mode ?? 0o666;

@@ -174,8 +174,8 @@ export class S3Endpoint {
   }
 
   // Loaded on the first request, and through require: an ES import of node:http builds
-  // its module namespace, whose lazy exports load undici (~13 MiB and ~40 ms), which
-  // neither a cycle with nothing to upload nor these requests need.
+  // its module namespace, whose lazy exports load undici (its cost: docs/BENCHMARKS.md),
+  // which neither a cycle with nothing to upload nor these requests need.
   private connect(): { agent: Agent; request: (options: RequestOptions) => ClientRequest } {
     if (this.transport === undefined) {
       const { Agent, request } = require(this.secure ? 'node:https' : 'node:http') as typeof import('node:http');

@@ -10,9 +10,9 @@ import { streamedThrough } from '../../shared/gc-pacing.js';
 /*
  * GetObject, HeadObject and ListObjectsV2 without the AWS SDK: SigV4-signed (aws4)
  * requests on keep-alive sockets, as s3-put.ts does for PutObject. A restore is one GET per
- * object; through the SDK each cost ~1.5 ms of CPU (a middleware stack per command,
- * endpoint rules per request) and loading the SDK some 35 MiB of heap, which made a
- * crashed pod's restore of 10,000 small files slower than s5cmd's. Errors are read as the
+ * object; through the SDK each one built a middleware stack and evaluated endpoint rules,
+ * and loading the SDK weighed on the heap, which made a crashed pod's restore of many
+ * small files slower than s5cmd's (docs/BENCHMARKS.md). Errors are read as the
  * SDK read them (code, status, message), so s3-errors.ts classifies them the same.
  */
 
@@ -175,7 +175,7 @@ export class ObjectReader {
         if (object.Key !== undefined) objects.push({ key: object.Key, size: Number(object.Size ?? 0), etag: object.ETag });
       }
       // A page's parse is megabytes of objects that die at once but outlive the scavenges
-      // during it: listing 100,000 keys left ~70 MiB of them for a full GC to find.
+      // during it; a long listing left tens of MiB of them for a full GC to find.
       streamedThrough();
       token = result.IsTruncated === 'true' ? result.NextContinuationToken : undefined;
     } while (token !== undefined);

@@ -12,10 +12,9 @@ import { isFileBody, shrankError, type FileBody, type PutBody, type PutOptions, 
 
 /*
  * PutObject without the AWS SDK: a SigV4-signed (aws4) request on a keep-alive socket.
- * Sync's hot path is one PutObject per changed file; through the SDK each one allocated
- * some 250 KB (a middleware stack built per command, endpoint rules evaluated per request),
- * which at 10,000 files kept ~200 MiB of garbage in the heap, and loading the SDK cost
- * ~0.2 s of every start. Multipart uploads and copies stay with the SDK (sdk-writes.ts),
+ * Sync's hot path is one PutObject per changed file; through the SDK each one built a
+ * middleware stack and evaluated endpoint rules, garbage the heap kept across a cycle of
+ * many files, and loading the SDK weighed on every start (docs/BENCHMARKS.md). Multipart uploads and copies stay with the SDK (sdk-writes.ts),
  * loaded only when a cycle needs them; GET, HEAD and list are s3-get.ts's.
  */
 
@@ -51,8 +50,8 @@ export class ObjectPut {
     try {
       const result = await this.send(key, source, options, signal);
       // Each PUT leaves a few KiB (request, socket reads, signing strings) that outlive a
-      // scavenge under --max-semi-space-size=1 and wait for a full GC: a cold cycle of
-      // 10,000 files grew the old generation by ~40 MiB between two.
+      // scavenge under --max-semi-space-size=1 and wait for a full GC, which a cold cycle
+      // of many files would otherwise reach only late.
       streamedThrough();
       return result;
     } catch (error) {

@@ -13,8 +13,8 @@ import type { GetOptions, ListedObject, ObjectInfo, ObjectRead, ObjectStore, Put
  * The S3 adapter of the agent and of the user tools: PUT, GET, HEAD, list and deletes go
  * through the lean client (s3-put.ts, s3-get.ts, s3-delete.ts over s3-endpoint.ts); the two
  * calls only the SDK makes, multipart upload and copy, through sdk-writes.ts, loaded on
- * the first of them. A restore or a cycle without them never loads the SDK (~0.2 s and
- * ~35 MiB of every start).
+ * the first of them. A restore or a cycle without them never loads the SDK (its start-up
+ * time and heap: docs/BENCHMARKS.md).
  */
 export class AgentStore implements ObjectStore {
   readonly bucket: string;

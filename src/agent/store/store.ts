@@ -98,7 +98,7 @@ export interface GetOptions {
 
 // The first `size` bytes of a local file, read by the store itself: an adapter can reuse
 // its buffers, where every chunk of a stream is a new allocation the heap keeps until the
-// next GC (~64 MiB while large files go up). A file found shorter than `size` fails the
+// next GC (docs/BENCHMARKS.md). A file found shorter than `size` fails the
 // put (it changed: the next cycle sends it again); bytes past `size` are left out.
 export interface FileBody {
   file: FsPath;
