@@ -1,9 +1,10 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import { createBucket } from '../support/minio.js';
-import { agentEnv, ensureBuilt, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
+import { LEASE_KEY } from '../../src/agent/state/lease.js';
+import { agentEnv, ensureBuilt, getText, newPod, runCli, startCli, uniqueSession, type Pod } from './support/helpers.js';
 
 const minio = inject('minio');
 const ISO = '\\[\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\]';
@@ -68,6 +69,46 @@ describe('session-storage hydrate / sync (built CLI)', () => {
     expect(lines).toContain('  Syncing artifacts/...');
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Sync complete \\(4 paths synced\\)$`)));
     expect(run.stdout + run.stderr).not.toContain(pod.env.AWS_SECRET_ACCESS_KEY);
+  });
+
+  // `sync --once` is a pod's last word too (the migration Job's, a one-off save): a session
+  // it leaves "active" makes every next pod wait out the whole grace period for it.
+  it('sync --once releases the session: the next pod hydrates at once, not after the grace period', async () => {
+    const slowGrace = { TERMINATION_GRACE_SECONDS: '600', HYDRATE_TIMEOUT_SECONDS: '30' };
+    const first = await podEnv(slowGrace);
+    await mkdir(path.join(first.workspace, '.claude'), { recursive: true });
+    await writeFile(path.join(first.workspace, '.claude/history.jsonl'), 'turn 1\n');
+    expect((await runCli(['sync', '--once'], first.env)).code).toBe(0);
+    const lease = JSON.parse(await getText(first.client, bucket, `project-a/${first.env.SESSION_NAME}/${LEASE_KEY}`)) as { state: string };
+    expect(lease.state).toBe('released');
+
+    // The next pod: the same session, its own (empty) workspace and state.
+    const { WORKSPACE_DIR: _workspace, AGENT_STATE_DIR: _state, ...sessionEnv } = first.env;
+    const next = await newPod(sessionEnv);
+    pods.push(next);
+    const run = await runCli(['hydrate'], next.env);
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toContain('still waiting');
+    expect(run.ms).toBeLessThan(20_000);
+    expect(await readFile(path.join(next.workspace, '.claude/history.jsonl'), 'utf8')).toBe('turn 1\n');
+  });
+
+  it('sync --once beside a live sidecar (kubectl exec) leaves the release to the sidecar\'s final sync', async () => {
+    const pod = await podEnv({ TERMINATION_GRACE_SECONDS: '600', SYNC_INTERVAL: '3600' });
+    await mkdir(path.join(pod.workspace, '.claude'), { recursive: true });
+    await writeFile(path.join(pod.workspace, '.claude/history.jsonl'), 'turn 1\n');
+    const leaseKey = `project-a/${pod.env.SESSION_NAME}/${LEASE_KEY}`;
+    const sidecar = startCli(['sync'], pod.env);
+    try {
+      await sidecar.waitFor(/Sync complete/);
+      await writeFile(path.join(pod.workspace, '.claude/history.jsonl'), 'turn 1\nturn 2\n');
+      expect((await runCli(['sync', '--once'], pod.env)).code).toBe(0);
+      expect((JSON.parse(await getText(pod.client, bucket, leaseKey)) as { state: string }).state).toBe('active');
+    } finally {
+      sidecar.child.kill('SIGTERM');
+      expect((await sidecar.exited).code).toBe(0);
+    }
+    expect((JSON.parse(await getText(pod.client, bucket, leaseKey)) as { state: string }).state).toBe('released');
   });
 
   it('syncs everything else when one file cannot be read, and exits 0', async () => {

@@ -5,7 +5,7 @@ import { createAgentLog, type AgentLog } from '../log.js';
 import type { AgentSettings } from '../settings.js';
 import { runSyncLoop } from '../sync/loop.js';
 import type { SyncMetrics } from './metrics.js';
-import { announceSidecar } from './sync-now.js';
+import { announceSidecar, sidecarRunning } from './sync-now.js';
 import { Syncer, type CycleResult } from '../sync/sync.js';
 import { VERSION } from '../../shared/version.js';
 
@@ -40,6 +40,10 @@ export async function runSyncCommand(
       const signal = new AbortController().signal;
       setMaxListeners(0, signal);
       const result = await syncer.cycle(signal, { final: true });
+      // Without a live sidecar beside it (the migration Job, a pod's last save), a one-off
+      // sync is the pod's last word: the session's next pod must not wait out the grace
+      // period for it. Beside one (kubectl exec), the sidecar's own final sync releases.
+      if (!(await sidecarRunning(settings.stateDir))) await syncer.release(AbortSignal.timeout(RELEASE_TIMEOUT_MS));
       return result.ok ? 0 : 1;
     }
     const metrics = await serveMetrics(settings, log);

@@ -28,6 +28,18 @@ export async function announceSidecar(stateDir: string): Promise<() => Promise<v
   };
 }
 
+/** Whether a `sync` loop announced itself in this state dir and is still alive. */
+export async function sidecarRunning(stateDir: string): Promise<boolean> {
+  const pid = Number.parseInt(await readFile(path.join(stateDir, PID_FILE), 'utf8').catch(() => ''), 10);
+  if (!Number.isInteger(pid) || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function runSyncNow(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const file = path.join(stateDirOf(env), PID_FILE);
   let pid: number;
