@@ -5,6 +5,7 @@ import {
   AGENT_STATE_DIR,
   bucketProblem,
   DEFAULT_REGION,
+  DEFAULT_TERMINATION_MESSAGE_PATH,
   endpointProblem,
   parseCredentialMode,
   parseEncryption,
@@ -49,6 +50,10 @@ export interface AgentSettings extends Encryption {
   podName?: string;
   leaseTtlSeconds: number;
   terminationGraceSeconds: number;
+  // A continuation's parent session: hydrate seeds this session from it once.
+  parentSession?: string;
+  // Where hydrate leaves what users should see in the pod's status (files found missing).
+  terminationMessagePath: string;
 }
 
 const required = (name: string) =>
@@ -85,6 +90,12 @@ const schema = z.object({
     }),
   [AGENT_ENV.NAMESPACE]: required(AGENT_ENV.NAMESPACE).refine(isDnsLabel, 'NAMESPACE must be a DNS label'),
   [AGENT_ENV.SESSION_NAME]: required(AGENT_ENV.SESSION_NAME).refine(isDnsLabel, 'SESSION_NAME must be a DNS label'),
+  [AGENT_ENV.PARENT_SESSION_NAME]: z
+    .string()
+    .trim()
+    .optional()
+    .refine((value) => !value || isDnsLabel(value), 'PARENT_SESSION_NAME must be a DNS label'),
+  [AGENT_ENV.TERMINATION_MESSAGE_PATH]: z.string().trim().optional(),
   [AGENT_ENV.WORKSPACE_DIR]: z.string().trim().optional(),
   [AGENT_ENV.SYNC_PATHS]: tuningField(AGENT_ENV.SYNC_PATHS),
   [AGENT_ENV.SYNC_EXCLUDE]: tuningField(AGENT_ENV.SYNC_EXCLUDE),
@@ -155,6 +166,9 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     ...(values.POD_NAME ? { podName: values.POD_NAME } : {}),
     leaseTtlSeconds: values.LEASE_TTL_SECONDS,
     terminationGraceSeconds: values.TERMINATION_GRACE_SECONDS,
+    // A session is never its own parent.
+    ...(values.PARENT_SESSION_NAME && values.PARENT_SESSION_NAME !== values.SESSION_NAME ? { parentSession: values.PARENT_SESSION_NAME } : {}),
+    terminationMessagePath: values.TERMINATION_MESSAGE_PATH || DEFAULT_TERMINATION_MESSAGE_PATH,
     ...values.encryption,
   };
 }

@@ -37,6 +37,11 @@ export const AGENT_ENV = {
   S3_SSE_KMS_KEY_ID: 'S3_SSE_KMS_KEY_ID',
   NAMESPACE: 'NAMESPACE',
   SESSION_NAME: 'SESSION_NAME',
+  // A continuation's parent session, on init-hydrate: its first pod starts from a copy of
+  // the parent's saved state.
+  PARENT_SESSION_NAME: 'PARENT_SESSION_NAME',
+  // Where hydrate writes what the pod's status should say (files found missing).
+  TERMINATION_MESSAGE_PATH: 'TERMINATION_MESSAGE_PATH',
   POD_UID: 'POD_UID',
   POD_NAME: 'POD_NAME',
   WORKSPACE_DIR: 'WORKSPACE_DIR',
@@ -61,8 +66,12 @@ export const WORKSPACE_DIR = '/workspace';
 export const AGENT_STATE_DIR = '/var/lib/session-storage';
 export const DEFAULT_REGION = 'us-east-1';
 // `uploads/` is the seed's name and `file-uploads/` the platform's for the same files:
-// both are restored and synced, so sessions of either origin keep them.
-export const DEFAULT_SYNC_PATHS = '.claude,artifacts,uploads,file-uploads';
+// both are restored and synced, so sessions of either origin keep them. `.gemini` is the
+// Gemini runner's state directory, as `.claude` is Claude's.
+export const DEFAULT_SYNC_PATHS = '.claude,.gemini,artifacts,uploads,file-uploads';
+// Where the kubelet reads a container's termination message (the pod's default
+// terminationMessagePath).
+export const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 export const DEFAULT_EXCLUDE = 'repos/**,node_modules/**,.venv/**,__pycache__/**';
 
 // Node timers overflow past 2^31 ms (about 24.8 days) and then fire at once; a day is far

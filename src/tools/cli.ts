@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 // Types only: erased at build time, so the lazy imports below stay lazy.
 import type { InjectOptions } from './inject-command.js';
+import { registerRetentionCommands } from './retention-cli.js';
 
 // The tools a user runs from a laptop: inject and migrate-job work offline on manifests,
 // exactly as the webhook would; ls, get and check read a project's integration secret
@@ -83,4 +84,6 @@ function registerSessionTools(program: Command): void {
     const { runCheck } = await import('./check-command.js');
     process.exitCode = await runCheck(namespace, options);
   });
+
+  registerRetentionCommands(program);
 }

@@ -67,7 +67,7 @@ describe('session-storage hydrate / sync (built CLI)', () => {
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Starting sync to S3\\.\\.\\.$`)));
     expect(lines).toContain('  Syncing .claude/...');
     expect(lines).toContain('  Syncing artifacts/...');
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Sync complete \\(4 paths synced\\)$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${ISO} Sync complete \\(5 paths synced\\)$`)));
     expect(run.stdout + run.stderr).not.toContain(pod.env.AWS_SECRET_ACCESS_KEY);
   });
 

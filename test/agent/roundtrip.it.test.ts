@@ -89,7 +89,7 @@ describe('hydrate and sync round trip', () => {
     expect(result).toMatchObject({ ok: true, uploaded: fixtures.length, failed: 0 });
     expect(first.log.lines).toContain('[info] Starting sync to S3...');
     expect(first.log.lines).toContain('  Syncing .claude/...');
-    expect(first.log.lines).toContain('[info] Sync complete (4 paths synced)');
+    expect(first.log.lines).toContain('[info] Sync complete (5 paths synced)');
 
     const keys = await listKeys(root, bucket, prefix);
     expect(keys).toEqual([...fixtures.map((fixture) => fixture.rel), 'metadata.json'].sort());
@@ -105,8 +105,8 @@ describe('hydrate and sync round trip', () => {
     expect(metadata).toMatchObject({
       session,
       namespace: 'project-a',
-      pathsSynced: 4,
-      syncPaths: ['.claude', 'artifacts', 'uploads', 'file-uploads'],
+      pathsSynced: 5,
+      syncPaths: ['.claude', '.gemini', 'artifacts', 'uploads', 'file-uploads'],
       files: fixtures.length,
       bytes: fixtures.reduce((sum, fixture) => sum + fixture.body.length, 0),
       skipped: [],

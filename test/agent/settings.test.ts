@@ -26,6 +26,7 @@ describe('agent settings', () => {
     });
     expect(settings.syncPaths).toEqual([
       { name: '.claude', localDir: '.claude' },
+      { name: '.gemini', localDir: '.gemini' },
       { name: 'artifacts', localDir: 'artifacts' },
       { name: 'uploads', localDir: 'uploads' },
       { name: 'file-uploads', localDir: 'file-uploads' },

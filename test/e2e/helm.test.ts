@@ -73,6 +73,8 @@ const SHARED = [
   'clusterrolebinding/session-storage-webhook',
   'mutatingwebhookconfiguration/ambient-session-storage',
   'priorityclass/session-storage-webhook',
+  'clusterrole/session-storage-gc',
+  'clusterrolebinding/session-storage-gc',
 ];
 
 describe('helm install on a real API server', () => {
@@ -114,6 +116,9 @@ describe('helm install on a real API server', () => {
     expect(canRead.stdout.trim()).toBe('yes');
     const canReadOther = await kubectl(cluster, ['auth', 'can-i', 'get', 'secret/other', '-n', 'project-x', as]);
     expect(canReadOther.stdout.trim()).toBe('no');
+    const gc = `--as=system:serviceaccount:${NAMESPACE}:session-storage-gc`;
+    expect((await kubectl(cluster, ['auth', 'can-i', 'list', 'pods', '-n', 'project-x', gc])).stdout.trim()).toBe('yes');
+    await kubectlOk(cluster, ['get', 'cronjob', 'session-storage-gc', '-n', NAMESPACE]);
 
     await uninstall('session-storage', NAMESPACE);
     const gone = await kubectl(cluster, ['get', '--ignore-not-found', '-o', 'name', ...SHARED]);

@@ -8,10 +8,22 @@ import { WEBHOOK_NAMESPACE, WEBHOOK_SERVICE_ACCOUNT } from '../support/cluster-w
 const cluster = inject('cluster');
 const SA = `system:serviceaccount:${WEBHOOK_NAMESPACE}:${WEBHOOK_SERVICE_ACCOUNT}`;
 
-async function canI(verb: string, resource: string, namespace?: string): Promise<boolean> {
-  const args = ['auth', 'can-i', verb, resource, `--as=${SA}`, ...(namespace ? ['-n', namespace] : [])];
+async function canI(verb: string, resource: string, namespace?: string, as = SA): Promise<boolean> {
+  const args = ['auth', 'can-i', verb, resource, `--as=${as}`, ...(namespace ? ['-n', namespace] : [])];
   const result = await kubectl(cluster, args);
   return result.stdout.trim() === 'yes';
+}
+
+// Asked with a SubjectAccessReview: kubectl auth can-i resolves a resource through
+// discovery, and the AgenticSession CRD need not be installed for RBAC to grant it.
+async function mayOnAgenticSessions(verb: string, user: string): Promise<boolean> {
+  const review = {
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SubjectAccessReview',
+    spec: { user, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { group: 'vteam.ambient-code', resource: 'agenticsessions', verb, namespace: 'any-project' } },
+  };
+  const answer = JSON.parse(await kubectlOk(cluster, ['create', '-o', 'json', '-f', '-'], JSON.stringify(review))) as { status: { allowed?: boolean } };
+  return answer.status.allowed === true;
 }
 
 describe('manifests against a real API server', () => {
@@ -91,5 +103,22 @@ describe('manifests against a real API server', () => {
       expect(await canI(verb, 'persistentvolumeclaims', 'any-project'), `${verb} persistentvolumeclaims`).toBe(false);
       expect(await canI(verb, 'namespaces'), `${verb} namespaces`).toBe(false);
     }
+  });
+
+  // The retention CronJob's ServiceAccount: what gc reads, and nothing it could change.
+  it('grants the gc CronJob exactly what it needs and nothing more', async () => {
+    const gc = `system:serviceaccount:${WEBHOOK_NAMESPACE}:session-storage-gc`;
+    expect(await canI('list', 'namespaces', undefined, gc)).toBe(true);
+    expect(await canI('list', 'pods', 'any-project', gc)).toBe(true);
+    expect(await mayOnAgenticSessions('list', gc)).toBe(true);
+    expect(await canI('get', 'secrets/ambient-non-vertex-integrations', 'any-project', gc)).toBe(true);
+    expect(await canI('get', 'secrets/some-other-secret', 'any-project', gc)).toBe(false);
+    expect(await canI('list', 'secrets', 'any-project', gc)).toBe(false);
+    for (const verb of ['create', 'update', 'patch', 'delete']) {
+      expect(await canI(verb, 'pods', 'any-project', gc), `${verb} pods`).toBe(false);
+      expect(await mayOnAgenticSessions(verb, gc), `${verb} agenticsessions`).toBe(false);
+      expect(await canI(verb, 'namespaces', undefined, gc), `${verb} namespaces`).toBe(false);
+    }
+    expect(await canI('get', 'pods/x', 'any-project', gc)).toBe(false);
   });
 });

@@ -127,7 +127,7 @@ describe("a session's whole life through the agent processes of the stored pods"
       30_000,
       250,
     );
-    expect(sync.output()).toMatch(/\[\d{4}-\d\d-\d\dT[^\]]+\] Sync complete \(4 paths synced\)/);
+    expect(sync.output()).toMatch(/\[\d{4}-\d\d-\d\dT[^\]]+\] Sync complete \(5 paths synced\)/);
 
     // The runner keeps working: a later periodic cycle carries the new file.
     await writeFile(join(ws, 'artifacts/second.md'), 'written between cycles');

@@ -61,12 +61,27 @@ describe('values.schema.json', () => {
     ['webhook.timeoutSeconds=60', /timeoutSeconds/],
     ['serviceMonitor.enable=true', /enable/],
     ['uninstallHook.enabled=sometimes', /enabled/],
+    ['gc.retention=a month', /retention/],
+    ['gc.keep=1', /keep/],
   ])('refuses --set %s', async (set, message) => {
     expect(await refused(set)).toMatch(message);
   });
 });
 
 describe('chart values', () => {
+  it('the retention CronJob: its schedule and retention, or none of its objects with gc.enabled=false', async () => {
+    const rendered = await render('gc.schedule=0 1 * * 0', 'gc.retention=90d', 'gc.resources.limits.memory=1Gi', 'imagePullSecrets[0].name=mirror');
+    const cronJob = rendered.get('CronJob/session-storage-gc')!;
+    expect(cronJob.spec.schedule).toBe('0 1 * * 0');
+    const pod = cronJob.spec.jobTemplate.spec.template.spec;
+    expect(pod.containers[0].args).toEqual(['gc', '--yes', '--retention', '90d']);
+    expect(pod.containers[0].resources.limits.memory).toBe('1Gi');
+    expect(pod.imagePullSecrets).toEqual([{ name: 'mirror' }]);
+    expect(rendered.get('ClusterRoleBinding/session-storage-gc')!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'session-storage-gc', namespace: 'sessions-system' }]);
+    const off = await render('gc.enabled=false');
+    expect([...off.keys()].filter((key) => key.endsWith('/session-storage-gc'))).toEqual([]);
+  });
+
   it('renders without --kube-version, as helm template is usually run', async () => {
     const rendered = objects(await helmTemplate([], { kubeVersion: false }));
     expect(rendered.has('Deployment/session-storage-webhook')).toBe(true);

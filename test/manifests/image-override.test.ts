@@ -33,13 +33,18 @@ function objects(yaml: string): Map<string, Doc> {
 function split(yaml: string) {
   const all = objects(yaml);
   const deployment = all.get('Deployment/session-storage-webhook')!;
-  const images = { webhook: deployment.spec?.template?.spec?.containers?.[0]?.image, agent: agentImageOf(deployment) };
+  const images: Record<string, string | undefined> = { webhook: deployment.spec?.template?.spec?.containers?.[0]?.image, agent: agentImageOf(deployment) };
   const template = deployment.spec!.template!;
   template.spec!.containers![0]!.image = '<image>';
   template.metadata!.annotations!['ambient-code.io/agent-image'] = '<image>';
   // `helm test`'s pod runs the same image.
   const testPod = all.get('Pod/session-storage-test-admission') as { spec: { containers: Array<{ image: string }> } } | undefined;
   if (testPod) testPod.spec.containers[0]!.image = '<image>';
+  // So does the retention CronJob, in both installs.
+  const gc = all.get('CronJob/session-storage-gc') as unknown as { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } } };
+  const gcContainer = gc.spec.jobTemplate.spec.template.spec.containers[0]!;
+  images.gc = gcContainer.image;
+  gcContainer.image = '<image>';
   // So does the chart's uninstall hook.
   const hookPod = (all.get('Job/session-storage-uninstall') as { spec: { template: { spec: { containers: Array<{ image: string }> } } } } | undefined)
     ?.spec.template.spec;
@@ -73,7 +78,7 @@ describe('overriding the image', () => {
         '    newTag: 9.9.9',
       ]),
     );
-    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR });
+    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR, gc: MIRROR });
     expect(mirrored.rest).toEqual(base.rest);
   });
 
@@ -88,7 +93,7 @@ describe('overriding the image', () => {
     const mirrored = split(
       await helmTemplate(['--set', 'image.repository=registry.example.com/mirror/session-storage', '--set', 'image.tag=9.9.9']),
     );
-    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR, uninstall: MIRROR });
+    expect(mirrored.images).toEqual({ webhook: MIRROR, agent: MIRROR, gc: MIRROR, uninstall: MIRROR });
     expect(mirrored.rest).toEqual(base.rest);
   });
 });

@@ -21,6 +21,8 @@ export interface SyncMetricsOptions {
   unhealthyAfterSeconds: number;
   /** the last successful cycle of an earlier run of this sidecar in the same pod (ms) */
   lastSuccessMs?: number;
+  /** files of the manifest this pod's hydrate found gone from S3 (missing-files.ts) */
+  hydrateMissingFiles?: number;
   now?: () => number;
 }
 
@@ -85,6 +87,11 @@ export class SyncMetrics {
       help: 'Files the last cycle did not sync because of MAX_SYNC_SIZE',
       registers,
     });
+    new Gauge({
+      name: 'session_storage_hydrate_missing_files',
+      help: "Files of the session's saved state this pod's hydrate found missing from S3 (expired or deleted): the runner started without them",
+      registers,
+    }).set(options.hydrateMissingFiles ?? 0);
     this.duration = new Histogram({
       name: 'session_storage_sync_cycle_duration_seconds',
       help: 'Duration of sync cycles',

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { loadRuntime, TRANSFER_WORKERS } from './runtime.js';
 import { readLastSuccess, writeLastSuccess } from './last-success.js';
+import { readMissingCount } from '../hydrate/missing-files.js';
 import { createAgentLog, type AgentLog } from '../log.js';
 import type { AgentSettings } from '../settings.js';
 import { runSyncLoop } from '../sync/loop.js';
@@ -71,6 +72,7 @@ async function serveMetrics(settings: AgentSettings, log: AgentLog): Promise<Syn
   const { serveSyncMetrics, SyncMetrics } = await import('./metrics.js');
   const metrics = new SyncMetrics({
     lastSuccessMs: await readLastSuccess(settings.stateDir),
+    hydrateMissingFiles: await readMissingCount(settings.stateDir),
     session: settings.session,
     intervalSeconds: settings.syncIntervalSeconds,
     version: VERSION,

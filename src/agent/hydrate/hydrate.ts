@@ -12,6 +12,7 @@ import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import { sleep } from '../../shared/sleep.js';
 import { takeOwnership, type Owned } from './take-ownership.js';
 import { CreatedDirs } from './hydrate-journal.js';
+import type { MissingFiles } from './missing-files.js';
 import { HydrateFailure, readRemoteState, type RemoteState } from './remote-state.js';
 import { presentKeys, rerunRecord } from './local-state.js';
 import { planRestore, remoteKeys, type RestorePlan } from './restore-plan.js';
@@ -30,6 +31,8 @@ export interface HydrateContext {
   progressIntervalMs?: number;
   // How often a pod waiting for the session's previous owner reads its lease.
   leasePollMs?: number;
+  // Files of the manifest found gone from S3 (missing-files.ts reports them).
+  missing?: MissingFiles;
 }
 
 // What every attempt starts from.
@@ -151,7 +154,7 @@ async function hydrateAttempt(context: HydrateContext, start: HydrateStart, hold
   const recordContext: RecordContext = { target, stateDir: settings.stateDir, owner: start.identity.uid, createdDirs: start.createdDirs };
   if (plan.fresh) return startFresh(context, recordContext, remote, plan);
   const progressIntervalMs = context.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
-  return restore({ ...recordContext, log, workers: context.workers, progressIntervalMs, signal }, plan, remote.listing, settings.workspaceDir);
+  return restore({ ...recordContext, log, workers: context.workers, progressIntervalMs, signal, missing: context.missing }, plan, remote.listing, settings.workspaceDir);
 }
 
 // A fresh session is a complete hydrate of nothing: the record lets sync propagate

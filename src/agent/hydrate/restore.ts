@@ -10,6 +10,7 @@ import { formatBytes } from '../../shared/size.js';
 import { forEachBounded } from '../../shared/pool.js';
 import { restoreFromBundle, type BundledFile } from './hydrate-bundle.js';
 import type { CreatedDirs } from './hydrate-journal.js';
+import type { MissingFiles } from './missing-files.js';
 import { inPlaceEntry, planCounts, type RestoreJob, type RestorePlan, type Skip } from './restore-plan.js';
 import { RestoreTally, type HydrateSummary } from './restore-tally.js';
 
@@ -19,6 +20,8 @@ export interface RestoreContext {
   workers: number;
   progressIntervalMs: number;
   signal: AbortSignal;
+  // Files of the manifest found gone from S3 (missing-files.ts reports them).
+  missing?: MissingFiles;
 }
 
 // Where a complete hydrate leaves its record: the pod's state dir, under its owner's uid.
@@ -33,6 +36,7 @@ export interface RecordContext {
 interface Run extends RestoreContext {
   tree: WorkspaceTree;
   tally: RestoreTally;
+  listingDenied: boolean;
 }
 
 /**
@@ -48,7 +52,7 @@ export async function restore(context: RestoreContext & RecordContext, plan: Res
   reportSkipped(target, log, plan.skipped);
   const tally = new RestoreTally(plan);
   log.info(`Restoring ${planCounts(plan).restoring} files from s3://${target.store.bucket}/${target.prefix}`);
-  await restoreJobs({ ...context, tree, tally }, plan, listing);
+  await restoreJobs({ ...context, tree, tally, listingDenied: listing.kind === 'denied' }, plan, listing);
   if (tally.failure !== undefined) throw tally.failure;
   // Every object refused and no metadata.json to show the policy lets these credentials
   // read here: not one bad object but no read access at all.
@@ -147,8 +151,11 @@ function objectFailed(run: Run, job: RestoreJob, error: unknown): void {
   if (isStoreError(error, 'not-found')) {
     // Deleted since it was listed: there is nothing left to restore or to keep.
     log.warn(`cannot restore ${logName(job.key)}: missing in S3 (deleted since it was listed)`);
+    run.missing?.add(job.key);
     return;
   }
+  // Without s3:ListBucket a missing object answers 403, as a denied one does.
+  if (run.listingDenied && job.known !== undefined && isStoreError(error, 'access-denied')) run.missing?.add(job.key);
   const problem = objectProblem(error);
   // Workers see the failure and stop taking jobs.
   if (problem === undefined) tally.failure ??= error;

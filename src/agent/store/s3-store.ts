@@ -70,6 +70,10 @@ export class AgentStore implements ObjectStore {
     return (await this.sdkWrites()).copyOnto(key, info, signal);
   }
 
+  async copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void> {
+    return (await this.sdkWrites()).copy(sourceKey, key, signal);
+  }
+
   async delete(key: string, signal: AbortSignal): Promise<void> {
     await this.ready();
     return this.deleter.delete(key, signal);

@@ -137,4 +137,18 @@ export class SdkWrites {
       ),
     );
   }
+
+  async copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void> {
+    await mapped(
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          CopySource: `${this.bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+          ...this.encryption,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+  }
 }

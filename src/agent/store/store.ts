@@ -155,6 +155,9 @@ export interface ObjectStore {
   // Rewrites the object onto itself with `info`'s metadata and headers, only if it still
   // has `info.etag` (precondition-failed otherwise): its lifecycle clock starts again.
   copyOnto(key: string, info: ObjectInfo, signal: AbortSignal): Promise<void>;
+  // Copies another object of the bucket to `key` inside the store, metadata and headers
+  // kept: a continuation's first pod seeds its prefix from its parent's.
+  copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void>;
   delete(key: string, signal: AbortSignal): Promise<void>;
   // Returns the keys the store reported it could not delete.
   deleteMany(keys: readonly string[], signal: AbortSignal): Promise<{ failed: Set<string> }>;

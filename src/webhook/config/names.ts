@@ -11,6 +11,8 @@ export const INTEGRATION_SECRET = 'ambient-non-vertex-integrations';
 export const STORAGE_ENABLED_AT_ANNOTATION = 'ambient-code.io/session-storage-enabled-at';
 /** On a PVC whose files were copied to S3: the session they were copied under. */
 export const MIGRATED_TO_ANNOTATION = 'ambient-code.io/session-storage-migrated-to';
+/** On a continuation's pod: the parent session its first pod copies the saved state of. */
+export const PARENT_ANNOTATION = 'ambient-code.io/session-storage-parent';
 
 /** set by OpenShift's SCC admission, which runs before the webhooks and assigns uids */
 export const OPENSHIFT_SCC_ANNOTATION = 'openshift.io/scc';

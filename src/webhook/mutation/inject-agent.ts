@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { formatSyncPaths, SettingsError, type SyncPath } from '../../shared/agent-env.js';
 import { buildAgentSpecs, type AgentSpecs } from './agent-containers.js';
+import { withRunnerStateDir } from './runner-state-dir.js';
 import type { MutationConfig } from '../config/config.js';
 import type { CredentialChoice } from '../config/s3-settings.js';
 import {
@@ -56,7 +57,7 @@ export function injectAgent(pod: V1Pod & { spec: V1PodSpec }, input: InjectionIn
         `rename them, or opt the pod out with the annotation ${OPT_OUT_ANNOTATION}: disabled`,
     };
   }
-  const syncPaths = syncPathsFor(config.syncPaths, spec.containers, stateVolume);
+  const syncPaths = syncPathsFor(withRunnerStateDir(config.syncPaths, spec.containers, stateVolume, warnings), spec.containers, stateVolume);
   if (syncPaths.kind === 'denied') return syncPaths;
 
   const runner = findRunner(spec.containers, stateVolume);

@@ -2,6 +2,7 @@ import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import { isDnsLabel } from '../../shared/dns-label.js';
 import type { MutationConfig } from '../config/config.js';
 import type { S3Decision } from '../config/s3-settings.js';
+import { applyContinuation } from './continuation.js';
 import { injectAgent, type EarlierInjection } from './inject-agent.js';
 import { findPlatformAgents, platformAgentWarning } from './platform-agent.js';
 import { OPT_OUT_ANNOTATION, SESSION_LABEL, SESSION_NAME_ANNOTATION, STATUS_ANNOTATION, SYNC_LABEL } from '../config/names.js';
@@ -100,6 +101,7 @@ export function mutate(pod: V1Pod, config: MutationConfig, s3: S3Decision | null
   );
   if (injection.kind === 'denied') return denied(injection.reason, injection.message);
   injected.push(...injection.items);
+  applyContinuation(pod, mutated, classification.session, warnings);
   const { podGracePeriodSeconds } = injection;
   return annotated(mutated, warnings, { mode: 'sync', reason: s3.reason, injected, version: config.version, podGracePeriodSeconds });
 }

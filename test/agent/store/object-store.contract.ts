@@ -170,6 +170,20 @@ export function objectStoreContract(name: string, open: () => Promise<ContractSt
       });
     });
 
+    describe('copy to another key', () => {
+      it('copies an object with its metadata and content type, the source unchanged; a missing source is not-found', async () => {
+        const base = prefix();
+        const source = await store.put(`${base}parent/report.md`, '# report', { metadata: { mtime: '4.000000' } }, signal);
+        await store.copy(`${base}parent/report.md`, `${base}child/report.md`, signal);
+        const copied = await store.get(`${base}child/report.md`, {}, signal);
+        expect(Buffer.from(await copied.bytes()).toString()).toBe('# report');
+        expect(copied.metadata).toEqual({ mtime: '4.000000' });
+        expect((await store.head(`${base}child/report.md`, signal)).headers.contentType).toBe((await store.head(`${base}parent/report.md`, signal)).headers.contentType);
+        expect((await store.head(`${base}parent/report.md`, signal)).etag).toBe(source.etag);
+        expect(await failure(store.copy(`${base}parent/gone.md`, `${base}child/gone.md`, signal))).toBe('not-found');
+      });
+    });
+
     describe('delete', () => {
       it('deletes one object; a missing one is no failure', async () => {
         const key = `${prefix()}gone`;

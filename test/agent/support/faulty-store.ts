@@ -52,6 +52,11 @@ export class FaultyStore implements ObjectStore {
     return this.inner.copyOnto(key, info, signal);
   }
 
+  async copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void> {
+    await this.before('CopyObject', key);
+    return this.inner.copy(sourceKey, key, signal);
+  }
+
   async delete(key: string, signal: AbortSignal): Promise<void> {
     await this.before('DeleteObject', key);
     return this.inner.delete(key, signal);

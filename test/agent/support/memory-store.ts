@@ -20,7 +20,7 @@ import {
 // The object store of the unit tier: S3's answers where the agent depends on them (ETags,
 // ranges, If-Match, 403 for a missing key without s3:ListBucket), and faults on demand.
 
-export type Operation = 'get' | 'head' | 'put' | 'putMultipart' | 'copyOnto' | 'delete' | 'deleteMany' | 'list';
+export type Operation = 'get' | 'head' | 'put' | 'putMultipart' | 'copyOnto' | 'copy' | 'delete' | 'deleteMany' | 'list';
 
 interface StoredObject {
   body: Buffer;
@@ -207,6 +207,12 @@ export class MemoryStore implements ObjectStore {
     const object = this.find(key);
     if (info.etag !== undefined && info.etag !== object.etag) throw storeError('precondition-failed');
     this.store(key, object.body, info.metadata, info.headers.contentType);
+  }
+
+  async copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void> {
+    this.call('copy', key, signal);
+    const object = this.find(sourceKey);
+    this.store(key, object.body, object.metadata, object.contentType);
   }
 
   async delete(key: string, signal: AbortSignal): Promise<void> {

@@ -62,6 +62,11 @@ export class RecordingStore implements ObjectStore {
     return this.inner.copyOnto(key, info, signal);
   }
 
+  copy(sourceKey: string, key: string, signal: AbortSignal): Promise<void> {
+    this.note('CopyObject', key);
+    return this.inner.copy(sourceKey, key, signal);
+  }
+
   delete(key: string, signal: AbortSignal): Promise<void> {
     this.note('DeleteObject', key);
     return this.inner.delete(key, signal);

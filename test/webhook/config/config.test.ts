@@ -13,6 +13,7 @@ describe('webhook configuration from the environment', () => {
       syncExclude: 'repos/**,node_modules/**,.venv/**,__pycache__/**',
       syncPaths: [
         { name: '.claude', localDir: '.claude' },
+        { name: '.gemini', localDir: '.gemini' },
         { name: 'artifacts', localDir: 'artifacts' },
         { name: 'uploads', localDir: 'uploads' },
         { name: 'file-uploads', localDir: 'file-uploads' },

@@ -24,7 +24,7 @@ describe('the Job that copies a PVC session to S3', () => {
   it('syncs what the injected state-sync would: the runner\'s .claude subPath, its uid and fsGroup, the secret by reference', () => {
     expect(env).toMatchObject({
       SESSION_NAME: 'sess-7f3a',
-      SYNC_PATHS: '.claude=sessions/sess-7f3a/.claude,artifacts,uploads,file-uploads',
+      SYNC_PATHS: '.claude=sessions/sess-7f3a/.claude,.gemini,artifacts,uploads,file-uploads',
       AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 'ambient-non-vertex-integrations', key: 'S3_SECRET_KEY' } },
     });
     expect(container.securityContext).toMatchObject({ runAsUser: 1001, readOnlyRootFilesystem: true });

@@ -304,12 +304,12 @@ describe('injected containers', () => {
   });
 
   it.each([
-    ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,artifacts,uploads,file-uploads'],
-    ['state/.claude/', '.claude=state/.claude,artifacts,uploads,file-uploads'],
-    ['a//b/./.claude', '.claude=a/b/.claude,artifacts,uploads,file-uploads'],
-    ['x=y/.claude', '.claude=x=y/.claude,artifacts,uploads,file-uploads'],
-    ['.claude', '.claude,artifacts,uploads,file-uploads'],
-    ['claude-home', '.claude,artifacts,uploads,file-uploads'],
+    ['sessions/sess-7f3a/.claude', '.claude=sessions/sess-7f3a/.claude,.gemini,artifacts,uploads,file-uploads'],
+    ['state/.claude/', '.claude=state/.claude,.gemini,artifacts,uploads,file-uploads'],
+    ['a//b/./.claude', '.claude=a/b/.claude,.gemini,artifacts,uploads,file-uploads'],
+    ['x=y/.claude', '.claude=x=y/.claude,.gemini,artifacts,uploads,file-uploads'],
+    ['.claude', '.claude,.gemini,artifacts,uploads,file-uploads'],
+    ['claude-home', '.claude,.gemini,artifacts,uploads,file-uploads'],
   ])('maps .claude to the runner subPath %s', (subPath, expected) => {
     const pod = loadPod('session-runner');
     pod.spec!.containers[0]!.volumeMounts![1]!.subPath = subPath;
