@@ -41,6 +41,8 @@ export interface AgentSettings extends Encryption {
   refreshAfterDays: number;
   // 0: no metrics server.
   metricsPort: number;
+  // /healthz fails past max(this, 5 intervals) without a successful cycle.
+  unhealthyMinSeconds: number;
   stateDir: string;
   // The pod's UID and name (downward API); without a UID the pod is told apart by an id
   // kept in its state dir (lease.ts).
@@ -93,6 +95,7 @@ const schema = z.object({
   FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
   REFRESH_AFTER_DAYS: tuningField('REFRESH_AFTER_DAYS'),
   SYNC_METRICS_PORT: tuningField('SYNC_METRICS_PORT'),
+  SYNC_UNHEALTHY_MIN_SECONDS: tuningField('SYNC_UNHEALTHY_MIN_SECONDS'),
   LEASE_TTL_SECONDS: tuningField('LEASE_TTL_SECONDS'),
   TERMINATION_GRACE_SECONDS: tuningField('TERMINATION_GRACE_SECONDS'),
   POD_UID: z.string().trim().optional(),
@@ -149,6 +152,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     finalSyncTimeoutSeconds: values.FINAL_SYNC_TIMEOUT_SECONDS,
     refreshAfterDays: values.REFRESH_AFTER_DAYS,
     metricsPort: values.SYNC_METRICS_PORT,
+    unhealthyMinSeconds: values.SYNC_UNHEALTHY_MIN_SECONDS,
     stateDir: path.resolve(values.AGENT_STATE_DIR || AGENT_STATE_DIR),
     ...(values.POD_UID ? { podUid: values.POD_UID } : {}),
     ...(values.POD_NAME ? { podName: values.POD_NAME } : {}),

@@ -139,6 +139,9 @@ export const AGENT_TUNING = {
   // state-sync's /metrics and /healthz; the agent serves nothing unless given a port, the
   // webhook gives it one (see the webhook's SYNC_METRICS_PORT).
   SYNC_METRICS_PORT: { fallback: '0', parse: port },
+  // The least time without a successful cycle before state-sync's /healthz fails (the
+  // threshold is 5 intervals when that is longer; src/shared/liveness.ts).
+  SYNC_UNHEALTHY_MIN_SECONDS: { fallback: '300', parse: seconds('SYNC_UNHEALTHY_MIN_SECONDS') },
   // How long a session's owner pod may go without renewing its ownership before a new pod
   // takes the session over as after a crash (docs/HOW-IT-WORKS.md, "One session, many pods").
   LEASE_TTL_SECONDS: { fallback: '300', parse: seconds('LEASE_TTL_SECONDS') },
