@@ -43,6 +43,8 @@ export interface AgentSettings extends Encryption {
   refreshAfterDays: number;
   // 0: no metrics server.
   metricsPort: number;
+  // /healthz fails past max(this, 5 intervals) without a successful cycle.
+  unhealthyMinSeconds: number;
   stateDir: string;
   // The pod's UID and name (downward API); without a UID the pod is told apart by an id
   // kept in its state dir (lease.ts).
@@ -105,6 +107,7 @@ const schema = z.object({
   [AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS]: tuningField(AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS),
   [AGENT_ENV.REFRESH_AFTER_DAYS]: tuningField(AGENT_ENV.REFRESH_AFTER_DAYS),
   [AGENT_ENV.SYNC_METRICS_PORT]: tuningField(AGENT_ENV.SYNC_METRICS_PORT),
+  [AGENT_ENV.SYNC_UNHEALTHY_MIN_SECONDS]: tuningField(AGENT_ENV.SYNC_UNHEALTHY_MIN_SECONDS),
   [AGENT_ENV.LEASE_TTL_SECONDS]: tuningField(AGENT_ENV.LEASE_TTL_SECONDS),
   [AGENT_ENV.TERMINATION_GRACE_SECONDS]: tuningField(AGENT_ENV.TERMINATION_GRACE_SECONDS),
   [AGENT_ENV.POD_UID]: z.string().trim().optional(),
@@ -161,6 +164,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     finalSyncTimeoutSeconds: values.FINAL_SYNC_TIMEOUT_SECONDS,
     refreshAfterDays: values.REFRESH_AFTER_DAYS,
     metricsPort: values.SYNC_METRICS_PORT,
+    unhealthyMinSeconds: values.SYNC_UNHEALTHY_MIN_SECONDS,
     stateDir: path.resolve(values.AGENT_STATE_DIR || AGENT_STATE_DIR),
     ...(values.POD_UID ? { podUid: values.POD_UID } : {}),
     ...(values.POD_NAME ? { podName: values.POD_NAME } : {}),

@@ -54,6 +54,7 @@ export const AGENT_ENV = {
   FINAL_SYNC_TIMEOUT_SECONDS: 'FINAL_SYNC_TIMEOUT_SECONDS',
   REFRESH_AFTER_DAYS: 'REFRESH_AFTER_DAYS',
   SYNC_METRICS_PORT: 'SYNC_METRICS_PORT',
+  SYNC_UNHEALTHY_MIN_SECONDS: 'SYNC_UNHEALTHY_MIN_SECONDS',
   LEASE_TTL_SECONDS: 'LEASE_TTL_SECONDS',
   TERMINATION_GRACE_SECONDS: 'TERMINATION_GRACE_SECONDS',
   NODE_EXTRA_CA_CERTS: 'NODE_EXTRA_CA_CERTS',
@@ -186,6 +187,9 @@ export const AGENT_TUNING = {
   // state-sync's /metrics and /healthz; the agent serves nothing unless given a port, the
   // webhook gives it one (see the webhook's SYNC_METRICS_PORT).
   [AGENT_ENV.SYNC_METRICS_PORT]: { fallback: '0', parse: port },
+  // The least time without a successful cycle before state-sync's /healthz fails (the
+  // threshold is 5 intervals when that is longer; src/shared/liveness.ts).
+  [AGENT_ENV.SYNC_UNHEALTHY_MIN_SECONDS]: { fallback: '300', parse: seconds(AGENT_ENV.SYNC_UNHEALTHY_MIN_SECONDS) },
   // How long a session's owner pod may go without renewing its ownership before a new pod
   // takes the session over as after a crash (docs/HOW-IT-WORKS.md, "One session, many pods").
   [AGENT_ENV.LEASE_TTL_SECONDS]: { fallback: '300', parse: seconds(AGENT_ENV.LEASE_TTL_SECONDS) },

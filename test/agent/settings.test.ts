@@ -21,6 +21,7 @@ describe('agent settings', () => {
       hydrateTimeoutSeconds: 120,
       finalSyncTimeoutSeconds: 45,
       refreshAfterDays: 7,
+      unhealthyMinSeconds: 300,
       stateDir: '/var/lib/session-storage',
       exclude: ['repos/**', 'node_modules/**', '.venv/**', '__pycache__/**'],
     });
@@ -45,6 +46,7 @@ describe('agent settings', () => {
       HYDRATE_TIMEOUT_SECONDS: '30',
       FINAL_SYNC_TIMEOUT_SECONDS: '20',
       REFRESH_AFTER_DAYS: '0.5',
+      SYNC_UNHEALTHY_MIN_SECONDS: '20',
       AGENT_STATE_DIR: '/state',
     });
     expect(settings).toMatchObject({
@@ -60,6 +62,7 @@ describe('agent settings', () => {
       hydrateTimeoutSeconds: 30,
       finalSyncTimeoutSeconds: 20,
       refreshAfterDays: 0.5,
+      unhealthyMinSeconds: 20,
       stateDir: '/state',
     });
   });
@@ -78,6 +81,7 @@ describe('agent settings', () => {
     [{ NAMESPACE: 'Project_A' }, 'NAMESPACE must be a DNS label'],
     [{ SESSION_NAME: '../etc' }, 'SESSION_NAME must be a DNS label'],
     [{ SYNC_INTERVAL: 'soon' }, 'SYNC_INTERVAL must be a number of seconds from 1 to 86400, got "soon"'],
+    [{ SYNC_UNHEALTHY_MIN_SECONDS: '0' }, 'SYNC_UNHEALTHY_MIN_SECONDS must be a number of seconds from 1 to 86400, got "0"'],
     [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "1 lot"'],
     [{ MAX_SYNC_SIZE: '0' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "0"'],
     [{ REFRESH_AFTER_DAYS: '0' }, 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "0"'],

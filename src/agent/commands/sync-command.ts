@@ -8,16 +8,13 @@ import { runSyncLoop } from '../sync/loop.js';
 import type { SyncMetrics } from './metrics.js';
 import { announceSidecar, sidecarRunning } from './sync-now.js';
 import { Syncer, type CycleResult } from '../sync/sync.js';
+import { unhealthyAfterSeconds } from '../../shared/liveness.js';
 import { VERSION } from '../../shared/version.js';
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 // `sync --once` beside the sidecar waits for the sidecar's cycle to finish; a cycle
 // uploading a large backlog can take minutes.
 const ONCE_LOCK_WAIT_MS = 5 * 60_000;
-// The liveness threshold: this many intervals without a successful cycle, and never less
-// than UNHEALTHY_MIN_SECONDS, so a short S3 blip on a fast interval does not restart it.
-const UNHEALTHY_INTERVALS = 5;
-const UNHEALTHY_MIN_SECONDS = 300;
 // The release is one small conditional PUT, sent after the final sync's budget.
 const RELEASE_TIMEOUT_MS = 5_000;
 
@@ -76,7 +73,7 @@ async function serveMetrics(settings: AgentSettings, log: AgentLog): Promise<Syn
     session: settings.session,
     intervalSeconds: settings.syncIntervalSeconds,
     version: VERSION,
-    unhealthyAfterSeconds: Math.max(UNHEALTHY_MIN_SECONDS, UNHEALTHY_INTERVALS * settings.syncIntervalSeconds),
+    unhealthyAfterSeconds: unhealthyAfterSeconds(settings.syncIntervalSeconds, settings.unhealthyMinSeconds),
   });
   try {
     await serveSyncMetrics(metrics, settings.metricsPort);

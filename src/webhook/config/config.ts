@@ -36,6 +36,8 @@ export interface MutationConfig {
   refreshAfterDays: string | undefined;
   /** state-sync's metrics and liveness port; 0 injects none */
   syncMetricsPort: number;
+  /** the least time without a successful cycle before state-sync's /healthz fails */
+  syncUnhealthyMinSeconds: number;
   /** request the swapped workspace's sizeLimit as ephemeral storage on state-sync */
   reserveWorkspaceStorage: boolean;
   gracePeriodMarginSeconds: number;
@@ -127,6 +129,7 @@ const schema = z.object({
   FINAL_SYNC_TIMEOUT_SECONDS: tuningField('FINAL_SYNC_TIMEOUT_SECONDS'),
   REFRESH_AFTER_DAYS: checkedText('REFRESH_AFTER_DAYS').optional(),
   SYNC_METRICS_PORT: checkedText('SYNC_METRICS_PORT').default('9464').transform(Number),
+  SYNC_UNHEALTHY_MIN_SECONDS: tuningField('SYNC_UNHEALTHY_MIN_SECONDS'),
   RESERVE_WORKSPACE_STORAGE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
   GRACE_PERIOD_MARGIN_SECONDS: seconds.default(15),
   DEFAULT_S3_REGION: z
@@ -205,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
       finalSyncTimeoutSeconds: c.FINAL_SYNC_TIMEOUT_SECONDS,
       refreshAfterDays: c.REFRESH_AFTER_DAYS,
       syncMetricsPort: c.SYNC_METRICS_PORT,
+      syncUnhealthyMinSeconds: c.SYNC_UNHEALTHY_MIN_SECONDS,
       reserveWorkspaceStorage: c.RESERVE_WORKSPACE_STORAGE,
       gracePeriodMarginSeconds: c.GRACE_PERIOD_MARGIN_SECONDS,
       defaultRegion: c.DEFAULT_S3_REGION,
@@ -222,21 +226,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
       },
     },
     policy: { onIncomplete: c.ON_INCOMPLETE, onSecretError: c.ON_SECRET_ERROR },
-    server: {
-      address: c.ADDRESS,
-      port: c.PORT,
-      metricsPort: c.METRICS_PORT,
-      maxConnections: c.MAX_CONNECTIONS,
-      maxConnectionsPerSource: c.MAX_CONNECTIONS_PER_SOURCE,
-      headersTimeoutSeconds: c.HEADERS_TIMEOUT_SECONDS,
-      requestTimeoutSeconds: c.REQUEST_TIMEOUT_SECONDS,
-      tlsCertFile: c.TLS_CERT_FILE,
-      tlsKeyFile: c.TLS_KEY_FILE,
-      bodyLimit: c.BODY_LIMIT,
-      shutdownDelaySeconds: c.SHUTDOWN_DELAY_SECONDS,
-      drainTimeoutSeconds: c.DRAIN_TIMEOUT_SECONDS,
-      secretGetTimeoutMs: c.SECRET_GET_TIMEOUT_MS,
-      secretGetPerSecond: c.SECRET_GET_PER_SECOND,
-    },
+    server: serverConfig(c),
+  };
+}
+
+function serverConfig(c: z.output<typeof schema>): ServerConfig {
+  return {
+    address: c.ADDRESS,
+    port: c.PORT,
+    metricsPort: c.METRICS_PORT,
+    maxConnections: c.MAX_CONNECTIONS,
+    maxConnectionsPerSource: c.MAX_CONNECTIONS_PER_SOURCE,
+    headersTimeoutSeconds: c.HEADERS_TIMEOUT_SECONDS,
+    requestTimeoutSeconds: c.REQUEST_TIMEOUT_SECONDS,
+    tlsCertFile: c.TLS_CERT_FILE,
+    tlsKeyFile: c.TLS_KEY_FILE,
+    bodyLimit: c.BODY_LIMIT,
+    shutdownDelaySeconds: c.SHUTDOWN_DELAY_SECONDS,
+    drainTimeoutSeconds: c.DRAIN_TIMEOUT_SECONDS,
+    secretGetTimeoutMs: c.SECRET_GET_TIMEOUT_MS,
+    secretGetPerSecond: c.SECRET_GET_PER_SECOND,
   };
 }

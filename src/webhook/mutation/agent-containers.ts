@@ -14,6 +14,7 @@ import {
   SYNC_CONTAINER,
   WORKSPACE_DIR,
 } from '../config/names.js';
+import { livenessProbeTiming, unhealthyAfterSeconds } from '../../shared/liveness.js';
 
 export interface AgentSpecInput {
   config: MutationConfig;
@@ -78,16 +79,18 @@ export function buildAgentSpecs(input: AgentSpecInput): AgentSpecs {
     sync.resources!.requests = { ...sync.resources!.requests, 'ephemeral-storage': input.reservedStorage };
   }
   if (input.metricsPort > 0) {
-    sync.env!.push({ name: AGENT_ENV.SYNC_METRICS_PORT, value: String(input.metricsPort) });
+    sync.env!.push(
+      { name: AGENT_ENV.SYNC_METRICS_PORT, value: String(input.metricsPort) },
+      { name: AGENT_ENV.SYNC_UNHEALTHY_MIN_SECONDS, value: String(config.syncUnhealthyMinSeconds) },
+    );
     sync.ports = [{ name: SYNC_METRICS_PORT_NAME, containerPort: input.metricsPort, protocol: 'TCP' }];
-    // /healthz fails once no sync cycle has succeeded for 5 intervals (at least 5 min) and
-    // none is running: three failed probes restart the sidecar, which the pod's events and
-    // restart count show. A readiness probe would take the whole pod out of its Services.
+    // /healthz fails once no sync cycle has succeeded for 5 intervals (at least
+    // SYNC_UNHEALTHY_MIN_SECONDS) and none is running: three failed probes restart the
+    // sidecar, which the pod's events and restart count show. A readiness probe would take
+    // the whole pod out of its Services.
     sync.livenessProbe = {
       httpGet: { path: '/healthz', port: SYNC_METRICS_PORT_NAME },
-      periodSeconds: 30,
-      timeoutSeconds: 5,
-      failureThreshold: 3,
+      ...livenessProbeTiming(unhealthyAfterSeconds(config.syncInterval, config.syncUnhealthyMinSeconds)),
     };
   }
   return {

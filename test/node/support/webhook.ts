@@ -6,13 +6,19 @@ const NAMESPACE = 'ambient-session-storage';
 const MARKER_NAMESPACE = 'node-webhook-marker';
 /** What the tier's webhook injects: a fast sync cycle, so periodic syncs show within seconds. */
 export const SYNC_INTERVAL_SECONDS = 3;
+/**
+ * And a liveness floor of 20 s instead of 5 min, so a sidecar that cannot save is restarted
+ * within half a minute (scenario 4): the probe then runs every 2 s.
+ */
+export const UNHEALTHY_MIN_SECONDS = 20;
 
 /**
  * The README's install, then two adaptations to this node, both on the Deployment's env:
  * - there is no kube-proxy (no iptables), so the in-cluster client cannot reach the API
  *   server's ClusterIP; KUBERNETES_SERVICE_HOST/PORT point it at the API server's address
  *   (the kubelet's service variables are overridden by a container's own env);
- * - SYNC_INTERVAL, so the scenarios see periodic syncs in seconds.
+ * - SYNC_INTERVAL and SYNC_UNHEALTHY_MIN_SECONDS, so the scenarios see periodic syncs and
+ *   liveness restarts in seconds.
  * The API server reaches the webhook the usual way, through the Service named in the
  * MutatingWebhookConfiguration: with --enable-aggregator-routing it dials an endpoint of the
  * Service (a pod IP on the node's bridge) instead of the ClusterIP, and checks the certificate
@@ -24,7 +30,8 @@ export async function installWebhook(node: NodeTier): Promise<void> {
   await kubectlOk(node, ['apply', '-k', 'manifests/']);
   const port = new URL(node.server).port;
   await kubectlOk(node, ['-n', NAMESPACE, 'set', 'env', 'deployment/session-storage-webhook',
-    `KUBERNETES_SERVICE_HOST=${node.nodeIp}`, `KUBERNETES_SERVICE_PORT=${port}`, `SYNC_INTERVAL=${SYNC_INTERVAL_SECONDS}`]);
+    `KUBERNETES_SERVICE_HOST=${node.nodeIp}`, `KUBERNETES_SERVICE_PORT=${port}`, `SYNC_INTERVAL=${SYNC_INTERVAL_SECONDS}`,
+    `SYNC_UNHEALTHY_MIN_SECONDS=${UNHEALTHY_MIN_SECONDS}`]);
   await kubectlOk(node, ['-n', NAMESPACE, 'rollout', 'status', 'deployment/session-storage-webhook', '--timeout=180s']);
   await kubectlOk(node, ['apply', '-f', '-'], toYaml({
     apiVersion: 'v1', kind: 'Namespace', metadata: { name: MARKER_NAMESPACE, labels: { 'ambient-code.io/session-storage': 'enabled' } },

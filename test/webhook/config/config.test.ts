@@ -20,6 +20,7 @@ describe('webhook configuration from the environment', () => {
       ],
       finalSyncTimeoutSeconds: 45,
       refreshAfterDays: undefined,
+      syncUnhealthyMinSeconds: 300,
       resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '1Gi' } },
     });
     expect(config.policy).toEqual({ onIncomplete: 'deny', onSecretError: 'deny' });
@@ -65,6 +66,7 @@ describe('webhook configuration from the environment', () => {
     ['SYNC_PATHS', '/abs', 'SYNC_PATHS entry "/abs": "/abs" is not a valid S3 prefix name'],
     ['MAX_SYNC_SIZE', '0', 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "0"'],
     ['SYNC_INTERVAL', '0.5', 'SYNC_INTERVAL must be a number of seconds from 1 to 86400, got "0.5"'],
+    ['SYNC_UNHEALTHY_MIN_SECONDS', '5m', 'SYNC_UNHEALTHY_MIN_SECONDS must be a number of seconds from 1 to 86400, got "5m"'],
     ['FINAL_SYNC_TIMEOUT_SECONDS', '1e9', 'FINAL_SYNC_TIMEOUT_SECONDS must be a number of seconds from 1 to 86400, got "1e9"'],
     ['REFRESH_AFTER_DAYS', '0', 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "0"'],
     ['DEFAULT_S3_REGION', 'EU West', 'DEFAULT_S3_REGION: S3_REGION "EU West" is not a well-formed region (like us-east-1)'],
@@ -87,6 +89,7 @@ describe('webhook configuration from the environment', () => {
       SYNC_INTERVAL: '1.5',
       MAX_SYNC_SIZE: '1.5Gi',
       REFRESH_AFTER_DAYS: '0.5',
+      SYNC_UNHEALTHY_MIN_SECONDS: '20',
     }).mutation;
     expect(config).toMatchObject({
       syncPaths: [
@@ -96,6 +99,7 @@ describe('webhook configuration from the environment', () => {
       syncInterval: 1.5,
       maxSyncSize: '1.5Gi',
       refreshAfterDays: '0.5',
+      syncUnhealthyMinSeconds: 20,
     });
   });
 });

@@ -569,6 +569,20 @@ describe('state-sync metrics, health and storage reservation', () => {
     expect(result.pod.metadata!.labels!['ambient-code.io/session-storage-sync']).toBe('enabled');
   });
 
+  it('probes liveness three times 30 s apart at the default threshold, and a tenth of a lower one apart', () => {
+    const probe = (env: Record<string, string>) => byName(patched(loadPod('session-runner'), env).pod.spec!.initContainers, 'state-sync')!;
+    const standard = probe({});
+    expect(envOf(standard).SYNC_UNHEALTHY_MIN_SECONDS).toBe('300');
+    expect(envOf(byName(patched(loadPod('session-runner')).pod.spec!.initContainers, 'init-hydrate')!)).not.toHaveProperty('SYNC_UNHEALTHY_MIN_SECONDS');
+    expect(standard.livenessProbe).toMatchObject({ periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3 });
+    // 5 intervals of 3 s is below the floor of 20 s: the threshold is 20 s, probed every 2 s.
+    const fast = probe({ SYNC_INTERVAL: '3', SYNC_UNHEALTHY_MIN_SECONDS: '20' });
+    expect(envOf(fast).SYNC_UNHEALTHY_MIN_SECONDS).toBe('20');
+    expect(fast.livenessProbe).toMatchObject({ periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 });
+    // A long interval sets the threshold whatever the floor: 5 x 600 s, probed every 30 s.
+    expect(probe({ SYNC_INTERVAL: '600', SYNC_UNHEALTHY_MIN_SECONDS: '20' }).livenessProbe).toMatchObject({ periodSeconds: 30 });
+  });
+
   it('leaves a port the pod already uses to the pod, with a warning', () => {
     const pod = loadPod('session-runner');
     pod.spec!.containers[0]!.ports = [{ containerPort: 9464 }];
@@ -577,6 +591,7 @@ describe('state-sync metrics, health and storage reservation', () => {
     expect(sync.ports).toBeUndefined();
     expect(sync.livenessProbe).toBeUndefined();
     expect(envOf(sync)).not.toHaveProperty('SYNC_METRICS_PORT');
+    expect(envOf(sync)).not.toHaveProperty('SYNC_UNHEALTHY_MIN_SECONDS');
     expect(result.warnings).toContain('port 9464 is in use in the pod: state-sync serves no metrics or health');
   });
 
