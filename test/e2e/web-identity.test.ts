@@ -76,6 +76,10 @@ describe('S3_CREDENTIALS=workload-identity against MinIO STS trusting the API se
     const template = await readYaml<V1Pod>('test/fixtures/pods/session-runner.yaml');
     template.metadata = { name: `${SESSION}-runner`, namespace: NAMESPACE, labels: { 'agentic-session': SESSION } };
     template.spec!.serviceAccountName = 'ambient-session';
+    // The session's own workspace claim: a claim of another session marks a continuation.
+    for (const volume of template.spec!.volumes ?? []) {
+      if (volume.persistentVolumeClaim) volume.persistentVolumeClaim.claimName = `ambient-workspace-${SESSION}`;
+    }
     await kubectlOk(cluster, ['create', '-f', '-'], toYaml(template));
     const pod = await api.core.readNamespacedPod({ name: template.metadata.name!, namespace: NAMESPACE });
 
