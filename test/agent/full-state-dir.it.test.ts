@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, newPod, runCli, startCli, uniqueSession, type Pod } from './support/helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, newPod, type Pod, runCli, startCli, uniqueSession, writeFiles } from './support/helpers.js';
 
 // Issue 21 case 6: when the local record cannot be written (AGENT_STATE_DIR full), the
 // cycle still writes metadata.json from the record in memory, reports the failure and
@@ -35,13 +35,6 @@ async function fillToLastPages(dir: string, pages: number): Promise<void> {
 // Files whose keys make a record of several pages.
 function manyFiles(count: number, tag: string): Record<string, string> {
   return Object.fromEntries(Array.from({ length: count }, (_, i) => [`artifacts/${tag}-a-rather-long-file-name-to-fill-the-record-${i}.txt`, `${tag} ${i}`]));
-}
-
-async function put(workspace: string, files: Record<string, string>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
 }
 
 describe.skipIf(!root)('a full AGENT_STATE_DIR', () => {
@@ -79,7 +72,7 @@ describe.skipIf(!root)('a full AGENT_STATE_DIR', () => {
   it('sync --once still writes metadata.json and fails the cycle; with space again, the next cycle writes the record', async () => {
     const { pod, env, prefix } = await podOnTmpfs();
     const first = manyFiles(60, 'first');
-    await put(pod.workspace, first);
+    await writeFiles(pod.workspace, first);
     await fillToLastPages(stateDir, 1);
     const failed = await runCli(['sync', '--once'], env);
     expect(failed.code, failed.stdout).toBe(1);
@@ -100,7 +93,7 @@ describe.skipIf(!root)('a full AGENT_STATE_DIR', () => {
     const sidecar = startCli(['sync'], { ...env, SYNC_INTERVAL: '3600' });
     await sidecar.waitFor(/Sync (complete|failed)/);
     const last = manyFiles(60, 'last-turn');
-    await put(pod.workspace, last);
+    await writeFiles(pod.workspace, last);
     sidecar.child.kill('SIGTERM');
     const exited = await sidecar.exited;
     expect(exited.stdout + exited.stderr).toMatch(/cannot write the local record in .*ENOSPC/);

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { partialPaths } from '../../src/agent/files/partial-names.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, getText, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, getText, newPod, type Pod, runCli, uniqueSession, writeFiles } from './support/helpers.js';
 
 // Rule 9: every upload carries a checksum the server verifies, the manifest holds each
 // file's hash, and every restored file is checked against it before it takes its name.
@@ -15,13 +15,6 @@ import { agentEnv, ensureBuilt, getMetadata, getText, newPod, runCli, uniqueSess
 
 const minio = inject('minio');
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
-
-async function put(workspace: string, files: Record<string, string | Buffer>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
-}
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
@@ -57,7 +50,7 @@ describe('every byte checked', () => {
     const session = uniqueSession();
     const writer = await pod(session);
     expect((await runCli(['hydrate'], writer.env)).code).toBe(0);
-    await put(writer.workspace, files);
+    await writeFiles(writer.workspace, files);
     const run = await runCli(['sync', '--once'], writer.env);
     expect(run.code, run.stdout + run.stderr).toBe(0);
     return { prefix: `project-a/${session}/`, next: await pod(session) };
@@ -70,7 +63,7 @@ describe('every byte checked', () => {
       const runner = await pod(session);
       expect((await runCli(['hydrate'], runner.env)).code).toBe(0);
       const body = randomBytes(2 * 2 ** 20 + 7);
-      await put(runner.workspace, { 'artifacts/medium.bin': body });
+      await writeFiles(runner.workspace, { 'artifacts/medium.bin': body });
       proxy.tamper('PutObject', 'flip-request', { key: 'artifacts/medium.bin', times: 1 });
       const flipped = await runCli(['sync', '--once'], viaProxy(runner));
       expect(flipped.code, flipped.stdout).toBe(1);
@@ -91,7 +84,7 @@ describe('every byte checked', () => {
       const { prefix, next } = await synced({ 'artifacts/a.txt': 'a' });
       const before = await getText(root, bucket, `${prefix}metadata.json`);
       expect((await runCli(['hydrate'], next.env)).code).toBe(0);
-      await put(next.workspace, { 'artifacts/b.txt': 'b' });
+      await writeFiles(next.workspace, { 'artifacts/b.txt': 'b' });
       // Both attempts of the write (it is retried once).
       proxy.tamper('PutObject', 'flip-request', { key: 'metadata.json', times: 2 });
       const run = await runCli(['sync', '--once'], viaProxy(next));
@@ -106,7 +99,7 @@ describe('every byte checked', () => {
       const runner = await pod(session);
       expect((await runCli(['hydrate'], runner.env)).code).toBe(0);
       const body = randomBytes(65 * 2 ** 20);
-      await put(runner.workspace, { 'artifacts/large.bin': body });
+      await writeFiles(runner.workspace, { 'artifacts/large.bin': body });
       proxy.tamper('UploadPart', 'flip-request', { key: 'artifacts/large.bin', times: 1 });
       const flipped = await runCli(['sync', '--once'], viaProxy(runner));
       expect(flipped.code, flipped.stdout).toBe(1);

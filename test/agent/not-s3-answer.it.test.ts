@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,7 +7,7 @@ import { loadSettings } from '../../src/agent/settings.js';
 import { failureOf } from '../../src/agent/store/store.js';
 import { startAwsSemanticsProxy, type AwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 import { createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, caught, ensureBuilt, getMetadata, listKeys, newPod, runCli, uniqueSession, type Pod } from './support/helpers.js';
+import { agentEnv, caught, ensureBuilt, getMetadata, listKeys, newPod, type Pod, runCli, uniqueSession, writeFiles } from './support/helpers.js';
 
 // Rule 10: a 2xx that is not an S3 answer (an HTML page, a 200 without an ETag, without a
 // ListBucketResult or a DeleteResult) is an error, never "empty", "stored" or "deleted".
@@ -15,13 +15,6 @@ import { agentEnv, caught, ensureBuilt, getMetadata, listKeys, newPod, runCli, u
 
 const minio = inject('minio');
 const signal = new AbortController().signal;
-
-async function put(workspace: string, files: Record<string, string>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
-}
 
 describe('an answer that is not S3', () => {
   let bucket: string;
@@ -48,7 +41,7 @@ describe('an answer that is not S3', () => {
     const writer = await newPod(agentEnv(minio, bucket, session));
     pods.push(writer);
     expect(await writer.hydrate()).toBe(true);
-    await put(writer.workspace, files);
+    await writeFiles(writer.workspace, files);
     expect((await writer.sync()).ok).toBe(true);
     const next = await newPod(agentEnv(minio, bucket, session));
     pods.push(next);
@@ -118,7 +111,7 @@ describe('an answer that is not S3', () => {
   it('an upload answered with an HTML 200 fails the cycle, and the file goes up once S3 answers again', async () => {
     const { prefix, next } = await sessionWithState({ 'artifacts/a.txt': 'a' });
     expect((await runCli(['hydrate'], next.env)).code).toBe(0);
-    await put(next.workspace, { 'artifacts/new.txt': 'new' });
+    await writeFiles(next.workspace, { 'artifacts/new.txt': 'new' });
     proxy.tamper('PutObject', 'html', { key: 'artifacts/new.txt' });
     const run = await runCli(['sync', '--once'], throughProxy(next));
     expect(run.code).toBe(1);

@@ -1,23 +1,16 @@
-import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, listKeys, newPod, startCli, uniqueSession, type Pod } from './support/helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, listKeys, newPod, type Pod, startCli, uniqueSession, writeFiles } from './support/helpers.js';
 import { connectionRefused } from './support/faulty-store.js';
 import { allowAllBut } from '../support/policies.js';
 import { startAwsSemanticsProxy } from '../support/aws-semantics-proxy.js';
 
 const minio = inject('minio');
-
-async function put(workspace: string, files: Record<string, string>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
-}
 
 describe('data-safety invariants', () => {
   let bucket: string;
@@ -42,7 +35,7 @@ describe('data-safety invariants', () => {
     const session = uniqueSession();
     const writer = await pod(session);
     expect(await writer.hydrate()).toBe(true);
-    await put(writer.workspace, seed);
+    await writeFiles(writer.workspace, seed);
     expect((await writer.sync()).ok).toBe(true);
     return session;
   }
@@ -73,7 +66,7 @@ describe('data-safety invariants', () => {
     const runner = await pod(session);
     expect(await runner.hydrate()).toBe(true);
     expect(runner.log.text()).toContain('No existing state found, starting fresh session');
-    await put(runner.workspace, { 'artifacts/keep.txt': 'k', 'artifacts/scratch.txt': 's' });
+    await writeFiles(runner.workspace, { 'artifacts/keep.txt': 'k', 'artifacts/scratch.txt': 's' });
     expect((await runner.sync()).ok).toBe(true);
     await rm(path.join(runner.workspace, 'artifacts/scratch.txt'));
     expect(await runner.sync()).toMatchObject({ ok: true, deleted: 1 });
@@ -108,7 +101,7 @@ describe('data-safety invariants', () => {
     const writer = await pod(session);
     expect(await writer.hydrate()).toBe(true);
     const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`artifacts/many/f${i}.txt`, `file ${i} `.repeat(50)]));
-    await put(writer.workspace, { ...many, 'artifacts/stall.txt': 'stall' });
+    await writeFiles(writer.workspace, { ...many, 'artifacts/stall.txt': 'stall' });
     expect((await writer.sync()).ok).toBe(true);
 
     // The killed pod's hydrate: every small file written into directories it created, one
@@ -172,7 +165,7 @@ describe('data-safety invariants', () => {
     // policy denying one key must not hold the others back.
     const others: Record<string, string> = {};
     for (let index = 0; index < 40; index += 1) others[`artifacts/other-${String(index).padStart(2, '0')}.txt`] = `other ${index}`;
-    await put(runner.workspace, { 'artifacts/new.txt': 'new', ...others });
+    await writeFiles(runner.workspace, { 'artifacts/new.txt': 'new', ...others });
     const result = await runner.sync();
     expect(result).toMatchObject({ ok: false, deleted: 0, failed: 1, uploaded: 40 });
     expect(await listKeys(root, bucket, prefix)).toEqual([...seedKeys, ...Object.keys(others)].sort());
@@ -191,7 +184,7 @@ describe('data-safety invariants', () => {
         throw connectionRefused();
       }
     });
-    await put(runner.workspace, { 'uploads/report.pdf': 'pdf' });
+    await writeFiles(runner.workspace, { 'uploads/report.pdf': 'pdf' });
     expect(await runner.sync()).toMatchObject({ ok: false, uploaded: 1 });
     expect(await listKeys(root, bucket, prefix)).toEqual(['uploads/report.pdf']);
     expect(await runner.sync()).toMatchObject({ ok: true, uploaded: 0 });
@@ -210,7 +203,7 @@ describe('data-safety invariants', () => {
         throw connectionRefused();
       }
     });
-    await put(runner.workspace, { 'uploads/report.pdf': 'pdf' });
+    await writeFiles(runner.workspace, { 'uploads/report.pdf': 'pdf' });
     expect(await runner.sync({ final: true })).toMatchObject({ ok: true, uploaded: 1 });
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toEqual(['uploads/report.pdf']);
   });
@@ -221,7 +214,7 @@ describe('data-safety invariants', () => {
     const narrow = await pod(session, { SYNC_PATHS: '.claude,artifacts' });
     expect(await narrow.hydrate()).toBe(true);
     await expect(stat(path.join(narrow.workspace, 'uploads/u.txt'))).rejects.toThrow();
-    await put(narrow.workspace, { '.claude/history.jsonl': 'more history' });
+    await writeFiles(narrow.workspace, { '.claude/history.jsonl': 'more history' });
     expect(await narrow.sync()).toMatchObject({ ok: true, uploaded: 1, deleted: 0 });
     expect(Object.keys((await getMetadata(root, bucket, prefix)).manifest ?? {})).toContain('uploads/u.txt');
     expect(await listKeys(root, bucket, prefix)).toEqual(seedKeys);
@@ -255,7 +248,7 @@ describe('data-safety invariants', () => {
     const session = uniqueSession();
     const runner = await pod(session);
     expect(await runner.hydrate()).toBe(true);
-    await put(runner.workspace, { 'artifacts/real.txt': 'real' });
+    await writeFiles(runner.workspace, { 'artifacts/real.txt': 'real' });
     await symlink(path.join(outside, 'secret.txt'), path.join(runner.workspace, 'artifacts/escape-link'));
     await symlink(outside, path.join(runner.workspace, 'artifacts/escape-dir'));
     await symlink(path.join(runner.workspace, 'artifacts/real.txt'), path.join(runner.workspace, 'artifacts/inside-link'));
@@ -277,7 +270,7 @@ describe('MAX_SYNC_SIZE', () => {
     const bucket = await createBucket(minio, 'budget');
     const session = uniqueSession();
     const runner = await newPod(agentEnv(minio, bucket, session, { MAX_SYNC_SIZE: '100' }));
-    await put(runner.workspace, {
+    await writeFiles(runner.workspace, {
       '.claude/small.txt': 'x'.repeat(30),
       'artifacts/medium.txt': 'x'.repeat(50),
       'artifacts/large.txt': 'x'.repeat(80),

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -245,4 +245,12 @@ export async function caught(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('expected a failure');
+}
+
+// A workspace's files, written with their folders: the state a runner leaves.
+export async function writeFiles(workspace: string, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [rel, body] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
+    await writeFile(path.join(workspace, rel), body);
+  }
 }

@@ -1,9 +1,9 @@
-import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBucket, rootClient } from '../../support/minio.js';
-import { agentEnv, ensureBuilt, getMetadata, getText, listKeys, newPod, runCli, startCli, uniqueSession, type Pod } from '../support/helpers.js';
+import { agentEnv, ensureBuilt, getMetadata, getText, listKeys, newPod, type Pod, runCli, startCli, uniqueSession, writeFiles } from '../support/helpers.js';
 
 // Issue 21 case 7, with the CLI as the pod runs it against MinIO: an object the final
 // sync's listing finds gone is uploaded again from the pod's copy, and a file whose mtime
@@ -11,13 +11,6 @@ import { agentEnv, ensureBuilt, getMetadata, getText, listKeys, newPod, runCli, 
 // remotely".
 
 const minio = inject('minio');
-
-async function put(workspace: string, files: Record<string, string>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
-}
 
 describe('the final sync and old files', () => {
   let bucket: string;
@@ -45,7 +38,7 @@ describe('the final sync and old files', () => {
     const prefix = `project-a/${session}/`;
     const runner = await pod(session);
     expect((await runCli(['hydrate'], runner.env)).code).toBe(0);
-    await put(runner.workspace, { 'artifacts/keep.md': 'kept locally', 'artifacts/other.md': 'other' });
+    await writeFiles(runner.workspace, { 'artifacts/keep.md': 'kept locally', 'artifacts/other.md': 'other' });
     const sidecar = startCli(['sync'], { ...runner.env, SYNC_INTERVAL: '3600' });
     await sidecar.waitFor(/Sync complete/);
     // The lifecycle rule, or someone's delete, behind the agent's back.
@@ -66,7 +59,7 @@ describe('the final sync and old files', () => {
     const prefix = `project-a/${session}/`;
     const runner = await pod(session);
     expect((await runCli(['hydrate'], runner.env)).code).toBe(0);
-    await put(runner.workspace, { 'artifacts/moon.txt': 'one small step', 'artifacts/apollo.txt': 'eleven', 'artifacts/today.txt': 'today' });
+    await writeFiles(runner.workspace, { 'artifacts/moon.txt': 'one small step', 'artifacts/apollo.txt': 'eleven', 'artifacts/today.txt': 'today' });
     const landing = new Date('1969-07-20T20:17:40Z');
     for (const name of ['moon.txt', 'apollo.txt']) await utimes(path.join(runner.workspace, 'artifacts', name), landing, landing);
     expect((await runCli(['sync', '--once'], runner.env)).code).toBe(0);

@@ -1,9 +1,9 @@
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addUser, createBucket, rootClient } from '../../support/minio.js';
-import { agentEnv, getMetadata, getText, newPod, recordRequests, uniqueSession, type Pod } from '../support/helpers.js';
+import { agentEnv, getMetadata, getText, newPod, type Pod, recordRequests, uniqueSession, writeFiles } from '../support/helpers.js';
 import { perProjectPolicy } from '../../support/policies.js';
 
 const minio = inject('minio');
@@ -12,13 +12,6 @@ const minio = inject('minio');
 const REFRESH = { REFRESH_AFTER_DAYS: '0.00002' };
 const AGE_MS = 0.00002 * 86_400_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function put(workspace: string, files: Record<string, string>): Promise<void> {
-  for (const [rel, body] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(workspace, rel)), { recursive: true });
-    await writeFile(path.join(workspace, rel), body);
-  }
-}
 
 describe('objects of a live session never reach the lifecycle rule\'s age', () => {
   let bucket: string;
@@ -45,7 +38,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     const prefix = `project-a/${session}/`;
     const runner = await pod(session);
     expect(await runner.hydrate()).toBe(true);
-    await put(runner.workspace, { 'artifacts/notes.md': 'notes that do not change' });
+    await writeFiles(runner.workspace, { 'artifacts/notes.md': 'notes that do not change' });
     await chmod(path.join(runner.workspace, 'artifacts/notes.md'), 0o640);
     expect((await runner.sync()).ok).toBe(true);
     const before = await head(`${prefix}artifacts/notes.md`);
@@ -78,7 +71,7 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     const prefix = `project-a/${session}/`;
     const writer = await pod(session);
     expect(await writer.hydrate()).toBe(true);
-    await put(writer.workspace, { 'artifacts/kept.txt': 'kept', 'uploads/other-path.txt': 'other' });
+    await writeFiles(writer.workspace, { 'artifacts/kept.txt': 'kept', 'uploads/other-path.txt': 'other' });
     expect((await writer.sync()).ok).toBe(true);
 
     const user = await addUser(minio, perProjectPolicy(bucket));
@@ -108,10 +101,10 @@ describe('objects of a live session never reach the lifecycle rule\'s age', () =
     const prefix = `project-a/${session}/`;
     const runner = await pod(session, {}, 2);
     expect(await runner.hydrate()).toBe(true);
-    await put(runner.workspace, { 'artifacts/a.txt': 'a', 'artifacts/b.txt': 'b' });
+    await writeFiles(runner.workspace, { 'artifacts/a.txt': 'a', 'artifacts/b.txt': 'b' });
     expect((await runner.sync()).ok).toBe(true);
     await sleep(600);
-    await put(runner.workspace, { 'artifacts/c.txt': 'c', 'artifacts/d.txt': 'd', 'artifacts/e.txt': 'e' });
+    await writeFiles(runner.workspace, { 'artifacts/c.txt': 'c', 'artifacts/d.txt': 'd', 'artifacts/e.txt': 'e' });
     expect((await runner.sync()).ok).toBe(true);
     await sleep(AGE_MS + 300);
 
