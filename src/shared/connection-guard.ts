@@ -10,6 +10,8 @@ export interface ConnectionLimits {
 
 interface Tracked {
   socket: Socket;
+  // taken at accept: a destroyed socket no longer reports its peer
+  key: string;
   source: string;
   inFlight: number;
   served: boolean;
@@ -29,53 +31,34 @@ interface Tracked {
  * Requests are matched to their connection by the remote address and port, which a TLS
  * socket reports from the TCP socket under it: the same hooks serve HTTP and HTTPS.
  */
-export function guardConnections(server: HttpServer, limits: ConnectionLimits): void {
-  const open = new Map<string, Tracked>();
-  const perSource = new Map<string, number>();
+export interface GuardedConnections {
+  /** closes every connection without a request in flight, TLS handshakes not begun included */
+  closeIdle(): void;
+  closeAll(): void;
+}
 
-  const forget = (key: string, entry: Tracked) => {
-    if (open.get(key) !== entry) return;
-    open.delete(key);
-    const left = (perSource.get(entry.source) ?? 1) - 1;
-    if (left > 0) perSource.set(entry.source, left);
-    else perSource.delete(entry.source);
-  };
-
-  // Map iteration follows insertion order, so the first idle entry found is the oldest.
-  const idleVictim = (): Tracked | undefined => {
-    let used: Tracked | undefined;
-    for (const entry of open.values()) {
-      if (entry.inFlight > 0) continue;
-      if (!entry.served) return entry;
-      used ??= entry;
-    }
-    return used;
-  };
+export function guardConnections(server: HttpServer, limits: ConnectionLimits): GuardedConnections {
+  const table = new ConnectionTable();
 
   server.on('connection', (socket: Socket) => {
     const source = socket.remoteAddress ?? 'unknown';
-    if ((perSource.get(source) ?? 0) >= limits.perSource) {
+    if (table.fromSource(source) >= limits.perSource) {
       socket.destroy();
       return;
     }
-    if (open.size >= limits.max) {
-      const victim = idleVictim();
+    if (table.size >= limits.max) {
+      const victim = table.idleVictim();
       if (!victim) {
         socket.destroy();
         return;
       }
-      victim.socket.destroy();
-      forget(keyOf(victim.socket), victim);
+      table.close(victim);
     }
-    const key = keyOf(socket);
-    const entry: Tracked = { socket, source, inFlight: 0, served: false };
-    open.set(key, entry);
-    perSource.set(source, (perSource.get(source) ?? 0) + 1);
-    socket.once('close', () => forget(key, entry));
+    table.add(socket, source);
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const entry = open.get(keyOf(req.socket));
+    const entry = table.get(req.socket);
     if (!entry) return;
     entry.inFlight += 1;
     entry.served = true;
@@ -83,6 +66,65 @@ export function guardConnections(server: HttpServer, limits: ConnectionLimits): 
       entry.inFlight -= 1;
     });
   });
+
+  // Node's closeIdleConnections only sees connections that reached HTTP: a socket that never
+  // began its TLS handshake would hold server.close() until the handshake timeout.
+  return {
+    closeIdle: () => table.closeEach((entry) => entry.inFlight === 0),
+    closeAll: () => table.closeEach(() => true),
+  };
+}
+
+class ConnectionTable {
+  private readonly open = new Map<string, Tracked>();
+  private readonly perSource = new Map<string, number>();
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  fromSource(source: string): number {
+    return this.perSource.get(source) ?? 0;
+  }
+
+  get(socket: Socket): Tracked | undefined {
+    return this.open.get(keyOf(socket));
+  }
+
+  add(socket: Socket, source: string): void {
+    const entry: Tracked = { socket, key: keyOf(socket), source, inFlight: 0, served: false };
+    this.open.set(entry.key, entry);
+    this.perSource.set(source, this.fromSource(source) + 1);
+    socket.once('close', () => this.forget(entry));
+  }
+
+  // Map iteration follows insertion order, so the first idle entry found is the oldest.
+  idleVictim(): Tracked | undefined {
+    let used: Tracked | undefined;
+    for (const entry of this.open.values()) {
+      if (entry.inFlight > 0) continue;
+      if (!entry.served) return entry;
+      used ??= entry;
+    }
+    return used;
+  }
+
+  close(entry: Tracked): void {
+    entry.socket.destroy();
+    this.forget(entry);
+  }
+
+  closeEach(which: (entry: Tracked) => boolean): void {
+    for (const entry of [...this.open.values()]) if (which(entry)) this.close(entry);
+  }
+
+  private forget(entry: Tracked): void {
+    if (this.open.get(entry.key) !== entry) return;
+    this.open.delete(entry.key);
+    const left = this.fromSource(entry.source) - 1;
+    if (left > 0) this.perSource.set(entry.source, left);
+    else this.perSource.delete(entry.source);
+  }
 }
 
 function keyOf(socket: Socket): string {

@@ -8,7 +8,7 @@ import { createApp, createMetricsApp } from './app.js';
 import type { ServerConfig } from '../config/config.js';
 import { recordServingCertificate, type WebhookMetrics } from './metrics.js';
 import { TlsFiles } from './tls-files.js';
-import { guardConnections } from '../../shared/connection-guard.js';
+import { guardConnections, type GuardedConnections } from '../../shared/connection-guard.js';
 import { sleep } from '../../shared/sleep.js';
 
 export interface WebhookServerOptions {
@@ -66,9 +66,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   // No certificate yet is fine: handshakes fail until the files appear, and /readyz says so.
   const server = createServer({ ...TLS_POLICY, ...limits, handshakeTimeout: limits.headersTimeout }, app);
   const connectionLimits = { max: config.maxConnections, perSource: config.maxConnectionsPerSource };
-  guardConnections(server, connectionLimits);
+  const connections = guardConnections(server, connectionLimits);
   const metricsServer = createHttpServer(limits, createMetricsApp(options.metrics, ready));
-  guardConnections(metricsServer, connectionLimits);
+  const metricsConnections = guardConnections(metricsServer, connectionLimits);
   await tls.start();
 
   try {
@@ -87,7 +87,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
 
   const shutdown = async () => {
     draining = true;
-    await drain(config, server, metricsServer);
+    await drain(config, { server, connections }, { server: metricsServer, connections: metricsConnections });
     tls.close();
     deps.secrets.close();
   };
@@ -106,16 +106,22 @@ function socketLimits(config: ServerConfig) {
 }
 
 /** Stops taking connections, lets in-flight reviews finish (bounded), then closes both servers. */
-async function drain(config: ServerConfig, server: Server, metricsServer: HttpServer): Promise<void> {
+async function drain(config: ServerConfig, webhook: Guarded<Server>, metrics: Guarded<HttpServer>): Promise<void> {
   // Endpoints controllers need a moment to stop routing to a pod that is going away.
   await sleep(config.shutdownDelaySeconds * 1000);
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  const forced = setTimeout(() => server.closeAllConnections(), config.drainTimeoutSeconds * 1000);
+  const closed = new Promise<void>((resolve) => webhook.server.close(() => resolve()));
+  webhook.connections.closeIdle();
+  const forced = setTimeout(() => webhook.connections.closeAll(), config.drainTimeoutSeconds * 1000);
   await closed;
   clearTimeout(forced);
-  metricsServer.closeAllConnections();
-  await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+  const metricsClosed = new Promise<void>((resolve) => metrics.server.close(() => resolve()));
+  metrics.connections.closeAll();
+  await metricsClosed;
+}
+
+interface Guarded<S> {
+  server: S;
+  connections: GuardedConnections;
 }
 
 function listen(server: Server | HttpServer, port: number, address: string): Promise<void> {

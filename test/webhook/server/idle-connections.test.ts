@@ -27,9 +27,11 @@ let holding = false;
 afterEach(async () => {
   holding = false;
   for (const socket of held.splice(0)) socket.destroy();
-  await running?.shutdown();
+  const [stopping, leftDirectory] = [running, directory];
   running = undefined;
-  if (directory) rmSync(directory, { recursive: true, force: true });
+  directory = undefined;
+  await stopping?.shutdown();
+  if (leftDirectory) rmSync(leftDirectory, { recursive: true, force: true });
 });
 
 async function serving(env: Record<string, string> = {}) {
@@ -74,7 +76,13 @@ function idle(port: number, localAddress: string): Promise<Socket> {
 async function hold(port: number, count: number, sources: number, reopenMs?: number): Promise<void> {
   holding = true;
   const openOne = async (n: number): Promise<void> => {
+    if (!holding) return;
     const socket = await idle(port, source(n % sources));
+    // A reopen timer can fire after the test stopped holding: such a socket is not held.
+    if (!holding) {
+      socket.destroy();
+      return;
+    }
     held.push(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => {
@@ -132,6 +140,21 @@ describe('admission under idle connections', { timeout: 60_000 }, () => {
     expect(result.slowestMs).toBeLessThan(2_000);
     // Memory stays bounded by the cap, not by what clients open.
     expect(await openConnections(running)).toBeLessThanOrEqual(256);
+  });
+
+  it('shuts down within the drain timeout while clients hold connections that never start TLS', async () => {
+    const { running: webhook } = await serving({ DRAIN_TIMEOUT_SECONDS: '1' });
+    running = undefined;
+    await hold(webhook.port, 50, 5);
+    await hold(webhook.metricsPort, 50, 5);
+    const started = Date.now();
+    const outcome = await Promise.race([
+      webhook.shutdown().then(() => `stopped ${Date.now() - started}`),
+      new Promise((resolve) => setTimeout(() => resolve('still draining after 10 s'), 10_000)),
+    ]);
+    expect(outcome).toMatch(/^stopped/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(held.filter((socket) => !socket.destroyed && !socket.closed)).toHaveLength(0);
   });
 
   it('keeps one address to MAX_CONNECTIONS_PER_SOURCE connections', async () => {
