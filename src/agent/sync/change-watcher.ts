@@ -51,7 +51,31 @@ const SKIPPED = new Set(['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM', 'ELOOP']);
 
 const nodeWatch: WatchFunction = (directory, listener) => watch(directory, { persistent: false }, listener);
 
-const isDirectory = (target: string) => statSync(target, { throwIfNoEntry: false })?.isDirectory() === true;
+// The file system as events find it: whatever cannot be looked at (gone, a file where a
+// directory was, unreadable) is not a directory to watch.
+function isDirectory(target: string): boolean {
+  try {
+    return statSync(target, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false;
+  }
+}
+
+function entryAt(target: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(target, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+function realDirectory(target: string): string | undefined {
+  try {
+    return realpathSync(target);
+  } catch {
+    return undefined;
+  }
+}
 
 function inside(parent: string, candidate: string): boolean {
   const relative = path.relative(parent, candidate);
@@ -87,16 +111,14 @@ export class ChangeWatcher {
   /** Arms every watch; true while watching (false: fell back to the interval, said why). */
   async start(): Promise<boolean> {
     const { workspaceDir, syncPaths } = this.options;
-    let workspaceReal: string;
-    try {
-      workspaceReal = realpathSync(workspaceDir);
-    } catch {
-      // The cycle's walk names a missing workspace; there is nothing to watch.
-      return this.watching;
-    }
+    // A missing workspace is the cycle's walk's to name; there is nothing to watch.
+    const workspaceReal = realDirectory(workspaceDir);
+    if (workspaceReal === undefined) return this.watching;
     for (const syncPath of syncPaths) {
       const root: Root = { name: syncPath.name, path: path.join(workspaceDir, syncPath.localDir) };
-      if (isDirectory(root.path) && !inside(workspaceReal, realpathSync(root.path))) continue;
+      // The walk skips a sync path that leads out of the workspace; so does the watching.
+      const rootReal = realDirectory(root.path);
+      if (rootReal !== undefined && !inside(workspaceReal, rootReal)) continue;
       await this.attach(root);
     }
     return this.watching;
@@ -119,7 +141,7 @@ export class ChangeWatcher {
     const pending: Array<[string, string]> = [[top, topRelative]];
     while (pending.length > 0 && this.watching) {
       const [dir, relative] = pending.pop()!;
-      if (this.dirs.has(dir) || !this.watchDir(dir, (event, name) => this.onEvent(dir, event, name), { root, relative })) continue;
+      if (this.dirs.has(dir) || !this.watchDir(dir, (event, name) => this.guarded(() => this.onEvent(dir, event, name)), { root, relative })) continue;
       let names: string[];
       try {
         names = readdirSync(dir, { withFileTypes: true })
@@ -152,6 +174,16 @@ export class ChangeWatcher {
     return true;
   }
 
+  // An event handler that threw would take the sidecar down: whatever went wrong, the next
+  // cycle's walk sees what is there.
+  private guarded(handle: () => void): void {
+    try {
+      handle();
+    } catch {
+      this.options.onChange();
+    }
+  }
+
   private onEvent(dir: string, event: string, name: string | null): void {
     const watched = this.dirs.get(dir);
     if (!watched || !this.watching) return;
@@ -178,7 +210,7 @@ export class ChangeWatcher {
       return;
     }
     const target = path.join(dir, name);
-    const stat = lstatSync(target, { throwIfNoEntry: false });
+    const stat = entryAt(target);
     if (stat?.isDirectory()) {
       if (excludes.prunesDir(relative)) return;
       if (!this.dirs.has(target)) void this.addTree(watched.root, target, relative);
@@ -203,7 +235,7 @@ export class ChangeWatcher {
     let dir = path.dirname(root.path);
     while (!isDirectory(dir) && inside(this.options.workspaceDir, path.dirname(dir))) dir = path.dirname(dir);
     if (!isDirectory(dir)) return;
-    if (!this.ancestors.has(dir) && !this.watchDir(dir, () => this.onAncestorEvent(dir))) return;
+    if (!this.ancestors.has(dir) && !this.watchDir(dir, () => this.guarded(() => this.onAncestorEvent(dir)))) return;
     this.ancestors.get(dir)?.roots.add(root);
   }
 
