@@ -20,11 +20,11 @@ export interface SyncLoopOptions {
 // After a failed cycle: up to 1 s, doubling up to 5 min, jittered (see backoff.ts).
 export const SYNC_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 300_000 };
 
-// Runs cycles every interval until SIGTERM/SIGINT. The first signal starts the
-// final-sync budget and the final cycle at once: a regular cycle still running is aborted
-// (a hung request must not eat the budget; the final cycle's walk picks up all it had not
-// uploaded), and a wait ends. The final cycle is aborted when the budget runs out. A
-// second signal aborts immediately.
+// Runs cycles every interval, and sooner when changes fall due, until SIGTERM/SIGINT. The
+// first signal starts the final-sync budget and the final cycle at once: a regular cycle
+// still running is aborted (a hung request must not eat the budget; the final cycle's walk
+// picks up all it had not uploaded), and a wait ends. The final cycle is aborted when the
+// budget runs out. A second signal aborts immediately.
 export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
   const { log } = options;
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
