@@ -5,15 +5,15 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { TRANSFER_WORKERS } from '../src/agent/commands/runtime.js';
 import { benchAgent, type RunTrash } from './agent-bench.js';
-import { benchDataAtRisk } from './risk-bench.js';
+import { benchDataAtRisk, type RiskReport } from './risk-bench.js';
 import { describeMachine, toolVersion } from './lib/machine.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { rootClient, startMinio } from '../scripts/lib/minio.js';
+import { rootClient, startMinio, type MinioInfo } from '../scripts/lib/minio.js';
 import { renderAgentReport, renderAgentSummary, targets, type AgentReport } from './lib/report-agent.js';
 import { renderWebhookReport, renderWebhookSummary } from './lib/report-webhook.js';
 import { renderRiskTable } from './lib/report-risk.js';
 import { allTools, imageEnv } from './lib/tools.js';
-import { generateTree, type TreeSpec } from './lib/tree.js';
+import { generateTree, type Tree, type TreeSpec } from './lib/tree.js';
 import { benchWebhook, type WebhookReport } from './webhook-bench.js';
 
 // Compiled to bench/work/build/bench/main.js; the repository root is four levels up.
@@ -50,6 +50,20 @@ function log(line: string): void {
 function describeTree(spec: TreeSpec): string {
   const small = `${spec.smallFiles.toLocaleString('en-US')} × ${spec.smallBytes / 1024} KiB`;
   return spec.bigFiles > 0 ? `${small} + ${spec.bigFiles} × ${spec.bigBytes / MiB} MiB` : small;
+}
+
+// Data at risk on the rounds' tree: a writer every 2 s for --risk-seconds, then --idle-seconds idle.
+function dataAtRisk(options: Options, minio: MinioInfo, tree: Tree): Promise<RiskReport> {
+  return benchDataAtRisk({
+    minio,
+    repoRoot,
+    tree,
+    workDir: options.workDir,
+    activeSeconds: options.riskSeconds,
+    idleSeconds: options.idleSeconds,
+    writeEverySeconds: 2,
+    log,
+  });
 }
 
 /**
@@ -115,16 +129,7 @@ async function runAgentBench(options: Options, command: string, publish: (report
     report.loadAverageAtEnd = describeMachine().loadAverage;
     await publish(report);
     if (options.riskSeconds > 0) {
-      report.risk = await benchDataAtRisk({
-        minio,
-        repoRoot,
-        tree,
-        workDir: options.workDir,
-        activeSeconds: options.riskSeconds,
-        idleSeconds: options.idleSeconds,
-        writeEverySeconds: 2,
-        log,
-      });
+      report.risk = await dataAtRisk(options, minio, tree);
       await publish(report);
     }
     const ours = tools.find((tool) => tool.id === 'ours');
