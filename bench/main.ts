@@ -5,13 +5,15 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { TRANSFER_WORKERS } from '../src/agent/commands/runtime.js';
 import { benchAgent, type RunTrash } from './agent-bench.js';
+import { benchDataAtRisk, type RiskReport } from './risk-bench.js';
 import { describeMachine, toolVersion } from './lib/machine.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { rootClient, startMinio } from '../scripts/lib/minio.js';
+import { rootClient, startMinio, type MinioInfo } from '../scripts/lib/minio.js';
 import { renderAgentReport, renderAgentSummary, targets, type AgentReport } from './lib/report-agent.js';
 import { renderWebhookReport, renderWebhookSummary } from './lib/report-webhook.js';
+import { renderRiskTable } from './lib/report-risk.js';
 import { allTools, imageEnv } from './lib/tools.js';
-import { generateTree, type TreeSpec } from './lib/tree.js';
+import { generateTree, type Tree, type TreeSpec } from './lib/tree.js';
 import { benchWebhook, type WebhookReport } from './webhook-bench.js';
 
 // Compiled to bench/work/build/bench/main.js; the repository root is four levels up.
@@ -36,6 +38,8 @@ interface Options {
   workers: number;
   tools?: string;
   webhookSeconds: number;
+  riskSeconds: number;
+  idleSeconds: number;
   workDir: string;
 }
 
@@ -46,6 +50,20 @@ function log(line: string): void {
 function describeTree(spec: TreeSpec): string {
   const small = `${spec.smallFiles.toLocaleString('en-US')} × ${spec.smallBytes / 1024} KiB`;
   return spec.bigFiles > 0 ? `${small} + ${spec.bigFiles} × ${spec.bigBytes / MiB} MiB` : small;
+}
+
+// Data at risk on the rounds' tree: a writer every 2 s for --risk-seconds, then --idle-seconds idle.
+function dataAtRisk(options: Options, minio: MinioInfo, tree: Tree): Promise<RiskReport> {
+  return benchDataAtRisk({
+    minio,
+    repoRoot,
+    tree,
+    workDir: options.workDir,
+    activeSeconds: options.riskSeconds,
+    idleSeconds: options.idleSeconds,
+    writeEverySeconds: 2,
+    log,
+  });
 }
 
 /**
@@ -110,6 +128,10 @@ async function runAgentBench(options: Options, command: string, publish: (report
     report.finishedAt = new Date().toISOString();
     report.loadAverageAtEnd = describeMachine().loadAverage;
     await publish(report);
+    if (options.riskSeconds > 0) {
+      report.risk = await dataAtRisk(options, minio, tree);
+      await publish(report);
+    }
     const ours = tools.find((tool) => tool.id === 'ours');
     if (options.scaleFiles > 0 && ours) {
       const scaleSpec: TreeSpec = { ...spec, smallFiles: options.scaleFiles, bigFiles: 0 };
@@ -144,6 +166,8 @@ async function main(): Promise<void> {
     .option('--workers <n>', "parallel transfers for the peers' second row (the agent's own)", count, TRANSFER_WORKERS)
     .option('--tools <ids>', 'only these tools (comma-separated ids: ours,ours-crashed,ours-once,s5cmd,s5cmd-N,rclone,rclone-N,aws,aws-N; default all but ours-once)')
     .option('--webhook-seconds <n>', 'length of the fixed-rate webhook run', count, 300)
+    .option('--risk-seconds <n>', 'data at risk: how long the writer appends every 2 s (0 skips the rows)', count, 300)
+    .option('--idle-seconds <n>', 'data at risk: the idle window after it', count, 300)
     .option('--work-dir <dir>', 'scratch space (git-ignored)', path.join(repoRoot, 'bench', 'work'));
   program.parse();
   const options = program.opts<Options>();
@@ -162,7 +186,7 @@ async function main(): Promise<void> {
     await writeFile(path.join(repoRoot, 'bench', 'results.md'), markdown);
     // The compact tables the README quotes.
     const summary: string[] = [];
-    if (agent) summary.push(renderAgentSummary(agent), '', ...targets(agent), '');
+    if (agent) summary.push(renderAgentSummary(agent), '', ...(agent.risk ? [renderRiskTable(agent.risk), ''] : []), ...targets(agent), '');
     if (webhook) summary.push(renderWebhookSummary(webhook), '');
     await writeFile(path.join(options.workDir, 'readme-summary.md'), summary.join('\n'));
     return markdown;

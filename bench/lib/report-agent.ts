@@ -2,6 +2,8 @@ import { SCENARIOS, SCENARIO_TITLES, type Sample, type Scenario, type ToolRuns }
 import type { Machine } from './machine.js';
 import { classify } from './requests.js';
 import { median, medianIndex } from './stats.js';
+import type { RiskReport } from '../risk-bench.js';
+import { renderRiskTable, riskMethod, riskTargets } from './report-risk.js';
 
 export interface AgentReport {
   command: string;
@@ -19,6 +21,8 @@ export interface AgentReport {
   // How the runs' files were cleaned up (absent in reports written before they were kept).
   cleanup?: { movedAside: number; removedAtOnce: number };
   scaling?: { tree: { files: number; bytes: number; changedFiles: number; description: string }; ours: ToolRuns };
+  // Data at risk and the cost per hour (absent in reports written before issue 26).
+  risk?: RiskReport;
 }
 
 const MiB = 1024 * 1024;
@@ -144,6 +148,7 @@ export function targets(report: AgentReport): string[] {
   }
   const peak = Math.max(...SCENARIOS.flatMap((scenario) => ours.samples[scenario].map((s) => s.peakRssKiB))) / 1024;
   lines.push(`peak RSS under 128 MiB in every scenario: highest ${peak.toFixed(0)} MiB → ${verdict(peak < 128)}`);
+  if (report.risk) lines.push(...riskTargets(report.risk).map((line) => line.slice(2)));
   if (report.scaling) {
     const scaled = report.scaling.ours.samples;
     const highest = Math.max(...(['cold', 'nochange', 'changed'] as const).flatMap((scenario) => scaled[scenario].map((s) => s.peakRssKiB))) / 1024;
@@ -227,6 +232,7 @@ export function renderAgentReport(report: AgentReport): string {
     '### Targets',
     '',
     ...targets(report),
+    ...(report.risk ? ['', '### Data at risk, and what keeping it low costs per hour', '', riskMethod(report.risk), '', renderRiskTable(report.risk)] : []),
     ...(scaling ? ['', '### Scaling (ours only, one run at the larger size)', '', scaling] : []),
     '',
   ].join('\n');

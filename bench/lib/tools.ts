@@ -76,10 +76,9 @@ export function imageEnv(dockerfile: string): Record<string, string> {
   return env;
 }
 
-function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 'once'): Tool {
-  const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
-  const image = imageEnv(readFileSync(path.join(paths.repoRoot, 'Dockerfile'), 'utf8'));
-  const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
+/** Ours's environment as a pod gives it, with the image's runtime ENV; the agent's own defaults otherwise. */
+export function oursEnv(minio: MinioInfo, repoRoot: string, ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv {
+  return {
     ...baseEnv(minio),
     S3_ENDPOINT: minio.endpoint,
     S3_BUCKET: ctx.bucket,
@@ -89,13 +88,22 @@ function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 
     WORKSPACE_DIR: workspace,
     AGENT_STATE_DIR: stateDir,
     TMPDIR: ctx.scratch,
+    ...imageEnv(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8')),
+  };
+}
+
+function ours(minio: MinioInfo, paths: ToolPaths, mode: 'sidecar' | 'crashed' | 'once'): Tool {
+  const cli = path.join(paths.repoRoot, 'dist', 'cli.js');
+  // The cycle measured is the sidecar's first (the watches armed before it); the next is an
+  // hour away, and nothing changes the workspace while it runs.
+  const env = (ctx: RunContext, workspace: string, stateDir: string): NodeJS.ProcessEnv => ({
+    ...oursEnv(minio, paths.repoRoot, ctx, workspace, stateDir),
     SYNC_INTERVAL: '3600',
     // A crashed pod never releases the session: its successor waits for the lease to go
     // silent or for the old pod's grace period (30-120 s in a cluster, the session
     // protocol's price, not the restore's). Here the crashed pod's grace is 1 s, so (d)
     // measures the per-object restore itself.
     ...(mode === 'crashed' ? { TERMINATION_GRACE_SECONDS: '1' } : {}),
-    ...image,
   });
   const once = (ctx: RunContext): Invocation => ({ command: process.execPath, args: [cli, 'sync', '--once'], env: env(ctx, ctx.workspace, ctx.stateDir) });
   const settings = {
@@ -133,8 +141,9 @@ function s5cmd(minio: MinioInfo, paths: ToolPaths, workers?: number): Tool {
   };
 }
 
-function rclone(minio: MinioInfo, workers?: number): Tool {
-  const env: NodeJS.ProcessEnv = {
+/** rclone's remote `bench:` on MinIO, configured from the environment alone. */
+export function rcloneEnv(minio: MinioInfo): NodeJS.ProcessEnv {
+  return {
     ...baseEnv(minio),
     RCLONE_CONFIG: '/dev/null',
     RCLONE_CONFIG_BENCH_TYPE: 's3',
@@ -143,6 +152,10 @@ function rclone(minio: MinioInfo, workers?: number): Tool {
     RCLONE_CONFIG_BENCH_ENDPOINT: minio.endpoint,
     RCLONE_CONFIG_BENCH_REGION: minio.region,
   };
+}
+
+function rclone(minio: MinioInfo, workers?: number): Tool {
+  const env = rcloneEnv(minio);
   const flags = workers ? ['--transfers', String(workers), '--checkers', String(workers)] : [];
   const remote = (ctx: RunContext) => `bench:${ctx.bucket}/${PEER_ROOT}/${ctx.runId}`;
   return {

@@ -37,6 +37,8 @@ export interface AgentSettings extends Encryption {
   syncPaths: SyncPath[];
   exclude: string[];
   syncIntervalSeconds: number;
+  // 0: the sync paths are not watched.
+  syncDebounceSeconds: number;
   maxSyncSize: number;
   hydrateTimeoutSeconds: number;
   finalSyncTimeoutSeconds: number;
@@ -102,6 +104,7 @@ const schema = z.object({
   [AGENT_ENV.SYNC_PATHS]: tuningField(AGENT_ENV.SYNC_PATHS),
   [AGENT_ENV.SYNC_EXCLUDE]: tuningField(AGENT_ENV.SYNC_EXCLUDE),
   [AGENT_ENV.SYNC_INTERVAL]: tuningField(AGENT_ENV.SYNC_INTERVAL),
+  [AGENT_ENV.SYNC_DEBOUNCE_SECONDS]: tuningField(AGENT_ENV.SYNC_DEBOUNCE_SECONDS),
   [AGENT_ENV.MAX_SYNC_SIZE]: tuningField(AGENT_ENV.MAX_SYNC_SIZE),
   [AGENT_ENV.HYDRATE_TIMEOUT_SECONDS]: tuningField(AGENT_ENV.HYDRATE_TIMEOUT_SECONDS),
   [AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS]: tuningField(AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS),
@@ -159,6 +162,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): AgentSettings {
     syncPaths: values.SYNC_PATHS,
     exclude: values.SYNC_EXCLUDE,
     syncIntervalSeconds: values.SYNC_INTERVAL,
+    syncDebounceSeconds: values.SYNC_DEBOUNCE_SECONDS,
     maxSyncSize: values.MAX_SYNC_SIZE,
     hydrateTimeoutSeconds: values.HYDRATE_TIMEOUT_SECONDS,
     finalSyncTimeoutSeconds: values.FINAL_SYNC_TIMEOUT_SECONDS,

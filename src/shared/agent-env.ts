@@ -49,6 +49,7 @@ export const AGENT_ENV = {
   SYNC_PATHS: 'SYNC_PATHS',
   SYNC_EXCLUDE: 'SYNC_EXCLUDE',
   SYNC_INTERVAL: 'SYNC_INTERVAL',
+  SYNC_DEBOUNCE_SECONDS: 'SYNC_DEBOUNCE_SECONDS',
   MAX_SYNC_SIZE: 'MAX_SYNC_SIZE',
   HYDRATE_TIMEOUT_SECONDS: 'HYDRATE_TIMEOUT_SECONDS',
   FINAL_SYNC_TIMEOUT_SECONDS: 'FINAL_SYNC_TIMEOUT_SECONDS',
@@ -151,6 +152,15 @@ function graceSeconds(text: string): number {
   return value;
 }
 
+// 0 turns the watching off: cycles run every SYNC_INTERVAL only.
+function debounceSeconds(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || (value !== 0 && (value < 0.1 || value > MAX_SECONDS))) {
+    throw new SettingsError(`${AGENT_ENV.SYNC_DEBOUNCE_SECONDS} must be 0 (no watching) or a number of seconds from 0.1 to ${MAX_SECONDS}, got "${text}"`);
+  }
+  return value;
+}
+
 function size(text: string): number {
   const bytes = parseSize(text);
   if (bytes === undefined || bytes <= 0) {
@@ -180,6 +190,9 @@ export const AGENT_TUNING = {
   [AGENT_ENV.SYNC_PATHS]: { fallback: DEFAULT_SYNC_PATHS, parse: parseSyncPaths },
   [AGENT_ENV.SYNC_EXCLUDE]: { fallback: DEFAULT_EXCLUDE, parse: parseList },
   [AGENT_ENV.SYNC_INTERVAL]: { fallback: '60', parse: seconds(AGENT_ENV.SYNC_INTERVAL) },
+  // How long the sync paths must stay unchanged before a change starts a cycle: below the
+  // gap between a session's writes (a turn's lines come seconds apart), so they settle.
+  [AGENT_ENV.SYNC_DEBOUNCE_SECONDS]: { fallback: '1', parse: debounceSeconds },
   [AGENT_ENV.MAX_SYNC_SIZE]: { fallback: '1Gi', parse: size },
   [AGENT_ENV.HYDRATE_TIMEOUT_SECONDS]: { fallback: '120', parse: seconds(AGENT_ENV.HYDRATE_TIMEOUT_SECONDS) },
   [AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS]: { fallback: '45', parse: seconds(AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS) },

@@ -17,6 +17,7 @@ describe('agent settings', () => {
       region: 'us-east-1',
       workspaceDir: '/workspace',
       syncIntervalSeconds: 60,
+      syncDebounceSeconds: 1,
       maxSyncSize: 2 ** 30,
       hydrateTimeoutSeconds: 120,
       finalSyncTimeoutSeconds: 45,
@@ -42,6 +43,7 @@ describe('agent settings', () => {
       SYNC_PATHS: '.claude=home/.claude, artifacts',
       SYNC_EXCLUDE: '*.log, tmp/**',
       SYNC_INTERVAL: '15',
+      SYNC_DEBOUNCE_SECONDS: '2.5',
       MAX_SYNC_SIZE: '500Mi',
       HYDRATE_TIMEOUT_SECONDS: '30',
       FINAL_SYNC_TIMEOUT_SECONDS: '20',
@@ -58,6 +60,7 @@ describe('agent settings', () => {
       ],
       exclude: ['*.log', 'tmp/**'],
       syncIntervalSeconds: 15,
+      syncDebounceSeconds: 2.5,
       maxSyncSize: 500 * 2 ** 20,
       hydrateTimeoutSeconds: 30,
       finalSyncTimeoutSeconds: 20,
@@ -65,6 +68,10 @@ describe('agent settings', () => {
       unhealthyMinSeconds: 20,
       stateDir: '/state',
     });
+  });
+
+  it('turns the watching off with SYNC_DEBOUNCE_SECONDS=0', () => {
+    expect(loadSettings({ ...base, SYNC_DEBOUNCE_SECONDS: '0' }).syncDebounceSeconds).toBe(0);
   });
 
   it('allows an empty exclude list', () => {
@@ -82,6 +89,9 @@ describe('agent settings', () => {
     [{ SESSION_NAME: '../etc' }, 'SESSION_NAME must be a DNS label'],
     [{ SYNC_INTERVAL: 'soon' }, 'SYNC_INTERVAL must be a number of seconds from 1 to 86400, got "soon"'],
     [{ SYNC_UNHEALTHY_MIN_SECONDS: '0' }, 'SYNC_UNHEALTHY_MIN_SECONDS must be a number of seconds from 1 to 86400, got "0"'],
+    [{ SYNC_DEBOUNCE_SECONDS: 'soon' }, 'SYNC_DEBOUNCE_SECONDS must be 0 (no watching) or a number of seconds from 0.1 to 86400, got "soon"'],
+    [{ SYNC_DEBOUNCE_SECONDS: '0.05' }, 'SYNC_DEBOUNCE_SECONDS must be 0 (no watching) or a number of seconds from 0.1 to 86400, got "0.05"'],
+    [{ SYNC_DEBOUNCE_SECONDS: '-1' }, 'SYNC_DEBOUNCE_SECONDS must be 0 (no watching) or a number of seconds from 0.1 to 86400, got "-1"'],
     [{ MAX_SYNC_SIZE: '1 lot' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "1 lot"'],
     [{ MAX_SYNC_SIZE: '0' }, 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "0"'],
     [{ REFRESH_AFTER_DAYS: '0' }, 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "0"'],

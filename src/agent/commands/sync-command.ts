@@ -5,6 +5,7 @@ import { readMissingCount } from '../hydrate/missing-files.js';
 import { createAgentLog, type AgentLog } from '../log.js';
 import type { AgentSettings } from '../settings.js';
 import { runSyncLoop } from '../sync/loop.js';
+import { watchSyncPaths } from '../sync/change-watcher.js';
 import type { SyncMetrics } from './metrics.js';
 import { announceSidecar, sidecarRunning } from './sync-now.js';
 import { Syncer, type CycleResult } from '../sync/sync.js';
@@ -46,13 +47,18 @@ export async function runSyncCommand(
     }
     const metrics = await serveMetrics(settings, log);
     const unannounce = await announceSidecar(settings.stateDir);
+    const changes = await watchSyncPaths(settings, log);
     const ok = await runSyncLoop({
       intervalSeconds: settings.syncIntervalSeconds,
       finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
       log,
       cycle: measuredCycle(syncer, metrics, settings, log),
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
-    }).finally(unannounce);
+      ...(changes ? { changes: changes.trigger } : {}),
+    }).finally(() => {
+      changes?.close();
+      return unannounce();
+    });
     // Whatever the final sync managed, this pod writes nothing more: its successor,
     // waiting for the session, may start now rather than after the grace period.
     await syncer.release(AbortSignal.timeout(RELEASE_TIMEOUT_MS));

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { AgentLog } from '../log.js';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import { sleep } from '../../shared/sleep.js';
+import type { ChangeTrigger } from './change-debounce.js';
 import type { CycleResult } from './sync.js';
 
 export interface SyncLoopOptions {
@@ -12,16 +13,18 @@ export interface SyncLoopOptions {
   // Called on the second signal: the operator wants out now.
   abortNow: (signal: NodeJS.Signals) => void;
   signals?: NodeJS.Signals[];
+  // Changes to the sync paths, which end a wait after a successful cycle (never a backoff).
+  changes?: ChangeTrigger;
 }
 
 // After a failed cycle: up to 1 s, doubling up to 5 min, jittered (see backoff.ts).
 export const SYNC_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 300_000 };
 
-// Runs cycles every interval until SIGTERM/SIGINT. The first signal starts the
-// final-sync budget and the final cycle at once: a regular cycle still running is aborted
-// (a hung request must not eat the budget; the final cycle's walk picks up all it had not
-// uploaded), and a wait ends. The final cycle is aborted when the budget runs out. A
-// second signal aborts immediately.
+// Runs cycles every interval, and sooner when changes fall due, until SIGTERM/SIGINT. The
+// first signal starts the final-sync budget and the final cycle at once: a regular cycle
+// still running is aborted (a hung request must not eat the budget; the final cycle's walk
+// picks up all it had not uploaded), and a wait ends. The final cycle is aborted when the
+// budget runs out. A second signal aborts immediately.
 export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
   const { log } = options;
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
@@ -60,12 +63,12 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
     const regular = AbortSignal.any([wake.signal, budget.signal]);
     setMaxListeners(0, regular);
     while (!stopping) {
-      const ok = await runCycle(options, regular, false);
+      const ok = await regularCycle(options, regular);
       failures = ok ? 0 : failures + 1;
       if (stopping) break;
       const delay = ok ? options.intervalSeconds * 1000 : backoffDelayMs(failures, SYNC_BACKOFF);
       if (!ok) log.info(`next attempt in ${(delay / 1000).toFixed(1)}s`);
-      await sleep(delay, AbortSignal.any([wake.signal, nudge.signal]));
+      await sleep(delay, AbortSignal.any([wake.signal, nudge.signal, ...(ok && options.changes ? [options.changes.due] : [])]));
       if (nudge.signal.aborted) nudge = new AbortController();
     }
     const finalOk = await runCycle(options, budget.signal, true);
@@ -79,6 +82,17 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<boolean> {
     clearTimeout(budgetTimer);
     for (const signal of signals) process.off(signal, onSignal);
     process.off('SIGUSR1', onNudge);
+  }
+}
+
+// The changes seen before a regular cycle starts are its to pick up.
+async function regularCycle(options: SyncLoopOptions, signal: AbortSignal): Promise<boolean> {
+  options.changes?.cycleStarting();
+  const started = performance.now();
+  try {
+    return await runCycle(options, signal, false);
+  } finally {
+    options.changes?.cycleEnded(performance.now() - started);
   }
 }
 

@@ -26,6 +26,7 @@ export interface MutationConfig {
   stateVolume: string;
   emptyDirSizeLimit: string;
   syncInterval: number;
+  syncDebounceSeconds: number;
   /** as the operator wrote it (checked with the agent's parser), so the pod shows "1Gi" */
   maxSyncSize: string;
   syncExclude: string;
@@ -122,6 +123,7 @@ const schema = z.object({
   EMPTYDIR_SIZE_LIMIT: quantity.default('10Gi'),
   // The agent's own parsers: a value the webhook starts with is one every agent accepts.
   SYNC_INTERVAL: tuningField('SYNC_INTERVAL'),
+  SYNC_DEBOUNCE_SECONDS: tuningField('SYNC_DEBOUNCE_SECONDS'),
   MAX_SYNC_SIZE: checkedText('MAX_SYNC_SIZE').default(AGENT_TUNING.MAX_SYNC_SIZE.fallback),
   SYNC_EXCLUDE: checkedText('SYNC_EXCLUDE').default(AGENT_TUNING.SYNC_EXCLUDE.fallback),
   SYNC_PATHS: tuningField('SYNC_PATHS'),
@@ -179,12 +181,8 @@ const schema = z.object({
 
 export class ConfigError extends Error {}
 
-/**
- * Reads and validates the webhook's settings; throws a ConfigError with a one-line message.
- * `version` (the build's, by default) goes into status annotations and the default image tag.
- */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string = VERSION): WebhookConfig {
-  const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
+// What the schema cannot check one variable at a time.
+function checkServer(c: z.infer<typeof schema>): void {
   if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
     throw new ConfigError('invalid webhook configuration: METRICS_PORT: must differ from PORT');
   }
@@ -192,6 +190,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
   if (c.HEADERS_TIMEOUT_SECONDS > c.REQUEST_TIMEOUT_SECONDS) {
     throw new ConfigError('invalid webhook configuration: HEADERS_TIMEOUT_SECONDS: must not exceed REQUEST_TIMEOUT_SECONDS');
   }
+}
+
+/**
+ * Reads and validates the webhook's settings; throws a ConfigError with a one-line message.
+ * `version` (the build's, by default) goes into status annotations and the default image tag.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string = VERSION): WebhookConfig {
+  const c = parseEnvSchema(schema, env, 'webhook configuration', (message) => new ConfigError(message));
+  checkServer(c);
   return {
     mutation: {
       version,
@@ -201,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, version: string
       stateVolume: c.STATE_VOLUME,
       emptyDirSizeLimit: c.EMPTYDIR_SIZE_LIMIT,
       syncInterval: c.SYNC_INTERVAL,
+      syncDebounceSeconds: c.SYNC_DEBOUNCE_SECONDS,
       maxSyncSize: c.MAX_SYNC_SIZE,
       syncExclude: c.SYNC_EXCLUDE,
       syncPaths: c.SYNC_PATHS,

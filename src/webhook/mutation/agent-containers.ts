@@ -187,6 +187,7 @@ function agentEnv(input: AgentSpecInput): V1EnvVar[] {
     { name: AGENT_ENV.SYNC_PATHS, value: input.syncPaths },
     { name: AGENT_ENV.SYNC_EXCLUDE, value: config.syncExclude },
     { name: AGENT_ENV.SYNC_INTERVAL, value: String(config.syncInterval) },
+    { name: AGENT_ENV.SYNC_DEBOUNCE_SECONDS, value: String(config.syncDebounceSeconds) },
     { name: AGENT_ENV.MAX_SYNC_SIZE, value: config.maxSyncSize },
     { name: AGENT_ENV.HYDRATE_TIMEOUT_SECONDS, value: String(config.hydrateTimeoutSeconds) },
     { name: AGENT_ENV.FINAL_SYNC_TIMEOUT_SECONDS, value: String(config.finalSyncTimeoutSeconds) },

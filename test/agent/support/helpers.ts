@@ -201,14 +201,16 @@ export interface RunningCli {
   exited: Promise<CliRun>;
 }
 
-export function startCli(args: string[], env: Record<string, string>, withoutReadOverride = false): RunningCli {
+// `under`: a command the agent runs under (its arguments, then the agent's command line).
+export function startCli(args: string[], env: Record<string, string>, withoutReadOverride = false, under: string[] = []): RunningCli {
   const started = Date.now();
   // Root reads any file whatever its mode; dropping the two capabilities that allow it
   // lets a test run as root see EACCES the way the non-root agent would, without needing
   // the checkout to be readable by another user.
-  const [file, argv] = withoutReadOverride && process.getuid?.() === 0
+  const [agent, agentArgs] = withoutReadOverride && process.getuid?.() === 0
     ? ['setpriv', ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', process.execPath, CLI, ...args]]
     : [process.execPath, [CLI, ...args]];
+  const [file, argv] = under.length > 0 ? [under[0]!, [...under.slice(1), agent, ...agentArgs]] : [agent, agentArgs];
   const child = spawn(file, argv, {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -35,6 +35,7 @@ describe('webhook configuration from the environment', () => {
 
   it('treats empty variables as unset', () => {
     expect(loadConfig({ SYNC_INTERVAL: '' }).mutation.syncInterval).toBe(60);
+    expect(loadConfig({ SYNC_DEBOUNCE_SECONDS: '' }).mutation.syncDebounceSeconds).toBe(1);
   });
 
   it('rejects bad values with one line naming every bad variable', () => {
@@ -67,6 +68,7 @@ describe('webhook configuration from the environment', () => {
     ['MAX_SYNC_SIZE', '0', 'MAX_SYNC_SIZE must be a positive size like 500Mi or 1G, got "0"'],
     ['SYNC_INTERVAL', '0.5', 'SYNC_INTERVAL must be a number of seconds from 1 to 86400, got "0.5"'],
     ['SYNC_UNHEALTHY_MIN_SECONDS', '5m', 'SYNC_UNHEALTHY_MIN_SECONDS must be a number of seconds from 1 to 86400, got "5m"'],
+    ['SYNC_DEBOUNCE_SECONDS', '1e9', 'SYNC_DEBOUNCE_SECONDS must be 0 (no watching) or a number of seconds from 0.1 to 86400, got "1e9"'],
     ['FINAL_SYNC_TIMEOUT_SECONDS', '1e9', 'FINAL_SYNC_TIMEOUT_SECONDS must be a number of seconds from 1 to 86400, got "1e9"'],
     ['REFRESH_AFTER_DAYS', '0', 'REFRESH_AFTER_DAYS must be a number of days above 0 (fractions allowed), got "0"'],
     ['DEFAULT_S3_REGION', 'EU West', 'DEFAULT_S3_REGION: S3_REGION "EU West" is not a well-formed region (like us-east-1)'],
@@ -87,6 +89,7 @@ describe('webhook configuration from the environment', () => {
     const config = loadConfig({
       SYNC_PATHS: ' .claude=home/.claude, ,artifacts ',
       SYNC_INTERVAL: '1.5',
+      SYNC_DEBOUNCE_SECONDS: '0',
       MAX_SYNC_SIZE: '1.5Gi',
       REFRESH_AFTER_DAYS: '0.5',
       SYNC_UNHEALTHY_MIN_SECONDS: '20',
@@ -97,6 +100,7 @@ describe('webhook configuration from the environment', () => {
         { name: 'artifacts', localDir: 'artifacts' },
       ],
       syncInterval: 1.5,
+      syncDebounceSeconds: 0,
       maxSyncSize: '1.5Gi',
       refreshAfterDays: '0.5',
       syncUnhealthyMinSeconds: 20,

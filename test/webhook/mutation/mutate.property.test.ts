@@ -156,6 +156,7 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
         SYNC_PATHS: mostly(fc.uniqueArray(syncEntry, { maxLength: 4, selector: (entry) => entry.split('=')[0]!.trim() }).map((entries) => entries.join(',')), fc.string()),
         SYNC_EXCLUDE: fc.string(),
         SYNC_INTERVAL: text,
+        SYNC_DEBOUNCE_SECONDS: text,
         MAX_SYNC_SIZE: mostly(fc.constantFrom('1Gi', '1.5Gi', '500Mi', '1TB'), fc.oneof(fc.constantFrom('0', '2 gigs', '0.1'), fc.string())),
         HYDRATE_TIMEOUT_SECONDS: text,
         FINAL_SYNC_TIMEOUT_SECONDS: text,
@@ -200,6 +201,7 @@ describe('mutation properties over generated session pods', { timeout: 30_000 },
           );
           const settings = loadSettings(resolved);
           expect(settings.syncIntervalSeconds).toBe(config.syncInterval);
+          expect(settings.syncDebounceSeconds).toBe(config.syncDebounceSeconds);
           expect(settings.finalSyncTimeoutSeconds).toBe(config.finalSyncTimeoutSeconds);
           expect(settings.hydrateTimeoutSeconds).toBe(config.hydrateTimeoutSeconds);
           expect(settings.maxSyncSize).toBe(parseSize(config.maxSyncSize));

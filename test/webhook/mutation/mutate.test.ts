@@ -277,6 +277,7 @@ describe('injected containers', () => {
     const env = envOf(byName(
       patched(loadPod('session-generate-name'), {
         SYNC_INTERVAL: '15',
+        SYNC_DEBOUNCE_SECONDS: '3',
         MAX_SYNC_SIZE: '500Mi',
         SYNC_EXCLUDE: 'node_modules/**,*.tmp',
         SYNC_PATHS: '.claude,artifacts',
@@ -286,6 +287,7 @@ describe('injected containers', () => {
     ));
     expect(env).toMatchObject({
       SYNC_INTERVAL: '15',
+      SYNC_DEBOUNCE_SECONDS: '3',
       MAX_SYNC_SIZE: '500Mi',
       SYNC_EXCLUDE: 'node_modules/**,*.tmp',
       SYNC_PATHS: '.claude,artifacts',
