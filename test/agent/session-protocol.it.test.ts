@@ -1,6 +1,7 @@
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { LEASE_KEY } from '../../src/agent/state/lease.js';
 import { StoreError } from '../../src/agent/store/store.js';
 import { addUser, createBucket, rootClient } from '../support/minio.js';
@@ -241,5 +242,50 @@ describe.each([
     expect(await local(third, 'artifacts/state.json')).toBe('{"v":2}');
     expect(await third.sync()).toMatchObject({ ok: true });
     expect(await object(session, 'artifacts/state.json')).toBe('{"v":2}');
+  });
+});
+
+describe('a pod whose init-hydrate gave up', () => {
+  let bucket: string;
+  const pods: Pod[] = [];
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    bucket = await createBucket(minio, 'gaveup');
+  });
+  afterAll(async () => {
+    for (const created of pods) await created.dispose();
+  });
+
+  // Its runner never started, so it has nothing to save: the Job's next pod must not wait
+  // out its grace period (DESIGN rule 8 bounds the wait; this pod need not use it).
+  it('releases the session it took, so the next pod starts at once', async () => {
+    const credentials = await addUser(minio, perProjectPolicy(bucket));
+    const session = uniqueSession();
+    const pod = async (n: number) => {
+      const created = await newPod(
+        agentEnv(minio, bucket, session, {
+          AWS_ACCESS_KEY_ID: credentials.accessKey,
+          AWS_SECRET_ACCESS_KEY: credentials.secretKey,
+          POD_UID: `uid-${n}-${session}`,
+          TERMINATION_GRACE_SECONDS: '120',
+          HYDRATE_TIMEOUT_SECONDS: '20',
+        }),
+      );
+      pods.push(created);
+      return created;
+    };
+    const key = `project-a/${session}/metadata.json`;
+    // Without s3:ListBucket an unreadable metadata.json leaves the state unknowable: hydrate gives up.
+    await rootClient(minio).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'not json' }));
+    const failed = await runCli(['hydrate'], (await pod(1)).env);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('hydrate failed: state cannot be enumerated');
+    expect(JSON.parse(await getText(rootClient(minio), bucket, `project-a/${session}/${LEASE_KEY}`))).toMatchObject({ owner: `uid-1-${session}`, state: 'released' });
+
+    await rootClient(minio).send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    const next = await runCli(['hydrate'], (await pod(2)).env);
+    expect(next.code, next.stdout + next.stderr).toBe(0);
+    expect(next.stdout).not.toContain('Waiting for');
   });
 });

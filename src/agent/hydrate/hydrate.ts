@@ -10,7 +10,7 @@ import { failureOf as storeFailureOf } from '../store/store.js';
 import { formatBytes } from '../../shared/size.js';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import { sleep } from '../../shared/sleep.js';
-import { takeOwnership, type Owned } from './take-ownership.js';
+import { releaseUnused, takeOwnership, type Owned } from './take-ownership.js';
 import { CreatedDirs } from './hydrate-journal.js';
 import type { MissingFiles } from './missing-files.js';
 import { HydrateFailure, readRemoteState, type RemoteState } from './remote-state.js';
@@ -107,7 +107,11 @@ async function attempts(context: HydrateContext, start: HydrateStart): Promise<b
       return true;
     } catch (error) {
       const delay = retryDelay(context.log, start, hold, attempt, error);
-      if (delay === undefined) return false;
+      if (delay === undefined) {
+        // A re-run in a live pod keeps the session: the runner's unsynced files are here.
+        if (hold && !start.rerun) await releaseUnused({ target: context.target, log: context.log }, hold.owned);
+        return false;
+      }
       await sleep(delay, hold?.signal ?? start.unbounded);
     }
   }

@@ -13,7 +13,7 @@ import {
 } from '../state/lease.js';
 import type { RemoteTarget } from '../state/remote.js';
 import type { AgentSettings } from '../settings.js';
-import { StoreError } from '../store/store.js';
+import { describeFailure, StoreError } from '../store/store.js';
 import { sleep } from '../../shared/sleep.js';
 
 export interface OwnershipContext {
@@ -151,6 +151,25 @@ async function takeOver(context: OwnershipContext, held: LeaseBody, heldEtag: st
     log.detail(`took the session over from ${describeOwner(held)}, which released it`);
   }
   return { etag, body, from: verdict, previous: held };
+}
+
+// A release is one PUT: it must not hold up a pod that already failed.
+const RELEASE_TIMEOUT_MS = 10_000;
+
+/**
+ * After hydrate gave up: the runner never started in this pod, so the pod has nothing
+ * left to save and its successor (a Job's next pod) need not wait out this pod's grace
+ * period. The generation and the files left to adopt stay as they were.
+ */
+export async function releaseUnused(context: Pick<OwnershipContext, 'target' | 'log'>, owned: Owned): Promise<void> {
+  try {
+    const released: LeaseBody = { ...owned.body, state: 'released' };
+    if ((await writeLease(context.target, released, { ifMatch: owned.etag }, AbortSignal.timeout(RELEASE_TIMEOUT_MS))) !== undefined) {
+      context.log.detail('released the session: its next pod need not wait for this one');
+    }
+  } catch (error) {
+    context.log.detail(`could not release the session (its next pod waits up to ${owned.body.graceSeconds}s): ${describeFailure(error)}`);
+  }
 }
 
 let warnedUnconditional = false;
