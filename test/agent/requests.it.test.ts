@@ -46,6 +46,28 @@ describe('S3 requests per cycle', () => {
     ]);
   });
 
+  it("state-sync starting after hydrate sends nothing, the session's lease included, until its renewal is due", async () => {
+    const session = uniqueSession();
+    const pod = await newPod(agentEnv(minio, bucket, session, { POD_UID: `uid-${session}` }));
+    pods.push(pod);
+    await mkdir(path.join(pod.workspace, 'artifacts'), { recursive: true });
+    await writeFile(path.join(pod.workspace, 'artifacts/a.txt'), 'a');
+    expect(await pod.hydrate()).toBe(true);
+    const requests = recordRequests(pod, { lease: true });
+    // The first cycle uploads (a new generation of the lease around it); none after.
+    expect(await pod.sync()).toMatchObject({ ok: true, uploaded: 1 });
+    expect(requests.filter((request) => request.command === 'GetObject')).toEqual([]);
+    requests.length = 0;
+
+    // state-sync restarted in the same pod (its liveness probe): it starts from what the
+    // last run wrote, not from a read.
+    const restarted = await newPod({ ...pod.env });
+    pods.push(restarted);
+    const afterRestart = recordRequests(restarted, { lease: true });
+    expect(await restarted.sync()).toMatchObject({ ok: true, uploaded: 0 });
+    expect(afterRestart).toEqual([]);
+  });
+
   it('a cold start without a record reads the remote state once, then never again', async () => {
     const session = uniqueSession();
     const writer = await newPod(agentEnv(minio, bucket, session));

@@ -153,6 +153,34 @@ describe.each([
     expect(await local(third, 'artifacts/report.md')).toBe('report v2, regenerated');
   });
 
+  it("a pod whose state-sync starts only after another pod took the session over learns it before changing anything", async () => {
+    const session = uniqueSession();
+    const writer = await pod(session);
+    expect((await runCli(['hydrate'], writer.env)).code).toBe(0);
+    await put(writer, 'artifacts/report.md', 'report v1');
+    await put(writer, 'artifacts/notes.md', 'notes v1');
+    expect((await runCli(['sync', '--once'], writer.env)).code).toBe(0);
+
+    const old = await pod(session, { TERMINATION_GRACE_SECONDS: '1' });
+    expect((await runCli(['hydrate'], old.env)).code).toBe(0);
+    const next = await pod(session);
+    const hydrated = await runCli(['hydrate'], next.env, 60_000);
+    expect(hydrated.stdout).toMatch(/still holds the session after 1s \(its grace period\): taking it over/);
+
+    // Only now does the old pod's state-sync start, from the lease as its hydrate wrote it.
+    await rm(path.join(old.workspace, 'artifacts/notes.md'));
+    await put(old, 'artifacts/report.md', 'report by the old pod');
+    const oldRun = await runCli(['sync', '--once'], old.env);
+    expect(oldRun.code).toBe(0);
+    expect(oldRun.stdout + oldRun.stderr).toMatch(/has taken this session over: this pod no longer deletes objects or writes metadata\.json/);
+    expect(await object(session, 'artifacts/notes.md')).toBe('notes v1');
+    expect(await object(session, 'artifacts/report.md')).toBe('report v1');
+    expect(await object(session, `.session-storage/superseded/${old.env.POD_UID}/artifacts/report.md`)).toBe('report by the old pod');
+    const manifest = (await getMetadata(rootClient(minio), bucket, `project-a/${session}/`)).manifest ?? {};
+    expect(Object.keys(manifest).sort()).toEqual(['artifacts/notes.md', 'artifacts/report.md']);
+    expect(JSON.parse(await object(session, LEASE_KEY))).toMatchObject({ owner: next.env.POD_UID, state: 'active' });
+  });
+
   it('a pod whose owner released the session hydrates without waiting', async () => {
     const session = uniqueSession();
     const old = await pod(session, { TERMINATION_GRACE_SECONDS: '60' });

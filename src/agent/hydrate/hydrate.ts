@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AgentSettings } from '../settings.js';
 import { sessionPrefix } from '../settings.js';
 import type { AgentLog } from '../log.js';
+import { saveHeldLease } from '../state/held-lease.js';
 import { podIdentity, type PodIdentity } from '../state/lease.js';
 import type { LocalRecord } from '../state/record.js';
 import type { RemoteTarget } from '../state/remote.js';
@@ -120,6 +121,8 @@ async function attempts(context: HydrateContext, start: HydrateStart): Promise<b
 async function holdSession(context: HydrateContext, start: HydrateStart): Promise<SessionHold> {
   const { target, settings, log } = context;
   const owned = await takeOwnership({ target, settings, identity: start.identity, log, pollMs: context.leasePollMs }, start.unbounded);
+  // state-sync starts from this copy: a sidecar with nothing to upload then sends nothing.
+  await saveHeldLease(settings.stateDir, { etag: owned.etag, body: owned.body, writtenAtMs: Date.now() }).catch(() => undefined);
   const deadline = start.deadline + owned.waitedMs;
   const signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
   setMaxListeners(0, signal);

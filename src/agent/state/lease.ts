@@ -18,7 +18,7 @@ import { isStoreError } from '../store/store.js';
 
 export const LEASE_KEY = `${AGENT_OBJECTS_PREFIX}owner.json`;
 
-const leaseSchema = z.object({
+export const leaseSchema = z.object({
   version: z.literal(1),
   // The owner's pod UID (or the id its state dir keeps).
   owner: z.string().min(1),

@@ -44,15 +44,15 @@ export class LeaseSteps {
 
   // The session's ownership, learned at the first cycle (hydrate took it for this pod),
   // and renewed when due.
-  async start(signal: AbortSignal): Promise<void> {
+  async start(signal: AbortSignal, final: boolean): Promise<void> {
     if (!this.sessionOwner) {
       const { settings, target, log } = this.context;
       const identity = await podIdentity(settings);
       this.uid = identity.uid;
-      this.sessionOwner = new SessionOwner({ target, settings, identity, log });
+      this.sessionOwner = new SessionOwner({ target, stateDir: settings.stateDir, settings, identity, log });
     }
     this.confirmed = false;
-    await this.sessionOwner.start(signal);
+    await this.sessionOwner.start(signal, !final);
     await this.sessionOwner.renewIfDue(signal);
   }
 

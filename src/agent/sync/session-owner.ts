@@ -8,6 +8,7 @@ import {
   type LeaseBody,
   type PodIdentity,
 } from '../state/lease.js';
+import { loadHeldLease, saveHeldLease } from '../state/held-lease.js';
 import type { FileEntry } from '../state/metadata.js';
 import type { RemoteTarget } from '../state/remote.js';
 import type { AgentSettings } from '../settings.js';
@@ -15,6 +16,8 @@ import { describeFailure } from '../store/store.js';
 
 export interface SessionOwnerContext {
   target: RemoteTarget;
+  // Where this pod keeps its last write of the lease (held-lease.ts).
+  stateDir: string;
   settings: Pick<AgentSettings, 'leaseTtlSeconds' | 'terminationGraceSeconds'>;
   identity: PodIdentity;
   log: AgentLog;
@@ -50,16 +53,27 @@ export class SessionOwner {
   }
 
   /**
-   * Reads the lease once per process. Hydrate normally holds it for this pod; without one
-   * (sync started alone) the session is taken when nobody holds it, and a lease another
-   * live pod holds makes this pod superseded from the start.
+   * Learns the lease once per process: from this pod's own last write of it (hydrate's,
+   * or an earlier run of this sidecar) when the state dir has one and `fromCopy` allows,
+   * else by reading it. A final sync reads it: the files a superseded pod left in it for
+   * the owner go into this pod's last metadata.json. Hydrate normally holds the lease for
+   * this pod; without one (sync started alone) the session is taken when nobody holds it,
+   * and a lease another live pod holds makes this pod superseded from the start.
    */
-  async start(signal: AbortSignal): Promise<void> {
+  async start(signal: AbortSignal, fromCopy = false): Promise<void> {
     if (this.started) return;
-    const { target, settings, identity } = this.context;
+    const { target, settings, identity, stateDir } = this.context;
+    const held = fromCopy ? await loadHeldLease(stateDir, identity.uid) : undefined;
+    if (held) {
+      this.writtenAtMs = held.writtenAtMs;
+      this.body = held.body;
+      this.etag = held.etag;
+      this.started = true;
+      return;
+    }
     const read = await readLease(target, signal);
     if (read.kind === 'found' && read.body.owner === identity.uid) {
-      this.hold(read.body, read.etag);
+      await this.hold(read.body, read.etag);
     } else if (read.kind === 'found' && read.body.state === 'active') {
       this.supersede(read.body);
     } else {
@@ -68,7 +82,8 @@ export class SessionOwner {
       const etag = await writeLease(target, body, condition, signal);
       // Lost a race for it: the next cycle reads it again.
       if (etag === undefined) return;
-      this.hold(body, etag);
+      this.writtenAtMs = Date.now();
+      await this.hold(body, etag);
     }
     this.started = true;
   }
@@ -108,9 +123,11 @@ export class SessionOwner {
     }
   }
 
-  private hold(body: LeaseBody, etag: string): void {
+  private async hold(body: LeaseBody, etag: string): Promise<void> {
     this.body = body;
     this.etag = etag;
+    // Only a saving: without the copy the next start reads the lease.
+    await saveHeldLease(this.context.stateDir, { etag, body, writtenAtMs: this.writtenAtMs }).catch(() => undefined);
   }
 
   private supersede(by: LeaseBody): void {
@@ -137,14 +154,14 @@ export class SessionOwner {
       const next = change(renewed);
       const etag = await writeLease(target, next, { ifMatch: this.etag as string }, signal);
       if (etag !== undefined) {
-        this.hold(next, etag);
         this.writtenAtMs = Date.now();
+        await this.hold(next, etag);
         if (!next.adopt) this.handedOver.clear();
         return true;
       }
       const read = await readLease(target, signal);
       if (read.kind === 'found' && read.body.owner === identity.uid) {
-        this.hold(read.body, read.etag);
+        await this.hold(read.body, read.etag);
       } else if (read.kind === 'found') {
         this.supersede(read.body);
         return false;

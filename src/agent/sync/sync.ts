@@ -73,7 +73,7 @@ export class Syncer {
     if (!lock) return { ...NOTHING_DONE };
     const started = performance.now();
     try {
-      await this.lease.start(signal);
+      await this.lease.start(signal, options.final === true);
     } catch (error) {
       await lock.release();
       log.error(`Sync failed: cannot read the session's ownership: ${describeFailure(error)}`);

@@ -147,8 +147,8 @@ export async function getText(client: S3Client, bucket: string, key: string): Pr
 }
 
 // Every request the pod's agent sends from now on, with the key relative to the session prefix.
-export function recordRequests(pod: Pick<Pod, 'store'>): RecordedRequest[] {
-  return pod.store.record();
+export function recordRequests(pod: Pick<Pod, 'store'>, options: { lease?: boolean } = {}): RecordedRequest[] {
+  return pod.store.record(options);
 }
 
 export async function getMetadata(client: S3Client, bucket: string, prefix: string): Promise<Metadata> {

@@ -17,24 +17,25 @@ const relative = (key: string) => key.split('/').slice(2).join('/');
  */
 export class RecordingStore implements ObjectStore {
   readonly bucket: string;
-  private listeners: RecordedRequest[][] = [];
+  private listeners: { requests: RecordedRequest[]; lease: boolean }[] = [];
 
   constructor(private readonly inner: ObjectStore & { close?(): void }) {
     this.bucket = inner.bucket;
   }
 
-  /** Requests from now on, in order. */
-  record(): RecordedRequest[] {
+  /**
+   * Requests from now on, in order. The session's lease (lease.ts) is protocol traffic
+   * around the data's requests: left out unless `lease` asks for it.
+   */
+  record(options: { lease?: boolean } = {}): RecordedRequest[] {
     const requests: RecordedRequest[] = [];
-    this.listeners.push(requests);
+    this.listeners.push({ requests, lease: options.lease === true });
     return requests;
   }
 
-  // The session's lease (lease.ts) is protocol traffic around the data's requests: the
-  // tests here count the data's; the lease's are counted in session-protocol tests.
   private note(command: string, key: string): void {
-    if (key.endsWith(LEASE_KEY)) return;
-    for (const requests of this.listeners) requests.push({ command, key: relative(key) });
+    const lease = key.endsWith(LEASE_KEY);
+    for (const listener of this.listeners) if (listener.lease || !lease) listener.requests.push({ command, key: relative(key) });
   }
 
   get(key: string, options: GetOptions, signal: AbortSignal): Promise<ObjectRead> {
