@@ -47,7 +47,7 @@ export async function runSyncCommand(
     }
     const metrics = await serveMetrics(settings, log);
     const unannounce = await announceSidecar(settings.stateDir);
-    const changes = await watchSyncPaths(settings, log);
+    const changes = watchSyncPaths(settings, log);
     const ok = await runSyncLoop({
       intervalSeconds: settings.syncIntervalSeconds,
       finalSyncTimeoutSeconds: settings.finalSyncTimeoutSeconds,
@@ -55,7 +55,8 @@ export async function runSyncCommand(
       cycle: measuredCycle(syncer, metrics, settings, log),
       abortNow: (signal) => process.exit(SIGNAL_EXIT[signal] ?? 1),
       ...(changes ? { changes: changes.trigger } : {}),
-    }).finally(() => {
+    }).finally(async () => {
+      await changes?.armed;
       changes?.close();
       return unannounce();
     });

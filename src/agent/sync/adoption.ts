@@ -4,11 +4,21 @@ import type { LocalRecord } from '../state/record.js';
 import { listRemote, type RemoteTarget } from '../state/remote.js';
 import { describeFailure } from '../store/store.js';
 import type { LeaseSteps } from './lease-steps.js';
+import type { AgentSettings } from '../settings.js';
 import { planAdoption } from './plan.js';
 
-// Where s3:ListBucket is granted, every this many cycles (and in the final sync) one
-// listing adopts objects others wrote under the prefix (the platform's file-uploads).
-const ADOPT_EVERY_CYCLES = 10;
+// Where s3:ListBucket is granted, once per this many SYNC_INTERVALs (and in the final sync)
+// one listing adopts objects others wrote under the prefix (the platform's file-uploads).
+// Counted in time, not cycles: syncing on change runs a cycle every few seconds while the
+// runner writes, and a listing is one request per 1,000 objects.
+export const ADOPT_EVERY_INTERVALS = 10;
+
+export interface AdoptionContext {
+  target: RemoteTarget;
+  log: AgentLog;
+  settings: Pick<AgentSettings, 'syncIntervalSeconds'>;
+  now?: () => number;
+}
 
 /**
  * Objects this pod did not write, taken into the record and so into metadata.json: the
@@ -16,13 +26,17 @@ const ADOPT_EVERY_CYCLES = 10;
  * put under the prefix.
  */
 export class Adoption {
-  private cyclesSinceListing = 0;
+  private readonly now: () => number;
+  private lastListingMs: number;
   private listingDenied = false;
 
   constructor(
-    private readonly context: { target: RemoteTarget; log: AgentLog },
+    private readonly context: AdoptionContext,
     private readonly manifest: { markDue(): void },
-  ) {}
+  ) {
+    this.now = context.now ?? Date.now;
+    this.lastListingMs = this.now();
+  }
 
   // Files a superseded pod left in the lease for this owner: into the record as objects
   // known only remotely (never deleted for being absent here), and so into metadata.json.
@@ -50,9 +64,9 @@ export class Adoption {
   async fromListing(record: LocalRecord, final: boolean, signal: AbortSignal): Promise<string[]> {
     const { target, log } = this.context;
     if (this.listingDenied) return [];
-    this.cyclesSinceListing += 1;
-    if (!final && this.cyclesSinceListing < ADOPT_EVERY_CYCLES) return [];
-    this.cyclesSinceListing = 0;
+    const now = this.now();
+    if (!final && now - this.lastListingMs < ADOPT_EVERY_INTERVALS * this.context.settings.syncIntervalSeconds * 1000) return [];
+    this.lastListingMs = now;
     let listing;
     try {
       listing = await listRemote(target, signal);

@@ -303,14 +303,17 @@ export class ChangeWatcher {
 
 /**
  * The sync paths watched for the sync loop: a cycle SYNC_DEBOUNCE_SECONDS after changes
- * settle, at most SYNC_INTERVAL after the first. Undefined when SYNC_DEBOUNCE_SECONDS is 0
- * or nothing can be watched (said why): the loop's interval is then the only schedule.
+ * settle, at most SYNC_INTERVAL after the first. Undefined when SYNC_DEBOUNCE_SECONDS is 0.
+ * The watches are set up beside the first cycle rather than before it (a large tree has
+ * thousands of directories); once they are, one cycle follows, for whatever changed in a
+ * directory after the first cycle's walk passed it and before its watch was in place.
+ * Where nothing can be watched (said why), the loop's interval is the only schedule.
  */
-export async function watchSyncPaths(
+export function watchSyncPaths(
   settings: AgentSettings,
   log: AgentLog,
   watchFn?: WatchFunction,
-): Promise<{ trigger: ChangeTrigger; close(): void } | undefined> {
+): { trigger: ChangeTrigger; close(): void; armed: Promise<boolean> } | undefined {
   const { syncDebounceSeconds, syncIntervalSeconds } = settings;
   if (syncDebounceSeconds === 0) return undefined;
   const debounce = new ChangeDebounce({ quietMs: syncDebounceSeconds * 1000, maxWaitMs: syncIntervalSeconds * 1000 });
@@ -327,13 +330,24 @@ export async function watchSyncPaths(
     watcher.close();
     debounce.close();
   };
-  if (!(await watcher.start())) {
-    close();
-    return undefined;
-  }
-  log.info(
-    `Watching ${watcher.watchedDirectories} directories of the sync paths: a sync starts ${syncDebounceSeconds}s after changes settle ` +
-      `(SYNC_DEBOUNCE_SECONDS), and every SYNC_INTERVAL (${syncIntervalSeconds}s) regardless`,
+  const armed = watcher.start().then(
+    (watching) => {
+      if (!watching) {
+        close();
+        return false;
+      }
+      log.info(
+        `Watching ${watcher.watchedDirectories} directories of the sync paths: a sync starts ${syncDebounceSeconds}s after changes settle ` +
+          `(SYNC_DEBOUNCE_SECONDS), and every SYNC_INTERVAL (${syncIntervalSeconds}s) regardless`,
+      );
+      debounce.changed();
+      return true;
+    },
+    (error: unknown) => {
+      log.warn(`not watching the sync paths for changes: ${(error as Error).message}; changes are synced every SYNC_INTERVAL (${syncIntervalSeconds}s) only`);
+      close();
+      return false;
+    },
   );
-  return { trigger: debounce, close };
+  return { trigger: debounce, close, armed };
 }

@@ -35,6 +35,8 @@ async function sidecar(bucket: string, env: Record<string, string>, under: strin
   expect(await pod.hydrate()).toBe(true);
   const sync = startCli(['sync'], pod.env, false, under);
   await sync.waitFor(/Sync complete/);
+  // The watches are set up beside the first cycle: watching, or the reason it is not.
+  await sync.waitFor(/Watching \d+ directories|not watching/);
   return { pod, sync, key: (rel) => `project-a/${pod.settings.session}/${rel}` };
 }
 
